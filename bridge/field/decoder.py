@@ -1,0 +1,28 @@
+"""EG3D's OSGDecoder: the mean of the three plane features -> raw density and features."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bridge.field.layers import EqualizedLinear
+
+
+class OSGDecoder(nn.Module):
+    """features (B, 3, M, C) -> {"sigma": (B, M, 1) raw, "features": (B, M, out), "rgb": (B, M, 3)}.
+
+    sigma is raw: renderers turn it into density with softplus(sigma - 1). rgb is the first three
+    output features, sigmoid-squashed to (-0.001, 1.001) as EG3D does.
+    """
+
+    def __init__(self, in_features: int, hidden: int = 64, out_features: int = 32, lr_multiplier: float = 1.0):
+        super().__init__()
+        self.fc0 = EqualizedLinear(in_features, hidden, lr_multiplier=lr_multiplier)
+        self.fc1 = EqualizedLinear(hidden, 1 + out_features, lr_multiplier=lr_multiplier)
+
+    def forward(self, sampled: Tensor) -> dict[str, Tensor]:
+        x = sampled.mean(dim=1)
+        x = self.fc1(F.softplus(self.fc0(x)))
+        features = torch.sigmoid(x[..., 1:]) * (1 + 2 * 0.001) - 0.001
+        return {"sigma": x[..., :1], "features": features, "rgb": features[..., :3]}

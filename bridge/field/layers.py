@@ -1,0 +1,118 @@
+"""StyleGAN2 building blocks with equalised learning rate.
+
+Weights are stored raw and scaled at run time (`weight_gain = lr_multiplier / sqrt(fan_in)`), as
+EG3D's FullyConnectedLayer and conv layers do, so released state dicts map onto these modules
+tensor for tensor.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LRELU_GAIN = math.sqrt(2.0)
+
+
+def lrelu(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, 0.2) * LRELU_GAIN
+
+
+def normalize_2nd_moment(x: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    return x * (x.square().mean(dim=dim, keepdim=True) + eps).rsqrt()
+
+
+class EqualizedLinear(nn.Module):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+        activation: str = "linear",
+    ):
+        super().__init__()
+        if activation not in ("linear", "lrelu"):
+            raise ValueError(f"unknown activation {activation!r}")
+        self.activation = activation
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: Tensor) -> Tensor:
+        bias = None if self.bias is None else self.bias * self.bias_gain
+        x = F.linear(x, self.weight * self.weight_gain, bias)
+        return lrelu(x) if self.activation == "lrelu" else x
+
+
+def modulated_conv2d(
+    x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, padding: int = 0
+) -> Tensor:
+    """Per-sample modulated convolution (StyleGAN2), computed as scale -> shared conv -> rescale.
+
+    x: (B, I, H, W); weight: (O, I, k, k); styles: (B, I). Equal to convolving each sample with its
+    own modulated (and demodulated) weight, but one ordinary batched conv is much faster on CPU
+    than the grouped-conv form.
+    """
+    batch, in_channels = x.shape[:2]
+    x = F.conv2d(x * styles.reshape(batch, in_channels, 1, 1), weight, padding=padding)
+    if demodulate:
+        modulated = weight.unsqueeze(0) * styles.reshape(batch, 1, in_channels, 1, 1)
+        x = x * (modulated.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(batch, -1, 1, 1)
+    return x
+
+
+def upsample2x(x: Tensor) -> Tensor:
+    """2x up-sampling with the [1, 3, 3, 1] filter (bilinear, half-pixel centres)."""
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class SynthesisLayer(nn.Module):
+    """Style-modulated 3x3 conv + noise + bias + leaky ReLU, optionally up-sampling first."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool, use_noise: bool
+    ):
+        super().__init__()
+        self.up = up
+        self.resolution = resolution
+        self.use_noise = use_noise
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn(resolution, resolution))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+
+    def forward(self, x: Tensor, w: Tensor, noise_mode: str = "const") -> Tensor:
+        styles = self.affine(w)
+        if self.up:
+            x = upsample2x(x)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=True, padding=1)
+        if self.use_noise and noise_mode != "none":
+            if noise_mode == "random":
+                noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device)
+            else:
+                noise = self.noise_const
+            x = x + noise * self.noise_strength
+        return lrelu(x + self.bias.reshape(1, -1, 1, 1))
+
+
+class ToPlanesLayer(nn.Module):
+    """StyleGAN2's ToRGB: a modulated 1x1 conv without demodulation, linear output."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int):
+        super().__init__()
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.weight_gain = 1.0 / math.sqrt(in_channels)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False)
+        return x + self.bias.reshape(1, -1, 1, 1)

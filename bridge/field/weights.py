@@ -1,0 +1,103 @@
+"""Generator weights on disk: `NAME.safetensors` (tensors only) beside `NAME.json` (metadata).
+
+Both are plain data: safetensors cannot carry code, and the JSON holds the generator config, a
+format version, the SHA-256 of the tensor file, and whatever the producer adds (training command,
+metrics). Loading checks all of it and names the file and the fix in one sentence when something
+is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from bridge.errors import WeightsError
+from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
+
+FORMAT = "text-edit/tri-plane-generator"
+FORMAT_VERSION = 1
+
+
+def metadata_path(weights_path: Path) -> Path:
+    return Path(weights_path).with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_generator(generator: TriPlaneGenerator, path: Path, extra: dict | None = None) -> dict:
+    """Write NAME.safetensors and NAME.json; returns the metadata written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in generator.state_dict().items()}
+    save_file(state, str(path))
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": generator.config.to_dict(),
+        "sha256": file_sha256(path),
+        **(extra or {}),
+    }
+    metadata_path(path).write_text(json.dumps(metadata, indent=2) + "\n")
+    return metadata
+
+
+def read_metadata(path: Path, hint: str) -> dict:
+    meta_file = metadata_path(path)
+    if not Path(path).is_file():
+        raise WeightsError(f"The weights file {path} does not exist; {hint}.")
+    if not meta_file.is_file():
+        raise WeightsError(f"The metadata file {meta_file} is missing beside {path}; {hint}.")
+    try:
+        metadata = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WeightsError(f"The metadata file {meta_file} is not valid JSON ({error.msg}); {hint}.") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise WeightsError(f"{meta_file} does not describe tri-plane generator weights; {hint}.")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(
+            f"{meta_file} has format version {metadata.get('format_version')}, this bridge reads "
+            f"version {FORMAT_VERSION}; {hint}."
+        )
+    return metadata
+
+
+def load_generator(
+    path: Path, hint: str = "re-create it or point the bridge at another file", device: str | torch.device = "cpu"
+) -> tuple[TriPlaneGenerator, dict]:
+    """Load weights + metadata written by `save_generator`. `hint` finishes every error sentence."""
+    path = Path(path)
+    metadata = read_metadata(path, hint)
+    if metadata.get("sha256") and file_sha256(path) != metadata["sha256"]:
+        raise WeightsError(f"The weights file {path} does not match its checksum (damaged or replaced); {hint}.")
+    try:
+        config = GeneratorConfig.from_dict(metadata["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise WeightsError(f"The generator config in {metadata_path(path)} is invalid ({error}); {hint}.") from None
+    try:
+        state = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise WeightsError(f"The weights file {path} cannot be read ({error}); {hint}.") from None
+    generator = TriPlaneGenerator(config)
+    expected = generator.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(n for n in set(expected) & set(state) if expected[n].shape != state[n].shape)
+    if missing or unexpected or wrong_shape:
+        problems = []
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+            if names:
+                problems.append(f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+        raise WeightsError(f"The weights in {path} do not fit its config ({'; '.join(problems)}); {hint}.")
+    generator.load_state_dict(state)
+    return generator.to(device).eval().requires_grad_(False), metadata

@@ -1,0 +1,71 @@
+import json
+
+import pytest
+import torch
+
+from bridge.errors import WeightsError
+from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
+from bridge.field.renderer import RenderConfig
+from bridge.field.weights import load_generator, metadata_path, save_generator
+
+TINY = GeneratorConfig(
+    z_dim=4, c_dim=3, w_dim=16, plane_resolution=8, plane_channels=4, channel_base=64, channel_max=16,
+    decoder_hidden=8, decoder_features=4, render=RenderConfig(background=(1.0, 1.0, 1.0)),
+)
+
+
+def _outputs(generator: TriPlaneGenerator) -> torch.Tensor:
+    torch.manual_seed(1)
+    ws = generator.map(torch.randn(2, 4), torch.randn(2, 3))
+    return generator.field(ws).query(torch.rand(50, 3) - 0.5)["sigma"]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    generator = TriPlaneGenerator(TINY)
+    path = tmp_path / "tiny.safetensors"
+    save_generator(generator, path, {"metrics": {"psnr_db": 1.0}})
+    return generator, path
+
+
+def test_round_trip_keeps_outputs_config_and_metadata(saved):
+    generator, path = saved
+    loaded, metadata = load_generator(path)
+    assert loaded.config == TINY
+    assert metadata["metrics"] == {"psnr_db": 1.0}
+    assert torch.equal(_outputs(generator), _outputs(loaded))
+
+
+def test_missing_file_names_the_file_and_the_fix(tmp_path):
+    missing = tmp_path / "nothing.safetensors"
+    with pytest.raises(WeightsError, match=r"nothing\.safetensors does not exist; do this"):
+        load_generator(missing, hint="do this")
+
+
+def test_truncated_file_is_reported_not_raised_raw(saved):
+    _, path = saved
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(WeightsError, match="checksum"):
+        load_generator(path)
+    meta = json.loads(metadata_path(path).read_text())
+    del meta["sha256"]
+    metadata_path(path).write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match="cannot be read"):
+        load_generator(path)
+
+
+def test_corrupt_metadata_is_one_sentence(saved):
+    _, path = saved
+    metadata_path(path).write_text("{not json")
+    with pytest.raises(WeightsError, match="not valid JSON"):
+        load_generator(path)
+
+
+def test_weights_that_do_not_fit_the_config_are_named(saved, tmp_path):
+    _, path = saved
+    meta = json.loads(metadata_path(path).read_text())
+    meta["config"]["plane_channels"] = 5
+    metadata_path(path).write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match="wrong shape: decoder.fc0.weight"):
+        load_generator(path)
