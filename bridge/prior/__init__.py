@@ -1,0 +1,1 @@
+"""The bundled procedural head family (ProcHead) and its trained generator."""
