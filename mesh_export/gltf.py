@@ -1,0 +1,124 @@
+"""glTF 2.0 binary (.glb) for the Blender-free path, written with trimesh.
+
+What goes in: positions, normals, TEXCOORD_0 and the baked texture as the base colour of a PBR
+material (metallic 0); vertex colours and per-step masks as custom attributes, whose names start
+with an underscore as glTF requires (Blender's importer keeps them: `_VERTEX_COLOR` becomes a colour
+attribute, `_MASK_0`, `_MASK_1`, ... float attributes); provenance in the extras of the node, the
+mesh and the scene (Blender shows them as custom properties).
+
+Vertex colours are not COLOR_0 when there is a texture: glTF multiplies COLOR_0 into the base colour
+(and Blender's importer wires it so), which would darken the texture by itself. Without a texture
+(texture_size 0) they are COLOR_0 and the material is plain white.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from mesh_export.coords import METRES_PER_FIELD_UNIT, blender_to_gltf
+from mesh_export.pipeline import TexturedMesh
+
+VERTEX_COLOUR_ATTRIBUTE = "_VERTEX_COLOR"
+MASK_ATTRIBUTE_PREFIX = "_MASK_"
+PROVENANCE_KEY = "text_edit"
+MESH_NAME = "text_edit_head"
+ROUGHNESS = 0.8
+ARRAY_BUFFER = 34962
+ELEMENT_ARRAY_BUFFER = 34963
+
+
+def mask_attribute(step: int) -> str:
+    """The custom attribute holding edit step `step`'s mask."""
+    return f"{MASK_ATTRIBUTE_PREFIX}{step}"
+
+
+def _to_trimesh(mesh: TexturedMesh, scale: float):
+    import trimesh
+    from PIL import Image
+
+    if mesh.space == "field":
+        mesh = mesh.to_blender(scale)
+    vertices = blender_to_gltf(mesh.vertices)
+    normals = blender_to_gltf(mesh.normals)
+    rgba = np.concatenate([mesh.colours, np.ones((len(mesh.colours), 1), np.float32)], axis=1)
+    if mesh.texture is not None:
+        material = trimesh.visual.material.PBRMaterial(
+            name="baked",
+            baseColorTexture=Image.fromarray(np.ascontiguousarray(mesh.texture)),
+            metallicFactor=0.0,
+            roughnessFactor=ROUGHNESS,
+        )
+        visual = trimesh.visual.TextureVisuals(uv=mesh.uvs, material=material)
+        attributes = {VERTEX_COLOUR_ATTRIBUTE: rgba.astype(np.float32)}
+    else:
+        visual = trimesh.visual.ColorVisuals(vertex_colors=np.rint(rgba * 255).astype(np.uint8))
+        attributes = {}
+    for step in range(mesh.masks.shape[1]):
+        attributes[mask_attribute(step)] = mesh.masks[:, step].astype(np.float32)
+    result = trimesh.Trimesh(
+        vertices=vertices,
+        faces=mesh.faces,
+        vertex_normals=normals,
+        visual=visual,
+        vertex_attributes=attributes,
+        process=False,
+        validate=False,
+    )
+    result.metadata = {PROVENANCE_KEY: mesh.provenance}
+    return result, mesh.provenance
+
+
+def glb_bytes(mesh: TexturedMesh, scale: float = METRES_PER_FIELD_UNIT) -> bytes:
+    """The mesh as a .glb (glTF y up, metres: field units times `scale`)."""
+    import trimesh
+
+    result, provenance = _to_trimesh(mesh, scale)
+    scene = trimesh.Scene()
+    scene.add_geometry(result, geom_name=MESH_NAME, node_name=MESH_NAME)
+    scene.metadata = {PROVENANCE_KEY: provenance}
+
+    return trimesh.exchange.gltf.export_glb(
+        scene, include_normals=True, tree_postprocessor=lambda tree: _finish_tree(tree, provenance)
+    )
+
+
+def _finish_tree(tree: dict, provenance: dict) -> None:
+    """Provenance on the node (Blender: object properties); buffer-view targets for vertex and index
+    data (what the Khronos validator hints at)."""
+    for node in tree.get("nodes", []):
+        if "mesh" in node:
+            node["extras"] = {PROVENANCE_KEY: provenance}
+    tree["asset"]["generator"] = "text-edit mesh_export (trimesh)"
+    accessors, views = tree.get("accessors", []), tree.get("bufferViews", [])
+    for mesh in tree.get("meshes", []):
+        for primitive in mesh["primitives"]:
+            for accessor in primitive["attributes"].values():
+                views[accessors[accessor]["bufferView"]]["target"] = ARRAY_BUFFER
+            if "indices" in primitive:
+                views[accessors[primitive["indices"]]["bufferView"]]["target"] = ELEMENT_ARRAY_BUFFER
+
+
+def write_glb(mesh: TexturedMesh, path: str | Path, scale: float = METRES_PER_FIELD_UNIT) -> Path:
+    """Write the mesh to `path` as .glb; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(glb_bytes(mesh, scale))
+    return path
+
+
+def read_glb_arrays(data: bytes) -> dict[str, np.ndarray]:
+    """Re-read a .glb written here (for checks): positions, normals, uvs, faces and custom attributes,
+    in glTF space. -> {name: array}."""
+    import trimesh
+
+    scene = trimesh.load(io.BytesIO(data), file_type="glb", process=False)
+    (geometry,) = scene.geometry.values()
+    arrays = {"positions": np.asarray(geometry.vertices), "faces": np.asarray(geometry.faces)}
+    if hasattr(geometry.visual, "uv") and geometry.visual.uv is not None:
+        arrays["uvs"] = np.asarray(geometry.visual.uv)
+    for name, values in geometry.vertex_attributes.items():
+        arrays[name] = np.asarray(values)
+    return arrays
