@@ -1,0 +1,1 @@
+"""Measured figures, as commands that print JSON: `python -m benchmarks NAME --json`."""

@@ -1,0 +1,43 @@
+"""Writing pictures: tensors in [0, 1] to PNG/GIF files, and side-by-side sheets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+
+def to_pil(image: Tensor) -> Image.Image:
+    """(3, H, W) or (1, H, W) in [0, 1] -> PIL image."""
+    array = (image.detach().clamp(0, 1).cpu().permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    return Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
+
+
+def save_png(image: Tensor, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(image).save(path)
+    return path
+
+
+def sheet(images: list[Tensor], columns: int | None = None, gap: int = 2) -> Tensor:
+    """Tile equally sized (3, H, W) images into one picture on a white background."""
+    columns = columns or len(images)
+    rows = (len(images) + columns - 1) // columns
+    _, height, width = images[0].shape
+    canvas = torch.ones(3, rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap)
+    for index, image in enumerate(images):
+        r, c = divmod(index, columns)
+        canvas[:, r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = image
+    return canvas
+
+
+def save_gif(frames: list[Tensor], path: Path, frame_ms: int = 80) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures = [to_pil(frame) for frame in frames]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0)
+    return path

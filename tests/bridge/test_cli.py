@@ -1,0 +1,40 @@
+"""The bridge's command line, run as a user runs it: a real process."""
+
+import subprocess
+import sys
+
+from PIL import Image
+
+
+def _bridge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_render_writes_a_png_of_the_requested_size(tmp_path):
+    out = tmp_path / "head.png"
+    result = _bridge("render", "--seed", "2", "--yaw", "30", "--res", "32", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    image = Image.open(out)
+    assert image.size == (32, 32)
+    corner, centre = image.getpixel((0, 0)), image.getpixel((16, 16))
+    assert corner == (255, 255, 255) and centre != (255, 255, 255)
+
+
+def test_render_labels_shows_the_part_map(tmp_path):
+    out = tmp_path / "labels.png"
+    result = _bridge("render", "--seed", "2", "--res", "32", "--labels", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    colours = {colour for _, colour in Image.open(out).getcolors(32 * 32)}
+    assert len(colours) >= 4  # background, skin, hair, eyes at least
+
+
+def test_missing_weights_give_one_sentence_and_no_traceback(tmp_path):
+    result = _bridge("render", "--res", "32", "--weights", str(tmp_path / "gone.safetensors"), "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: The weights file") and result.stderr.count("\n") == 1
+
+
+def test_bad_resolution_is_refused_clearly(tmp_path):
+    result = _bridge("render", "--res", "5000", "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 2 and "--res must be between" in result.stderr
