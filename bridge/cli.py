@@ -73,6 +73,8 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
     def report(p) -> None:
         if p.step % 50 == 0 or p.eval_psnr_db is not None:
             eta = p.seconds / p.step * (p.total - p.step)
+            if args.minutes:
+                eta = min(eta, max(0.0, 60 * args.minutes - p.seconds))
             line = f"step {p.step}/{p.total}  loss {p.loss:.5f}  {p.seconds / 60:.1f} min  eta {eta / 60:.1f} min"
             if p.eval_psnr_db is not None:
                 line += f"  held-out render PSNR {p.eval_psnr_db:.2f} dB"

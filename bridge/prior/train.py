@@ -209,7 +209,7 @@ def train_prior(
             last_eval = evaluate(prior, config.eval_heads, config.eval_resolution)
             model.train()
             progress.eval_psnr_db = last_eval["psnr_db"]
-            history.append({"step": step, "loss": round(float(loss), 6), "psnr_db": round(last_eval["psnr_db"], 3)})
+            history.append({"step": step, "loss": round(progress.loss, 6), "psnr_db": round(last_eval["psnr_db"], 3)})
             write(final=False)
         if on_progress:
             on_progress(progress)
