@@ -17,8 +17,6 @@ reproduces it for parity with released code.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
@@ -121,20 +119,3 @@ def ray_bundle(cam2world: Tensor, intrinsics: Tensor, resolution: int) -> tuple[
     directions = torch.nn.functional.normalize(directions, dim=-1)
     origins = cam2world[:, None, :3, 3].expand_as(directions)
     return origins, directions
-
-
-@dataclass(frozen=True)
-class OrbitSampler:
-    """Random training views around the frontal pose (degrees, Gaussian, clipped)."""
-
-    yaw_std: float = 25.0
-    pitch_std: float = 12.0
-    yaw_limit: float = 60.0
-    pitch_limit: float = 30.0
-    radius: float = CAMERA_RADIUS
-    pivot: tuple[float, float, float] = FFHQ_PIVOT
-
-    def sample(self, batch: int, generator: torch.Generator | None = None) -> Tensor:
-        yaw = (torch.randn(batch, generator=generator) * self.yaw_std).clamp(-self.yaw_limit, self.yaw_limit)
-        pitch = (torch.randn(batch, generator=generator) * self.pitch_std).clamp(-self.pitch_limit, self.pitch_limit)
-        return orbit_pose(yaw, pitch, self.radius, self.pivot)
