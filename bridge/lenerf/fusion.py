@@ -1,75 +1,116 @@
 """The locally edited field: source and target tri-plane features fused by the attention field.
 
-For a point x the source planes are read at x' (x itself, or x + T(x) with the deformation
+For a point x the source features are read at x' (x itself, or x + T(x) with the deformation
 network), the target planes at x; the attention field gives m, and the raw plane samples are
 blended before the frozen decoder (Eq. 6): F = (1 - m) F_s + m F_t. With `texture_only` the density
-stays the source's, so a colour edit cannot change the shape. Calling the field returns what the
-volume renderer composites: sigma, rgb, features and the mask; `mask_field` renders the mask with
-the source densities, as LENeRF does for its mask loss.
+stays the source's, so a colour edit cannot change the shape.
+
+The source is anything that gives raw plane samples at points: the source head's planes, or the
+fused features of an earlier edit -- which makes sequential edits a chain of EditedFields, each
+keeping its own mask. Calling a field returns what the volume renderer composites: sigma, rgb,
+features, this edit's mask and the masks of every step ("masks", (B, M, steps)); `mask_field`
+renders the mask with the source densities, as LENeRF does for its mask loss.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from bridge.field.decoder import OSGDecoder
 from bridge.field.triplane import sample_planes
-from bridge.lenerf.modules import EditModules
+
+ACTIVE_SIGMA = -5.0
+"""Raw density below which a point is empty for every render (softplus(-6) ~ 0.0025 per unit)."""
+
+
+class PlaneFeatures:
+    """Raw plane samples of fixed planes: points (B, M, 3) -> (B, 3, M, C)."""
+
+    def __init__(self, planes: Tensor, box_size: float = 1.0):
+        self.planes = planes
+        self.box_size = box_size
+
+    def features(self, points: Tensor) -> tuple[Tensor, Tensor | None]:
+        """-> (features (B, 3, M, C), masks of earlier steps (B, M, k) or None)."""
+        return sample_planes(self.planes, points, self.box_size), None
 
 
 class EditedField:
     def __init__(
         self,
         decoder: OSGDecoder,
-        planes_source: Tensor,
-        planes_target: Tensor,
+        source: PlaneFeatures | EditedField,
+        target: PlaneFeatures,
         ws_source: Tensor,
         ws_target: Tensor,
-        modules: EditModules,
-        box_size: float = 1.0,
+        attention: nn.Module,
+        deformation: nn.Module | None = None,
         texture_only: bool = False,
         mask_override: float | None = None,
     ):
         self.decoder = decoder
-        self.planes_source, self.planes_target = planes_source, planes_target
+        self.source, self.target = source, target
         self.ws_source, self.ws_target = ws_source, ws_target
-        self.modules = modules
-        self.box_size = box_size
+        self.attention, self.deformation = attention, deformation
         self.texture_only = texture_only
         self.mask_override = mask_override
         """A constant m for every point (tests and the "without AFN" comparison use 0 or 1)."""
 
-    def _parts(self, points: Tensor) -> dict[str, Tensor]:
-        deformation = self.modules.deformation
-        source_points = points if deformation is None else deformation(points, self.ws_source, self.ws_target)
-        source = sample_planes(self.planes_source, source_points, self.box_size)  # (B, 3, M, C)
-        target = sample_planes(self.planes_target, points, self.box_size)
-        if self.mask_override is None:
-            mask = self.modules.attention(
-                source.mean(dim=1), source_points, target.mean(dim=1), points, self.ws_source, self.ws_target
+    def _attention(self, source: Tensor, source_points: Tensor, target: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+        """m at every point, and the source's raw density there.
+
+        The attention network only runs where the source (or, for geometry edits, the target) has
+        density: elsewhere m cannot change a render, and empty space is most of the samples along
+        a ray. There m = 0."""
+        source_sigma = self.decoder(source)["sigma"]
+        if self.mask_override is not None:
+            return torch.full_like(points[..., :1], float(self.mask_override)), source_sigma
+        active = source_sigma[..., 0] > ACTIVE_SIGMA
+        if not self.texture_only:
+            active = active | (self.decoder(target)["sigma"][..., 0] > ACTIVE_SIGMA)
+        mask = torch.zeros_like(points[..., :1])
+        if active.any():
+            latent = self.attention.embed(self.ws_source, self.ws_target)[:, None].expand(-1, points.shape[1], -1)
+            m = self.attention(
+                source.mean(dim=1)[active], source_points[active], target.mean(dim=1)[active], points[active], latent[active]
             )
-        else:
-            mask = torch.full_like(points[..., :1], float(self.mask_override))
-        return {"source": source, "target": target, "mask": mask}
+            mask = mask.masked_scatter(active[..., None], m)
+        return mask, source_sigma
+
+    def _blend(self, points: Tensor) -> dict[str, Tensor]:
+        source_points = points if self.deformation is None else self.deformation(points, self.ws_source, self.ws_target)
+        source, earlier_masks = self.source.features(source_points)
+        target, _ = self.target.features(points)
+        mask, source_sigma = self._attention(source, source_points, target, points)
+        m = mask[:, None]  # over the three planes
+        fused = (1 - m) * source + m * target
+        masks = mask if earlier_masks is None else torch.cat([earlier_masks, mask], dim=-1)
+        return {"source_sigma": source_sigma, "fused": fused, "mask": mask, "masks": masks}
+
+    def features(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """Fused raw plane samples and the masks of every step: the source of a following edit."""
+        blend = self._blend(points)
+        return blend["fused"], blend["masks"]
 
     def __call__(self, points: Tensor) -> dict[str, Tensor]:
-        parts = self._parts(points)
-        m = parts["mask"][:, None]  # (B, 1, M, 1) over the three planes
-        fused = (1 - m) * parts["source"] + m * parts["target"]
-        out = self.decoder(fused)
+        blend = self._blend(points)
+        out = self.decoder(blend["fused"])
         if self.texture_only:
-            out["sigma"] = self.decoder(parts["source"])["sigma"]
-        out["mask"] = parts["mask"]
+            out["sigma"] = blend["source_sigma"]
+        out["mask"] = blend["mask"]
+        out["masks"] = blend["masks"]
         return out
 
     def mask_field(self, points: Tensor) -> dict[str, Tensor]:
-        """The mask with the source's density (for rendering the 2D mask)."""
-        parts = self._parts(points)
-        return {"sigma": self.decoder(parts["source"])["sigma"], "mask": parts["mask"]}
+        """This edit's mask with the source's density (for rendering the 2D mask)."""
+        blend = self._blend(points)
+        return {"sigma": blend["source_sigma"], "mask": blend["mask"]}
 
     def source_field(self, points: Tensor) -> dict[str, Tensor]:
-        return self.decoder(sample_planes(self.planes_source, points, self.box_size))
+        """The unedited source, read at the points themselves (no deformation)."""
+        return self.decoder(self.source.features(points)[0])
 
     def target_field(self, points: Tensor) -> dict[str, Tensor]:
-        return self.decoder(sample_planes(self.planes_target, points, self.box_size))
+        return self.decoder(self.target.features(points)[0])
+

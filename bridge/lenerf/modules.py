@@ -35,8 +35,8 @@ class ModuleConfig:
     mapper_layers: int = 4
     mapper_lr_multiplier: float = 0.01
     residual_scale: float = 0.7
-    attention_hidden: int = 128
-    attention_layers: int = 4
+    attention_hidden: int = 64
+    attention_layers: int = 3
     latent_embedding: int = 32
     deformation: bool = False
     deformation_hidden: int = 64
@@ -108,7 +108,10 @@ class _LatentPair(nn.Module):
 
 
 class AttentionFieldNetwork(nn.Module):
-    """m = A(F_s + x', F_t + x, w_s, w_t): features (B, M, C) each, points (B, M, 3) -> (B, M, 1) in [0, 1]."""
+    """m = A(F_s + x', F_t + x, w_s, w_t) in [0, 1].
+
+    `embed` turns the latents of each head into a small vector once; `forward` takes per-point
+    inputs with any leading shape: features (..., C), points (..., 3), latent (..., E) -> (..., 1)."""
 
     def __init__(self, config: ModuleConfig, start: float = 0.1):
         super().__init__()
@@ -121,11 +124,11 @@ class AttentionFieldNetwork(nn.Module):
         with torch.no_grad():
             self.layers[-1].bias.fill_(float(torch.logit(torch.tensor(start))))
 
-    def forward(
-        self, source_features: Tensor, source_points: Tensor, target_features: Tensor, points: Tensor,
-        ws_source: Tensor, ws_target: Tensor,
-    ) -> Tensor:
-        latent = self.latents(ws_source, ws_target)[:, None].expand(-1, points.shape[1], -1)
+    def embed(self, ws_source: Tensor, ws_target: Tensor) -> Tensor:
+        """(B, num_ws, w_dim) twice -> (B, E)."""
+        return self.latents(ws_source, ws_target)
+
+    def forward(self, source_features: Tensor, source_points: Tensor, target_features: Tensor, points: Tensor, latent: Tensor) -> Tensor:
         x = torch.cat(
             [
                 source_features, positional_encoding(source_points, self.frequencies),

@@ -18,7 +18,7 @@ from bridge.errors import WeightsError
 from bridge.field.generator import GeneratorConfig, TriPlaneField, TriPlaneGenerator
 from bridge.field.renderer import RenderConfig
 from bridge.field.weights import load_generator
-from bridge.prior.params import PARAM_DIM, normalize, params_from_seed
+from bridge.prior.params import PARAM_DIM, normalize, params_from_seed, sample_params
 
 NOISE_DIM = 16
 _NOISE_SEED_OFFSET = 7_919  # keeps a head's noise stream apart from its parameter stream
@@ -94,6 +94,18 @@ class HeadPrior:
         """params (B, P) raw, noise (B, NOISE_DIM) -> ws (B, num_ws, w_dim)."""
         device = self.device
         return self.generator.map(noise.to(device), normalize(params.to(device)), truncation_psi=truncation_psi)
+
+    @property
+    def sha256(self) -> str:
+        """Identity of these weights (edit modules record the generator they were trained on)."""
+        return str(self.metadata.get("sha256", ""))
+
+    def sample_ws(self, batch: int, generator: torch.Generator) -> Tensor:
+        """ws of `batch` random prior heads (parameters drawn as in training, fresh noise)."""
+        params = sample_params(batch, generator)
+        noise = torch.randn(batch, NOISE_DIM, generator=generator)
+        with torch.no_grad():
+            return self.ws(params, noise)
 
     def field(self, params: Tensor, noise: Tensor) -> TriPlaneField:
         return self.generator.field(self.ws(params, noise))

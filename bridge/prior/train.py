@@ -8,8 +8,6 @@ train; render PSNR against the analytic renders is the evaluation (`evaluate`).
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from bridge.budget import Budget, cosine_factor
 from bridge.field.weights import save_generator
 from bridge.field.generator import TriPlaneGenerator
 from bridge.prior import analytic
@@ -147,18 +146,10 @@ def train_prior(
     start_empty(model)
     prior = HeadPrior(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.99))
-    started = time.perf_counter()
-
-    def fraction_done() -> float:
-        """Of the step budget or the time budget, whichever runs out first."""
-        by_steps = step / config.steps
-        if not config.time_limit_minutes:
-            return by_steps
-        return max(by_steps, (time.perf_counter() - started) / (60 * config.time_limit_minutes))
+    budget = Budget(config.steps, config.time_limit_minutes)
 
     def learning_rate(_: int) -> float:
-        cosine = 0.5 * (1 + math.cos(math.pi * min(fraction_done(), 1.0)))
-        return config.final_lr_fraction + (1 - config.final_lr_fraction) * cosine
+        return cosine_factor(budget.fraction(step), config.final_lr_fraction)
 
     step = 0
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate)
@@ -176,7 +167,7 @@ def train_prior(
                     "command": command,
                     "config": asdict(config),
                     "steps_done": step,
-                    "minutes": round((time.perf_counter() - started) / 60, 2),
+                    "minutes": round(budget.seconds / 60, 2),
                     "threads": torch.get_num_threads(),
                     "finished": final,
                     "history": history,
@@ -189,7 +180,7 @@ def train_prior(
     while step < config.steps:
         if should_stop():
             break
-        if fraction_done() >= 1.0:
+        if budget.exhausted(step):
             break
         params = sample_params(config.batch, generator)
         noise = torch.randn(config.batch, NOISE_DIM, generator=generator)
@@ -203,7 +194,7 @@ def train_prior(
         optimizer.step()
         schedule.step()
         step += 1
-        progress = Progress(step, config.steps, loss.item(), time.perf_counter() - started)
+        progress = Progress(step, config.steps, loss.item(), budget.seconds)
         if step % config.eval_every == 0 or step == config.steps:
             model.eval()
             last_eval = evaluate(prior, config.eval_heads, config.eval_resolution)

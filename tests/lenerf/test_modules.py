@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
-from bridge.lenerf.fusion import EditedField
+from bridge.lenerf.fusion import EditedField, PlaneFeatures
 from bridge.lenerf.modules import EditModules, ModuleConfig, level_groups
 
 TINY = GeneratorConfig(
@@ -27,7 +27,10 @@ def _field(generator, modules, ws, **options):
     with torch.no_grad():
         modules.mapper.mappers[0].layers[-1].weight.normal_()  # a mapper that changes something
     ws_target = modules.mapper.target(ws)
-    return EditedField(generator.decoder, generator.planes(ws), generator.planes(ws_target), ws, ws_target, modules, **options)
+    return EditedField(
+        generator.decoder, PlaneFeatures(generator.planes(ws)), PlaneFeatures(generator.planes(ws_target)), ws, ws_target,
+        modules.attention, modules.deformation, **options,
+    )
 
 
 def test_level_groups_follow_styleclip():
@@ -48,7 +51,8 @@ def test_shapes_and_ranges(setup):
     points = torch.rand(2, 50, 3) - 0.5
     out = _field(generator, modules, ws)(points)
     assert out["sigma"].shape == (2, 50, 1) and out["rgb"].shape == (2, 50, 3)
-    assert out["mask"].shape == (2, 50, 1) and 0 <= float(out["mask"].min()) <= float(out["mask"].max()) <= 1
+    mask = out["mask"].detach()
+    assert mask.shape == (2, 50, 1) and 0 <= float(mask.min()) <= float(mask.max()) <= 1
     with torch.no_grad():
         modules.deformation.layers[-1].weight.normal_(std=10.0)
     offsets = modules.deformation.offsets(points, ws, ws)
@@ -58,6 +62,7 @@ def test_shapes_and_ranges(setup):
 def test_fusion_with_mask_zero_is_the_source_and_one_the_target(setup):
     generator, modules, ws = setup
     points = torch.rand(2, 64, 3) - 0.5
+    modules.deformation = None  # m = 0 is the source read at the points themselves
     source = _field(generator, modules, ws, mask_override=0.0)
     target = _field(generator, modules, ws, mask_override=1.0)
     with torch.no_grad():

@@ -1,0 +1,105 @@
+"""Training an edit on a tiny generator with the tiny CLIP: learning, stopping, resuming, saving."""
+
+import pytest
+import torch
+
+from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
+from bridge.field.renderer import RenderConfig
+from bridge.lenerf.apply import EditStep, apply_edits
+from bridge.lenerf.edit_module import EditLibrary, EditModule, EditModuleError, EditSpec
+from bridge.lenerf.trainer import EditTrainer, EditTrainingConfig
+
+TINY = GeneratorConfig(
+    z_dim=4, c_dim=0, w_dim=16, plane_resolution=16, plane_channels=4, channel_base=64, channel_max=16,
+    decoder_hidden=8, decoder_features=4, render=RenderConfig(background=(1.0, 1.0, 1.0)),
+)
+FAST = EditTrainingConfig(steps=4, heads=1, resolution=16, samples=6, checkpoint_every=2)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    torch.manual_seed(0)
+    return TriPlaneGenerator(TINY).eval()
+
+
+def _trainer(generator, clip, config=FAST, geometry=False):
+    def sample_ws(batch, rng):
+        return generator.map(torch.randn(batch, TINY.z_dim, generator=rng), None)
+
+    from bridge.guidance.losses import ClipLossConfig
+
+    return EditTrainer(
+        generator, sample_ws, clip, EditSpec("blue eyes", "eyes", geometry=geometry), config,
+        clip_loss=ClipLossConfig(augment_copies=1),
+    )
+
+
+def test_attention_field_learns_a_planted_pseudo_label(tiny_clip, monkeypatch):
+    torch.manual_seed(1)
+    solid = TriPlaneGenerator(TINY).eval()
+    with torch.no_grad():  # every point opaque: a rendered mask can then take any value
+        solid.decoder.fc1.bias[0] = 50.0 / solid.decoder.fc1.bias_gain
+    trainer = _trainer(solid, tiny_clip, EditTrainingConfig(steps=40, heads=1, resolution=16, samples=6, alternate=False, learning_rate=1e-2))
+    planted = torch.zeros(1, 1, 16, 16)
+    planted[..., :, 8:] = 1.0  # the right half of every view
+    monkeypatch.setattr(trainer, "pseudo_labels", lambda source, target: planted)
+    first = trainer.train_step()[0]["mask"]
+    for _ in range(30):
+        last = trainer.train_step()[0]["mask"]
+    assert last < 0.5 * first, (first, last)
+
+
+def test_a_step_reports_every_term_and_changes_the_modules(generator, tiny_clip):
+    trainer = _trainer(generator, tiny_clip, geometry=True)
+    before = {k: v.clone() for k, v in trainer.modules.state_dict().items()}
+    figures, images = trainer.train_step()
+    assert set(figures) == {"clip", "residual", "preservation", "mask", "tv", "sparsity", "binarisation", "total"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in figures.values())
+    assert images["edited"].shape == (3, 16, 16) and images["mask"].shape == (1, 16, 16)
+    changed = [k for k, v in trainer.modules.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("mapper.") for k in changed)  # step 0 trains the mapper (alternating)
+
+
+def test_cancel_stops_before_the_next_step_and_resume_continues(generator, tiny_clip, tmp_path):
+    trainer = _trainer(generator, tiny_clip)
+    steps_seen = []
+    result = trainer.train(tmp_path, "gen-sha", on_progress=lambda p: steps_seen.append(p.step), should_stop=lambda: trainer.step >= 1)
+    assert result is None and steps_seen == [1]
+    again = _trainer(generator, tiny_clip)
+    assert again.resume(tmp_path) and again.step == 1
+    module = again.train(tmp_path, "gen-sha")
+    assert module is not None and again.step == FAST.steps
+    assert module.info["training"]["resumed_from_step"] == 1
+
+
+def test_edit_module_round_trip_and_generator_check(generator, tiny_clip, tmp_path):
+    module = _trainer(generator, tiny_clip).train(tmp_path / "blue_eyes", "gen-sha")
+    loaded = EditModule.load(tmp_path / "blue_eyes", "gen-sha")
+    assert loaded.spec == module.spec and loaded.clip["sha256"]
+    for name, tensor in module.modules.state_dict().items():
+        assert torch.equal(tensor, loaded.modules.state_dict()[name])
+    with pytest.raises(EditModuleError, match="trained for another generator"):
+        EditModule.load(tmp_path / "blue_eyes", "other-sha")
+    (tmp_path / "blue_eyes" / "edit.safetensors").write_bytes(b"broken")
+    with pytest.raises(EditModuleError, match="checksum"):
+        EditModule.load(tmp_path / "blue_eyes")
+    entries = EditLibrary(tmp_path, generator_sha256="other-sha").entries()
+    assert [e.name for e in entries] == ["blue_eyes"] and entries[0].problem == "trained for another generator"
+
+
+def test_applied_edits_stack_and_keep_a_mask_per_step(generator, tiny_clip, tmp_path):
+    module = _trainer(generator, tiny_clip).train(tmp_path / "m", "gen-sha")
+    ws = generator.map(torch.randn(2, TINY.z_dim), None)
+    points = torch.rand(2, 30, 3) - 0.5
+    with torch.no_grad():
+        none, _ = apply_edits(generator, ws, [])
+        zero, _ = apply_edits(generator, ws, [EditStep(module, strength=0.0)])
+        stacked, _ = apply_edits(generator, ws, [EditStep(module), EditStep(module, 1.5, mask_module=module)])
+        out = stacked(points)
+    assert out["masks"].shape == (2, 30, 2)
+    # strength 0: the target is the source, so the fused field is the source wherever m is
+    assert torch.allclose(zero(points)["rgb"], none(points)["rgb"], atol=1e-5)
+    from bridge.errors import BridgeError
+
+    with pytest.raises(BridgeError, match="between 0 and 1.5"):
+        apply_edits(generator, ws, [EditStep(module, strength=2.0)])
