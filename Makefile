@@ -34,6 +34,7 @@ test: $(STAMP) $(NODE_TOOLS)/.installed
 bench: $(STAMP)
 	$(VPY) -m benchmarks prior --json
 	$(VPY) -m benchmarks mesh --json
+	$(VPY) -m benchmarks guidance --json
 
 clean:
 	rm -rf $(VENV) out

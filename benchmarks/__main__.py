@@ -8,7 +8,12 @@ import importlib
 import json
 import sys
 
-BENCHMARKS = {"prior": "benchmarks.prior", "mesh": "benchmarks.mesh"}
+BENCHMARKS = {
+    "prior": "benchmarks.prior",
+    "mesh": "benchmarks.mesh",
+    "guidance": "benchmarks.guidance",
+    "edit_quality": "benchmarks.edit_quality",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ Every command reports user errors as one sentence on stderr (exit status 2) and 
 from __future__ import annotations
 
 import argparse
+import logging
 import shlex
 import sys
 import time
@@ -21,6 +22,14 @@ def _add_weights_argument(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="prior generator weights (.safetensors with its .json beside it); default: the bundled ProcHead",
+    )
+
+
+def _add_clip_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--clip",
+        default="bundled",
+        help="CLIP model: 'bundled', 'local-dir:FOLDER', 'ARCH=WEIGHTS_FILE' or 'ARCH@TAG' (from open_clip's cache)",
     )
 
 
@@ -108,6 +117,31 @@ def cmd_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_guidance(front, opacity, path: Path, params) -> Path:
+    """What the bundled head CLIP sees in the front view: where each part is, and what it reads."""
+    import torch
+
+    from bridge.guidance.captions import mask_prompt_ensemble, zero_shot_prompts
+    from bridge.guidance.clip import load_clip
+    from bridge.guidance.relevance import PSEUDO_LABEL_OPTIONS, relevance_maps
+    from bridge.images import overlay, save_png, sheet
+    from bridge.prior.params import describe
+
+    clip = load_clip("bundled")
+    panels = [front]
+    for part in ("eyes", "hair", "mouth", "nose"):
+        relevance = relevance_maps(clip, front[None], mask_prompt_ensemble(part), foreground=opacity, **PSEUDO_LABEL_OPTIONS)[0]
+        panels.append(overlay(front, relevance))
+    truth = describe(params)
+    with torch.no_grad():
+        embedding = clip.encode_image(front[None])
+        for attribute in ("eye_colour", "hair_colour", "mouth"):
+            prompts = zero_shot_prompts(attribute)
+            best = list(prompts)[int((embedding @ clip.encode_text(list(prompts.values())).T).argmax())]
+            print(f"  head CLIP reads {attribute.replace('_', ' ')}: {best} (ground truth: {truth[attribute]})")
+    return save_png(sheet(panels), path)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
@@ -124,8 +158,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     frames = []
     with torch.no_grad():
         field = prior.field_for(code)
+        front_opacity = None
         for yaw in yaws:
-            frames.append(render(field, prior.render_config, yaw, 5.0, args.res)["rgb"][0])
+            view = render(field, prior.render_config, yaw, 5.0, args.res)
+            frames.append(view["rgb"][0])
+            front_opacity = view["opacity"][:, 0] if front_opacity is None else front_opacity
             print(f"  turntable frame {len(frames)}/{len(yaws)}", flush=True)
         parts = render(analytic_field(code.params[None], with_parts=True), PRIOR_RENDER, 0.0, 0.0, args.res, channels=("parts",))
     written = [
@@ -134,6 +171,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         save_png(frames[0], out / f"prior_seed{args.seed}_front.png"),
         save_png(parts_to_colours(parts["parts"])[0], out / f"prior_seed{args.seed}_parts.png"),
     ]
+    written.append(_demo_guidance(frames[0], front_opacity, out / f"prior_seed{args.seed}_relevance.png", code.params))
     grid = _prior_grid(prior, args.seed, args.grid)
     written.append(mesh_export.write(grid, out / f"prior_seed{args.seed}_field.npz"))
     mesh = mesh_export.grid_to_mesh(grid, mesh_export.ExportOptions(texture_size=1024))
@@ -176,6 +214,174 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_clip(args: argparse.Namespace) -> int:
+    import torch
+
+    from bridge.guidance.headclip import HeadClipTrainingConfig, train_headclip
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = HeadClipTrainingConfig(
+        seed=args.seed, heads=args.heads, steps=args.steps, batch=args.batch, time_limit_minutes=args.minutes,
+        eval_every=args.eval_every,
+    )
+    command = "python -m bridge " + shlex.join(sys.argv[1:])
+
+    def report(p) -> None:
+        if p.stage == "render":
+            if p.done % 200 < 8 or p.done == p.total:
+                print(f"rendering training views {p.done}/{p.total}  {p.seconds / 60:.1f} min", flush=True)
+            return
+        if p.done % 25 == 0 or p.eval:
+            line = f"step {p.done}/{p.total}  loss {p.loss:.4f}  {p.seconds / 60:.1f} min"
+            if p.eval:
+                line += f"  held-out attr_top1 {p.eval['attr_top1']:.3f}"
+            print(line, flush=True)
+
+    metadata = train_headclip(config, args.out, cache=args.cache, on_progress=report, command=command)
+    print(f"wrote {args.out} (held-out attr_top1 {metadata['metrics']['attr_top1']:.3f})")
+    return 0
+
+
+def cmd_fetch_clip(args: argparse.Namespace) -> int:
+    import os
+
+    os.environ["HF_HUB_OFFLINE"] = "0"  # the one command that may download; must precede huggingface_hub
+    from bridge.guidance.clip import _open_clip, save_clip_folder
+
+    open_clip = _open_clip()
+    if args.architecture not in open_clip.list_models():
+        raise BridgeError(f"open_clip has no architecture {args.architecture!r}; e.g. ViT-B-32 or ViT-B-16.")
+    if not open_clip.get_pretrained_cfg(args.architecture, args.tag):
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(args.architecture)[:8])
+        raise BridgeError(f"open_clip knows no pretrained tag {args.tag!r} for {args.architecture} (e.g. {tags}).")
+    try:
+        model = open_clip.create_model(args.architecture, pretrained=args.tag)
+    except Exception as error:  # noqa: BLE001 -- network and registry errors of every kind
+        raise BridgeError(
+            f"Could not download {args.architecture}@{args.tag} ({str(error).splitlines()[0][:160]}); "
+            "check the internet connection and the names in open_clip.list_pretrained()."
+        ) from None
+    config = open_clip.get_model_config(args.architecture)
+    folder = save_clip_folder(
+        model, config, dict(model.visual.preprocess_cfg), args.out, {"source": f"{args.architecture}@{args.tag}"}
+    )
+    print(f"wrote {folder}; use it with --clip local-dir:{folder}")
+    return 0
+
+
+def cmd_relevance(args: argparse.Namespace) -> int:
+    import torch
+
+    from bridge.guidance.clip import load_clip
+    from bridge.guidance.relevance import relevance_maps
+    from bridge.images import load_image, overlay, save_png
+
+    image = load_image(args.image)  # the cheap check first
+    clip = load_clip(args.clip)
+    maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks)
+    print(f"wrote {save_png(overlay(image, maps[0]), args.out)}")
+    return 0
+
+
+def _edit_module(name_or_folder: str, prior):
+    from bridge.lenerf.edit_module import EditLibrary, EditModule
+
+    folder = Path(name_or_folder).expanduser()
+    if folder.is_dir():
+        return EditModule.load(folder, prior.sha256)
+    return EditLibrary(generator_sha256=prior.sha256).load(name_or_folder)
+
+
+def cmd_train_edit(args: argparse.Namespace) -> int:
+    import torch
+
+    from bridge.guidance.clip import load_clip
+    from bridge.images import load_image, save_png, sheet
+    from bridge.lenerf.edit_module import EditSpec
+    from bridge.lenerf.trainer import EditTrainer, EditTrainingConfig
+    from bridge.prior.model import HeadPrior
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.edit.strip() and not args.edit_image:
+        raise BridgeError("Give an edit prompt (--edit \"blue eyes\") or a reference picture (--edit-image).")
+    if len(args.edit) > 300 or len(args.mask) > 100:
+        raise BridgeError("Prompts are limited to 300 characters (edit) and 100 (mask); shorten them.")
+    target = None
+    image_sha = None
+    if args.edit_image:
+        from bridge.field.weights import file_sha256
+
+        target = load_image(args.edit_image)
+        image_sha = file_sha256(args.edit_image)
+    prior = HeadPrior.load(args.weights)
+    clip = load_clip(args.clip)
+    spec = EditSpec(args.edit.strip() or f"like {args.edit_image.name}", args.mask.strip(), args.geometry, image_sha)
+    config = EditTrainingConfig(seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes)
+    trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, edit_target=target)
+    out = Path(args.out)
+    command = "python -m bridge " + shlex.join(sys.argv[1:])
+
+    def report(p) -> None:
+        if p.step % 10 == 0 or p.step == p.total:
+            eta = p.seconds / max(p.step - first_step, 1) * (p.total - p.step)
+            terms = "  ".join(f"{k} {v:.4f}" for k, v in p.losses.items() if k in ("total", "clip", "mask"))
+            print(f"step {p.step}/{p.total}  {terms}  {p.seconds / 60:.1f} min  eta {eta / 60:.1f} min", flush=True)
+        if p.images and (p.step % 100 == 0 or p.step == p.total):
+            images = p.images
+            panels = [images["source"], images["edited"], images["mask"].expand(3, -1, -1), images["pseudo_label"].expand(3, -1, -1)]
+            save_png(sheet([x.clamp(0, 1) for x in panels]), out / "training_preview.png")
+
+    first_step = 0
+    if trainer.resume(out):
+        first_step = trainer.step
+        print(f"resuming from step {trainer.step} in {out}")
+    module = trainer.train(out, prior.sha256, on_progress=report, command=command)
+    if module is None:
+        print(f"stopped at step {trainer.step}; run the same command again to resume")
+        return 130
+    print(f"wrote the edit module {out}")
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    import torch
+
+    import mesh_export
+    from bridge import __version__
+    from bridge.field.grid import sample_grid
+    from bridge.images import overlay, save_png, sheet
+    from bridge.lenerf.apply import EditStep, apply_edits
+    from bridge.prior.model import SURFACE_LEVEL, HeadPrior
+    from bridge.prior.params import describe
+    from bridge.prior.views import render
+
+    if not 64 <= args.grid <= 512:
+        raise BridgeError(f"--grid must be between 64 and 512 voxels, got {args.grid}.")
+    prior = HeadPrior.load(args.weights)
+    modules = [_edit_module(m, prior) for m in args.module]
+    masks = [_edit_module(m, prior) if m else None for m in (args.mask_module or [])]
+    steps = [EditStep(m, args.strength, masks[i] if i < len(masks) else None) for i, m in enumerate(modules)]
+    code = _head_code(args.seed)
+    started = time.perf_counter()
+    with torch.no_grad():
+        ws = prior.ws(code.params[None], code.noise[None])
+        field, _ = apply_edits(prior.generator, ws, steps)
+        if args.preview:
+            source = render(prior.generator.field(ws), prior.render_config, args.yaw, 0.0, 256)["rgb"][0]
+            edited = render(field, prior.render_config, args.yaw, 0.0, 256, channels=("rgb", "mask"))
+            masked = overlay(edited["rgb"][0], edited["mask"][0, 0])
+            print(f"wrote {save_png(sheet([source, edited['rgb'][0], masked]), args.preview)}")
+        provenance = {
+            "generator": "ProcHead prior", "seed": args.seed, "head": describe(code.params), "bridge_version": __version__,
+            "edits": [{"edit": s.module.spec.edit, "mask": s.module.spec.mask, "strength": s.strength} for s in steps],
+        }
+        grid = sample_grid(field, args.grid, SURFACE_LEVEL, prior.render_config.box_size, provenance)
+    print(f"wrote {mesh_export.write(grid, args.out)} ({grid.edit_steps} mask(s)) in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bridge", description="Text Edit inference bridge.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -210,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_grid)
 
     p = commands.add_parser(
-        "demo", help="the main job on the embedded default (for now: prior head turntable -> field grid -> textured .glb)"
+        "demo", help="the main job on the embedded default (for now: prior head turntable, head-CLIP relevance maps, field grid, textured .glb)"
     )
     p.add_argument("--out", type=Path, default=Path("out"))
     p.add_argument("--seed", type=int, default=3)
@@ -226,10 +432,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--texture-size", type=int, default=1024, help="baked texture side in texels; 0 = vertex colours only")
     p.add_argument("--max-triangles", type=int, default=200_000, help="decimate to at most this many triangles; 0 = keep all")
     p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("train-clip", help="train the bundled head CLIP on ProcHead renders")
+    p.add_argument("--out", type=Path, required=True, help="open_clip folder to write (config + safetensors)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--heads", type=int, default=3000, help="training heads (one random view each)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes (rendering the data comes on top)")
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--cache", type=Path, default=None, help="keep the rendered training views in this .npz")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.set_defaults(run=cmd_train_clip)
+
+    p = commands.add_parser("fetch-clip", help="download open_clip weights once (needs internet) into a local folder")
+    p.add_argument("architecture", help="open_clip architecture, e.g. ViT-B-32 or ViT-B-16")
+    p.add_argument("tag", help="pretrained tag, e.g. laion2b_s34b_b79k (see open_clip.list_pretrained())")
+    p.add_argument("--out", type=Path, required=True, help="folder to write (then: --clip local-dir:FOLDER)")
+    p.set_defaults(run=cmd_fetch_clip)
+
+    p = commands.add_parser("relevance", help="a CLIP relevance map of a mask prompt over an image (PNG)")
+    p.add_argument("--image", type=Path, required=True)
+    p.add_argument("--prompt", action="append", required=True, help="mask prompt; repeat for an ensemble")
+    p.add_argument("--negative", action="append", default=[], help="negative mask prompt; repeatable")
+    p.add_argument("--last-blocks", type=int, default=None, help="aggregate only the last N attention blocks")
+    p.add_argument("--out", type=Path, required=True)
+    _add_clip_argument(p)
+    p.set_defaults(run=cmd_relevance)
+
+    p = commands.add_parser("train-edit", help="train an edit (LENeRF modules) on the bundled prior")
+    p.add_argument("--edit", default="", help='what to change, e.g. "blue eyes"')
+    p.add_argument("--edit-image", type=Path, default=None, help="a reference picture instead of (or with) --edit")
+    p.add_argument("--mask", required=True, help='where, e.g. "eyes"')
+    p.add_argument("--geometry", action="store_true", help="allow shape changes (deformation network), e.g. open mouth")
+    p.add_argument("--out", type=Path, required=True, help="folder of the edit module (also its checkpoint: resumable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
+    p.add_argument("--threads", type=int, default=0)
+    _add_clip_argument(p)
+    _add_weights_argument(p)
+    p.set_defaults(run=cmd_train_edit)
+
+    p = commands.add_parser("edit", help="apply edit modules to a prior head; write its field grid (.npz) and a preview")
+    p.add_argument("--seed", type=int, default=0, help="head seed")
+    p.add_argument("--module", action="append", required=True, help="edit module folder or library name; repeat to stack")
+    p.add_argument("--mask-module", action="append", default=None, help="take the mask of this module instead (partial edit)")
+    p.add_argument("--strength", type=float, default=1.0, help="0 .. 1.5")
+    p.add_argument("--grid", type=int, default=128, help="field grid resolution (64..512)")
+    p.add_argument("--yaw", type=float, default=20.0, help="preview camera yaw (degrees)")
+    p.add_argument("--out", type=Path, required=True, help="the field grid to write (.npz)")
+    p.add_argument("--preview", type=Path, default=None, help="PNG: source | edited | mask overlay")
+    _add_weights_argument(p)
+    p.set_defaults(run=cmd_edit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.getLogger().addHandler(logging.NullHandler())  # libraries' log lines are not for users
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

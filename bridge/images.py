@@ -16,6 +16,20 @@ def to_pil(image: Tensor) -> Image.Image:
     return Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
 
 
+def load_image(path: Path) -> Tensor:
+    """An image file -> (3, H, W) float in [0, 1]; unreadable files raise BridgeError."""
+    from bridge.errors import BridgeError
+
+    try:
+        with Image.open(path) as image:
+            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise BridgeError(f"No image at {path}; check the path.") from None
+    except (OSError, ValueError) as error:
+        raise BridgeError(f"Cannot read the image {path} ({error}); use a PNG or JPEG file.") from None
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
 def save_png(image: Tensor, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,6 +47,16 @@ def sheet(images: list[Tensor], columns: int | None = None, gap: int = 2) -> Ten
         r, c = divmod(index, columns)
         canvas[:, r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = image
     return canvas
+
+
+def heatmap(values: Tensor) -> Tensor:
+    """A [0, 1] map (H, W) as a picture (3, H, W): black -> red -> yellow."""
+    return torch.stack([(2 * values).clamp(0, 1), (2 * values - 1).clamp(0, 1), torch.zeros_like(values)])
+
+
+def overlay(image: Tensor, values: Tensor, opacity: float = 0.6) -> Tensor:
+    """`image` (3, H, W) with a [0, 1] map (H, W) laid over it in heat-map colours."""
+    return (1 - opacity * values) * image + opacity * values * heatmap(values)
 
 
 def save_gif(frames: list[Tensor], path: Path, frame_ms: int = 80) -> Path:

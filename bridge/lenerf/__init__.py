@@ -1,0 +1,1 @@
+"""The LENeRF edit engine: add-on modules on a frozen tri-plane generator, their training and application."""

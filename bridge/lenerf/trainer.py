@@ -124,11 +124,19 @@ class EditTrainer:
     def _render(self, field, poses: Tensor, channels: tuple[str, ...]) -> dict[str, Tensor]:
         return self.renderer.render(field, poses, cameras.intrinsics_matrix(), self.config.resolution, channels=channels)
 
-    def pseudo_labels(self, source: Tensor, target: Tensor | None) -> Tensor:
-        size = tuple(source.shape[-2:])
-        maps = relevance_maps(self.clip, source, self.mask_prompts, size=size, **PSEUDO_LABEL_OPTIONS)
+    def pseudo_labels(self, source: dict[str, Tensor], target: dict[str, Tensor] | None) -> Tensor:
+        """Relevance of the mask prompt in the source renders (and the target's, for geometry edits),
+        limited to where each render has something (its opacity)."""
+
+        def relevance(render: dict[str, Tensor]) -> Tensor:
+            return relevance_maps(
+                self.clip, render["rgb"], self.mask_prompts, size=tuple(render["rgb"].shape[-2:]),
+                foreground=render["opacity"][:, 0], **PSEUDO_LABEL_OPTIONS,
+            )
+
+        maps = relevance(source)
         if target is not None:
-            maps = torch.maximum(maps, relevance_maps(self.clip, target, self.mask_prompts, size=size, **PSEUDO_LABEL_OPTIONS))
+            maps = torch.maximum(maps, relevance(target))
         return maps[:, None]
 
     def losses(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -149,9 +157,10 @@ class EditTrainer:
         edited = self._render(field, poses, ("rgb", "mask"))
         mask = edited["mask"] if self.spec.texture_only else self._render(field.mask_field, poses, ("mask",))["mask"]
         with torch.no_grad():
-            source = self._render(field.source_field, poses, ("rgb",))["rgb"]
-            target = None if self.spec.texture_only else self._render(field.target_field, poses, ("rgb",))["rgb"]
-        pseudo = self.pseudo_labels(source, target)
+            source_render = self._render(field.source_field, poses, ("rgb",))
+            target_render = None if self.spec.texture_only else self._render(field.target_field, poses, ("rgb",))
+        pseudo = self.pseudo_labels(source_render, target_render)
+        source = source_render["rgb"]
         terms = {
             "clip": c.clip_weight * self.clip_loss(edited["rgb"], source, self.rng),
             "residual": c.residual_weight * losses.residual_l2(dw),

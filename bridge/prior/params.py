@@ -179,11 +179,11 @@ def describe(params: Tensor) -> dict[str, str]:
         "skin_tone": _bin(rel("skin_tone"), (0.34, 0.67), ("light", "medium", "dark")),
         "eyes": _bin(rel("eye_size"), (0.34, 0.67), ("small", "medium", "big")),
         "eyebrows": _bin(rel("eyebrow_thickness"), (0.34, 0.67), ("thin", "medium", "thick")),
-        "lips": _bin(rel("lip_redness"), (0.5,), ("pale", "red")),
+        "lips": _bin(rel("lip_redness"), (0.34, 0.67), ("pale", "medium", "red")),
         "mouth_width": _bin(rel("mouth_width"), (0.34, 0.67), ("narrow", "medium", "wide")),
         "ears": _bin(rel("ear_size"), (0.34, 0.67), ("small", "medium", "big")),
         "face": _bin(rel("head_width"), (0.34, 0.67), ("narrow", "medium", "wide")),
-        "jaw": _bin(rel("jaw_width"), (0.5,), ("pointed", "square")),
+        "jaw": _bin(rel("jaw_width"), (0.34, 0.67), ("pointed", "medium", "square")),
         "forehead": _bin(rel("hairline"), (0.34, 0.67), ("low", "medium", "high")),
     }
 

@@ -1,0 +1,168 @@
+"""2D relevance maps of a mask prompt for open_clip ViTs, after Chefer et al. (2021).
+
+For y = cos(E_T(t_mask), E_I(I)) the attention probabilities A_b of every vision block and their
+gradients dy/dA_b are captured; per block cam_b = mean over heads of clamp(dy/dA_b * A_b, min 0),
+and the relevance R starts at the identity and accumulates R <- R + cam_b @ R over the chosen
+blocks. The row of the pooled token (CLS) over the patch tokens is the map; it is upsampled to the
+image size and min-max normalised per image. LENeRF's code uses only the last block
+(`last_blocks=1`); all blocks is Chefer's original.
+
+open_clip computes attention with `need_weights=False`, so the probabilities are not available
+from it: while a map is computed, each block's attention is evaluated here with the block's own
+weights, which keeps the probabilities in the autograd graph.
+
+Prompt ensembles average the unit text embeddings; negative prompts subtract their cosine, so the
+map shows what makes the image more "eyes" than "face".
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from bridge.errors import BridgeError
+from bridge.guidance.clip import ClipModel
+
+PSEUDO_LABEL_OPTIONS = {"last_blocks": None, "shifts": 2, "prompt_choice": "best"}
+"""How the edit engine computes pseudo-labels (chosen on the head CLIP's validation heads, see
+docs/guidance.md)."""
+
+
+def _blocks(clip: ClipModel) -> list[torch.nn.Module]:
+    visual = clip.model.visual
+    transformer = getattr(visual, "transformer", None)
+    blocks = list(getattr(transformer, "resblocks", []))
+    if not blocks or not all(isinstance(getattr(b, "attn", None), torch.nn.MultiheadAttention) for b in blocks):
+        raise BridgeError(
+            f"Relevance maps need an open_clip ViT with standard attention blocks; {clip.source} is not one "
+            "(use a ViT such as ViT-B-32 or ViT-B-16, or the bundled head CLIP)."
+        )
+    return blocks
+
+
+def _capturing_attention(block: torch.nn.Module, store: list[Tensor]):
+    mha: torch.nn.MultiheadAttention = block.attn
+
+    def attention(q_x: Tensor, k_x: Tensor | None = None, v_x: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        x = q_x if mha.batch_first else q_x.transpose(0, 1)
+        batch, length, width = x.shape
+        heads = mha.num_heads
+        q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(batch, length, heads, width // heads).transpose(1, 2) for t in (q, k, v))
+        logits = (q @ k.transpose(-2, -1)) * (width // heads) ** -0.5
+        if attn_mask is not None:
+            logits = logits + attn_mask.to(logits.dtype)
+        probabilities = logits.softmax(dim=-1)
+        store.append(probabilities)
+        out = (probabilities @ v).transpose(1, 2).reshape(batch, length, width)
+        out = mha.out_proj(out)
+        return out if mha.batch_first else out.transpose(0, 1)
+
+    return attention
+
+
+@contextmanager
+def captured_attention(clip: ClipModel):
+    """Within the block, every vision forward pass appends each block's attention probabilities
+    (B, heads, L, L) to the yielded list, in block order."""
+    blocks = _blocks(clip)
+    store: list[Tensor] = []
+    for block in blocks:
+        block.attention = _capturing_attention(block, store)
+    try:
+        yield store
+    finally:
+        for block in blocks:
+            del block.attention
+
+
+def _text_directions(clip: ClipModel, pixels: Tensor, prompts, negative_prompts, choice: str) -> tuple[Tensor, Tensor | None]:
+    """Per image (B, D): the mean of the prompts' unit embeddings ("mean"), or the one prompt that
+    best matches that image ("best": of "blue eyes", "brown eyes", ... the colour it has)."""
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    negative_prompts = [negative_prompts] if isinstance(negative_prompts, str) else list(negative_prompts or [])
+    if not prompts:
+        raise BridgeError("A mask prompt is needed for a relevance map, e.g. 'eyes'.")
+    if choice not in ("mean", "best"):
+        raise ValueError(f"Unknown prompt choice {choice!r}; use 'mean' or 'best'.")
+    with torch.no_grad():
+        text = clip.encode_text(prompts)
+        if choice == "best" and len(prompts) > 1:
+            image = F.normalize(clip.model.encode_image(pixels), dim=-1)
+            positive = text[(image @ text.T).argmax(dim=1)]
+        else:
+            positive = F.normalize(text.mean(0), dim=-1).expand(pixels.shape[0], -1)
+        negative = F.normalize(clip.encode_text(negative_prompts).mean(0), dim=-1) if negative_prompts else None
+    return positive, negative
+
+
+def _shift(images: Tensor, dy: int, dx: int) -> Tensor:
+    """Move the content of `images` by (dy, dx) pixels, repeating the edge into the gap."""
+    if dy == 0 and dx == 0:
+        return images
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")
+    top, left = max(-dy, 0), max(-dx, 0)
+    return padded[..., top:top + height, left:left + width]
+
+
+def relevance_maps(
+    clip: ClipModel,
+    images: Tensor,
+    prompts: str | list[str],
+    negative_prompts: str | list[str] | None = None,
+    last_blocks: int | None = None,
+    size: tuple[int, int] | None = None,
+    shifts: int = 1,
+    prompt_choice: str = "mean",
+    foreground: Tensor | None = None,
+) -> Tensor:
+    """Relevance of `prompts` in `images` (B, 3, H, W), [0, 1] -> maps (B, h, w) in [0, 1].
+
+    `last_blocks`: how many of the last vision blocks to aggregate (None: all). `size`: output
+    size, default the images' size. `shifts`: sub-patch offsets per axis; with s > 1 the map is
+    computed for s x s copies of the image moved by multiples of patch / s pixels and averaged
+    after moving each map back, which resolves detail finer than one ViT patch (small parts such
+    as eyes cover less than a patch of a 96^2 input). `prompt_choice`: how an ensemble becomes one
+    text direction per image (see `_text_directions`). `foreground` (B, h, w) in [0, 1]: where the
+    object is (a render's opacity); the map is multiplied by it before normalisation, since small
+    ViTs park global information in background tokens, which then look relevant."""
+    blocks = _blocks(clip)
+    chosen = len(blocks) if last_blocks is None else max(1, min(int(last_blocks), len(blocks)))
+    size = size or tuple(images.shape[-2:])
+    visual = clip.model.visual
+    grid_h, grid_w = visual.grid_size
+    step_y, step_x = clip.image_size[0] // grid_h // max(shifts, 1), clip.image_size[1] // grid_w // max(shifts, 1)
+    offsets = [(i * step_y, j * step_x) for i in range(max(shifts, 1)) for j in range(max(shifts, 1))]
+    with torch.no_grad():
+        prepared = clip.prepare(images.detach())
+        batch = torch.cat([_shift(prepared, dy, dx) for dy, dx in offsets])
+        positive, negative = _text_directions(clip, prepared, prompts, negative_prompts, prompt_choice)
+        positive = positive.repeat(len(offsets), 1)
+    with torch.enable_grad(), captured_attention(clip) as attention:
+        pixels = batch.requires_grad_(True)
+        embedding = F.normalize(clip.model.encode_image(pixels), dim=-1)
+        score = (embedding * positive.to(embedding.device)).sum(dim=-1)
+        if negative is not None:
+            score = score - embedding @ negative.to(embedding.device)
+        gradients = torch.autograd.grad(score.sum(), attention[-chosen:])
+        probabilities = [a.detach() for a in attention[-chosen:]]
+    tokens = probabilities[0].shape[-1]
+    relevance = torch.eye(tokens, device=pixels.device).expand(pixels.shape[0], tokens, tokens)
+    for attn, grad in zip(probabilities, gradients):
+        cam = (grad * attn).clamp(min=0).mean(dim=1)
+        relevance = relevance + cam @ relevance
+    row = relevance[:, 0] if getattr(visual, "pool_type", "tok") == "tok" else relevance[:, 1:].mean(dim=1)
+    maps = row[:, 1:].reshape(-1, 1, grid_h, grid_w)
+    maps = F.interpolate(maps, size=clip.image_size, mode="bilinear", align_corners=False)
+    maps = maps.view(len(offsets), images.shape[0], 1, *clip.image_size)
+    maps = torch.stack([_shift(m, -dy, -dx) for m, (dy, dx) in zip(maps, offsets)]).mean(dim=0)
+    maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)[:, 0]
+    if foreground is not None:
+        maps = maps * F.interpolate(foreground[:, None].to(maps), size=size, mode="bilinear", align_corners=False)[:, 0]
+    low = maps.flatten(1).min(dim=1).values.view(-1, 1, 1)
+    high = maps.flatten(1).max(dim=1).values.view(-1, 1, 1)
+    return (maps - low) / (high - low).clamp_min(1e-8)

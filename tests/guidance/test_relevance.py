@@ -1,0 +1,122 @@
+"""Relevance maps: shape, range, and a planted case whose answer is known exactly."""
+
+import pytest
+import torch
+
+from bridge.errors import BridgeError
+from bridge.guidance.relevance import captured_attention, relevance_maps
+
+
+def test_maps_have_the_image_size_and_unit_range(tiny_clip):
+    images = torch.rand(3, 3, 40, 40)
+    maps = relevance_maps(tiny_clip, images, ["eyes", "the eyes"], negative_prompts="face")
+    assert maps.shape == (3, 40, 40)
+    assert float(maps.min()) == pytest.approx(0.0, abs=1e-6) and float(maps.max()) == pytest.approx(1.0, abs=1e-6)
+    assert relevance_maps(tiny_clip, images, "eyes", last_blocks=1, size=(8, 8)).shape == (3, 8, 8)
+
+
+def test_attention_capture_matches_open_clip_and_is_removed_afterwards(tiny_clip):
+    images = torch.rand(2, 3, 32, 32)
+    expected = tiny_clip.encode_image(images)
+    with captured_attention(tiny_clip) as attention:
+        captured = tiny_clip.encode_image(images)
+    assert torch.allclose(captured, expected, atol=1e-5)
+    assert len(attention) == 2 and attention[0].shape == (2, 2, 17, 17)  # blocks, (B, heads, 1 + 4x4, same)
+    assert torch.allclose(attention[0].sum(-1), torch.ones(2, 2, 17), atol=1e-5)
+    assert all("attention" not in vars(b) for b in tiny_clip.model.visual.transformer.resblocks)
+
+
+def _planted_model(clip):
+    """One block, uniform attention, no positional embedding, no biases, no MLP: every patch token
+    of a black image is exactly zero, so the bright patch is the only one that can carry relevance
+    (its cam is +-(v . dy/dout) / L, positive for one sign of the text direction)."""
+    visual = clip.model.visual
+    with torch.no_grad():
+        visual.positional_embedding.zero_()
+        for block in visual.transformer.resblocks:
+            width = block.attn.embed_dim
+            block.attn.in_proj_weight[: 2 * width].zero_()
+            block.attn.in_proj_bias.zero_()
+            block.attn.out_proj.bias.zero_()
+            block.mlp.c_fc.bias.zero_()
+            block.mlp.c_proj.bias.zero_()
+            block.mlp.c_proj.weight.zero_()
+    visual.transformer.resblocks = visual.transformer.resblocks[:1]
+    return clip
+
+
+def test_planted_patch_is_the_only_relevant_place(tiny_clip, monkeypatch):
+    clip = _planted_model(tiny_clip)
+    image = torch.zeros(1, 3, 32, 32)
+    image[:, :, 16:24, 8:16] = 1.0  # patch (row 2, column 1) of the 4x4 grid
+    clip.mean, clip.std = torch.zeros(1, 3, 1, 1), torch.ones(1, 3, 1, 1)  # black stays exactly zero
+    direction = torch.nn.functional.normalize(torch.randn(32, generator=torch.Generator().manual_seed(0)), dim=0)
+    found = []
+    for sign in (1.0, -1.0):
+        monkeypatch.setattr(clip, "encode_text", lambda prompts, d=sign * direction: d[None])
+        found.append((relevance_maps(clip, image, "planted")[0], relevance_maps(clip, image, "planted", shifts=2)[0]))
+    plain, shifted = max(found, key=lambda maps: float(maps[0][20, 12]))
+    assert float(plain[20, 12]) == pytest.approx(1.0, abs=0.05)  # centre of the planted cell
+    assert float(plain[:8].abs().max()) < 1e-6 and float(plain[:, 24:].abs().max()) < 1e-6  # cells not touching it
+    row, column = divmod(int(shifted.argmax()), 32)
+    assert 16 <= row < 24 and 8 <= column < 16
+
+
+def test_a_model_without_vit_blocks_is_refused(tiny_clip):
+    tiny_clip.model.visual.transformer.resblocks = torch.nn.ModuleList()
+    with pytest.raises(BridgeError, match="need an open_clip ViT"):
+        relevance_maps(tiny_clip, torch.rand(1, 3, 32, 32), "eyes")
+
+
+@pytest.mark.parametrize("architecture, grid", [("ViT-B-32", (7, 7)), ("ViT-B-16", (14, 14))])
+def test_released_vit_layouts_work(architecture, grid):
+    """The real architectures (random weights: only the layout matters here)."""
+    from bridge.guidance.clip import ClipModel, _open_clip
+
+    open_clip = _open_clip()
+    clip = ClipModel(open_clip.create_model(architecture), open_clip.get_tokenizer(architecture), architecture)
+    assert tuple(clip.model.visual.grid_size) == grid
+    maps = relevance_maps(clip, torch.rand(1, 3, 224, 224), ["eyes", "blue eyes"], last_blocks=1)
+    assert maps.shape == (1, 224, 224) and float(maps.max()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_best_threshold_iou_per_map_and_for_the_whole_set():
+    from bridge.guidance.metrics import best_threshold_iou
+
+    masks = torch.zeros(2, 10, 10, dtype=torch.bool)
+    masks[:, 2:5, 2:5] = True
+    maps = torch.zeros(2, 10, 10)
+    maps[0][masks[0]] = 0.9  # exact at any level below 0.9
+    maps[1][masks[1]] = 0.3  # exact only below 0.3
+    maps[1, 8, 8] = 0.2  # a stray pixel, excluded above 0.2
+    result = best_threshold_iou(maps, masks)
+    assert result["iou"] == pytest.approx(1.0)
+    assert result["iou_one_level"] == pytest.approx(1.0) and 0.2 < result["level"] <= 0.3
+
+
+def test_foreground_limits_the_map_and_best_prompt_choice_runs(tiny_clip):
+    images = torch.rand(2, 3, 32, 32)
+    foreground = torch.zeros(2, 32, 32)
+    foreground[:, :, :16] = 1.0
+    maps = relevance_maps(tiny_clip, images, ["blue eyes", "brown eyes"], foreground=foreground, prompt_choice="best")
+    assert float(maps[:, :, 17:].max()) == pytest.approx(0.0, abs=1e-6)
+    assert float(maps[:, :, :15].max()) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="Unknown prompt choice"):
+        relevance_maps(tiny_clip, images, ["a", "b"], prompt_choice="first")
+
+
+def test_best_prompt_choice_follows_the_image(tiny_clip, monkeypatch):
+    """With two prompts, "best" gives each image the map of the prompt closest to it."""
+    images = torch.rand(2, 3, 32, 32)
+    normalize = torch.nn.functional.normalize
+    with torch.no_grad():
+        embeddings = normalize(tiny_clip.model.encode_image(tiny_clip.prepare(images)), dim=-1)
+    # one text near each image (not at it: at the maximum of y its gradient would vanish)
+    texts = normalize(embeddings + 0.3 * normalize(torch.randn(2, 32, generator=torch.Generator().manual_seed(0)), dim=-1), dim=-1)
+    assert torch.equal((embeddings @ texts.T).argmax(dim=1), torch.arange(2))
+    monkeypatch.setattr(tiny_clip, "encode_text", lambda prompts: texts if len(prompts) == 2 else texts[[1]])
+    best = relevance_maps(tiny_clip, images, ["first", "second"], prompt_choice="best")
+    only_second = relevance_maps(tiny_clip, images, ["second"])
+    assert float(best[1].max()) == pytest.approx(1.0, abs=1e-6)
+    assert torch.allclose(best[1], only_second[1], atol=1e-5)
+    assert not torch.allclose(best[0], only_second[0], atol=1e-3)
