@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from bridge.guidance.captions import mask_prompt_ensemble
-from bridge.guidance.clip import BUNDLED, ClipModel, _open_clip, load_clip
+from bridge.guidance.clip import BUNDLED, ClipModel, import_open_clip, load_clip
 from bridge.guidance.headclip import EVAL_SEED, read_metadata, render_views
 from bridge.guidance.metrics import attribute_accuracy, relevance_iou
 from bridge.guidance.relevance import PSEUDO_LABEL_OPTIONS, relevance_maps
@@ -74,7 +74,7 @@ def run(quick: bool = False) -> dict:
     }
     ious = {name: relevance_iou(clip, images, parts, prompts, **options) for name, (prompts, options) in variants.items()}
     figure = relevance_figure(clip, images[:4], parts[:4], FIGURE)
-    b32 = ClipModel(_open_clip().create_model("ViT-B-32"), _open_clip().get_tokenizer("ViT-B-32"), "ViT-B-32 (random)")
+    b32 = ClipModel(import_open_clip().create_model("ViT-B-32"), import_open_clip().get_tokenizer("ViT-B-32"), "ViT-B-32 (random)")
     return {
         "attr_top1": round(accuracy["attr_top1"], 4),
         "attr_top1_per_attribute": {k: round(v, 4) for k, v in accuracy["per_attribute"].items()},

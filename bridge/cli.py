@@ -247,9 +247,9 @@ def cmd_fetch_clip(args: argparse.Namespace) -> int:
     import os
 
     os.environ["HF_HUB_OFFLINE"] = "0"  # the one command that may download; must precede huggingface_hub
-    from bridge.guidance.clip import _open_clip, save_clip_folder
+    from bridge.guidance.clip import import_open_clip, save_clip_folder
 
-    open_clip = _open_clip()
+    open_clip = import_open_clip()
     if args.architecture not in open_clip.list_models():
         raise BridgeError(f"open_clip has no architecture {args.architecture!r}; e.g. ViT-B-32 or ViT-B-16.")
     if not open_clip.get_pretrained_cfg(args.architecture, args.tag):

@@ -16,9 +16,9 @@ OTHER_CONFIG = {**TINY_CONFIG, "vision_cfg": {**TINY_CONFIG["vision_cfg"], "widt
 @pytest.fixture(scope="session")
 def tiny_arch(tmp_path_factory):
     """Registers 'test-tiny-vit' and 'test-other-vit' (a different width) with open_clip."""
-    from bridge.guidance.clip import _open_clip
+    from bridge.guidance.clip import import_open_clip
 
-    open_clip = _open_clip()
+    open_clip = import_open_clip()
     folder = tmp_path_factory.mktemp("configs")
     for name, config in (("test-tiny-vit", TINY_CONFIG), ("test-other-vit", OTHER_CONFIG)):
         path = folder / f"{name}.json"
@@ -33,10 +33,10 @@ def tiny_weights(tiny_arch, tmp_path_factory):
     import torch
     from safetensors.torch import save_file
 
-    from bridge.guidance.clip import _open_clip
+    from bridge.guidance.clip import import_open_clip
 
     torch.manual_seed(0)
-    model = _open_clip().create_model(tiny_arch)
+    model = import_open_clip().create_model(tiny_arch)
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     return path

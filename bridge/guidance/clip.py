@@ -42,7 +42,7 @@ class ClipLoadError(BridgeError):
     """CLIP weights that are missing, unreadable or made for another architecture."""
 
 
-def _open_clip():
+def import_open_clip():
     make_torchvision_importable()
     import open_clip
 
@@ -101,12 +101,6 @@ class ClipModel:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
-
-    @property
-    def embed_dim(self) -> int:
-        return int(self.model.text_projection.shape[-1]) if hasattr(self.model, "text_projection") else int(
-            self.encode_text(["a"]).shape[-1]
-        )
 
     def to(self, device: torch.device | str) -> "ClipModel":
         self.model.to(device)
@@ -167,7 +161,7 @@ def _cached_tag_file(open_clip, architecture: str, tag: str, cache_dir: str | No
 def load_clip(source: str | ClipSource = BUNDLED, device: str | torch.device = "cpu", cache_dir: str | None = None) -> ClipModel:
     """Build the open_clip model of `source` with its weights, frozen, on `device`."""
     source = source if isinstance(source, ClipSource) else ClipSource.parse(source)
-    open_clip = _open_clip()
+    open_clip = import_open_clip()
     if source.kind == "local-dir":
         folder = Path(source.location)
         config = folder / "open_clip_config.json"

@@ -27,7 +27,7 @@ from torch import Tensor
 from bridge.budget import Budget, cosine_factor
 from bridge.errors import BridgeError
 from bridge.guidance.captions import caption
-from bridge.guidance.clip import HEADCLIP_DIR, ClipModel, _open_clip, save_clip_folder
+from bridge.guidance.clip import HEADCLIP_DIR, ClipModel, import_open_clip, save_clip_folder
 from bridge.prior.model import PRIOR_RENDER
 from bridge.prior.params import describe, sample_params
 from bridge.prior.views import analytic_field, render
@@ -121,7 +121,7 @@ def cached_views(path: Path | None, **render_args) -> HeadViews:
 
 def build_model(config: dict = HEADCLIP_CONFIG):
     """A fresh (untrained) head CLIP and its tokenizer, from open_clip's own classes."""
-    open_clip = _open_clip()
+    open_clip = import_open_clip()
     model = open_clip.CLIP(**config)
     model.visual.preprocess_cfg = dict(HEADCLIP_PREPROCESS)  # what create_model sets from the folder's config
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=config["text_cfg"]["context_length"])

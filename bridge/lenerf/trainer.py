@@ -139,7 +139,7 @@ class EditTrainer:
             maps = torch.maximum(maps, relevance(target))
         return maps[:, None]
 
-    def losses(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def batch_losses(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One batch: the loss terms and the renders they came from."""
         c = self.config
         ws_source = self.sample_ws(c.heads, self.rng)
@@ -174,7 +174,7 @@ class EditTrainer:
         return terms, images
 
     def train_step(self) -> tuple[dict[str, float], dict[str, Tensor]]:
-        terms, images = self.losses()
+        terms, images = self.batch_losses()
         total = sum(terms.values())
         if self.config.alternate:
             names = ["mapper"] if self.step % 2 == 0 else ["attention"]

@@ -71,9 +71,9 @@ def test_a_model_without_vit_blocks_is_refused(tiny_clip):
 @pytest.mark.parametrize("architecture, grid", [("ViT-B-32", (7, 7)), ("ViT-B-16", (14, 14))])
 def test_released_vit_layouts_work(architecture, grid):
     """The real architectures (random weights: only the layout matters here)."""
-    from bridge.guidance.clip import ClipModel, _open_clip
+    from bridge.guidance.clip import ClipModel, import_open_clip
 
-    open_clip = _open_clip()
+    open_clip = import_open_clip()
     clip = ClipModel(open_clip.create_model(architecture), open_clip.get_tokenizer(architecture), architecture)
     assert tuple(clip.model.visual.grid_size) == grid
     maps = relevance_maps(clip, torch.rand(1, 3, 224, 224), ["eyes", "blue eyes"], last_blocks=1)
