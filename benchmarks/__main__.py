@@ -13,6 +13,7 @@ BENCHMARKS = {
     "mesh": "benchmarks.mesh",
     "guidance": "benchmarks.guidance",
     "edit_quality": "benchmarks.edit_quality",
+    "bridge": "benchmarks.bridge",
 }
 
 

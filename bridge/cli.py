@@ -176,10 +176,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     written.append(mesh_export.write(grid, out / f"prior_seed{args.seed}_field.npz"))
     mesh = mesh_export.grid_to_mesh(grid, mesh_export.ExportOptions(texture_size=1024))
     written.append(mesh_export.write_glb(mesh, out / f"prior_seed{args.seed}.glb"))
+    written += _demo_bridge(out, args.seed, args.grid)
     print(f"demo finished in {time.perf_counter() - started:.1f} s; wrote:")
     for path in written:
         print(f"  {path}")
     return 0
+
+
+def _demo_bridge(out: Path, seed: int, grid: int) -> list[Path]:
+    """The main job through the bridge: start it (with its token and cache under out/bridge, so the
+    demo leaves the user's folders alone), edit a head with each shipped module and with all of
+    them stacked, fetch the field grids and previews, export the stacked edit as .glb, stop it."""
+    import mesh_export
+    from bridge.service.client import BridgeClient
+    from bridge.service.launcher import LocalBridge
+    from bridge.service.security import read_token
+
+    folder = out / "bridge"
+    folder.mkdir(parents=True, exist_ok=True)
+    print("starting the bridge ...", flush=True)
+    with LocalBridge(folder / "config", folder / "cache", log=folder / "bridge.log") as bridge:
+        client = BridgeClient(bridge.url, read_token(bridge.config))
+        shipped = [m["name"] for m in client.modules() if m["bundled"] and m["usable"]]
+        if not shipped:
+            print("  the edit library has no shipped modules for this generator: skipping the edits")
+            return []
+        head = client.create_head(seed=seed)
+        written = []
+        for name, steps in [(n, [n]) for n in shipped] + [("stack", shipped)]:
+            job = client.submit_edit(head["id"], [{"module": n} for n in steps], grid)
+            print(f"  bridge job {job['id']}: {' + '.join(steps)}", flush=True)
+            client.wait(job["id"], _ProgressPrinter())
+            for result in ("field.npz", "preview.png"):
+                written.append(client.download(job["id"], result, out / f"edit_seed{seed}_{name}_{result}"))
+        edited = mesh_export.read(written[-2])
+        mesh = mesh_export.grid_to_mesh(edited, mesh_export.ExportOptions(texture_size=1024))
+        written.append(mesh_export.write_glb(mesh, out / f"edit_seed{seed}_stack.glb"))
+    return written
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -382,6 +415,63 @@ def cmd_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bridge.service.server import serve
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return serve(args.host, args.port, args.device, args.allow_remote, args.clip)
+
+
+class _ProgressPrinter:
+    """Prints a job's state when its stage or whole percent changes."""
+
+    def __init__(self):
+        self.last = None
+
+    def __call__(self, job: dict) -> None:
+        line = f"  {job['state']:9s} {100 * job['progress']:3.0f}%  {job['stage']}"
+        if line != self.last:
+            eta = f"  (about {job['eta_s']:.0f} s left)" if job.get("eta_s") is not None else ""
+            print(line + eta, flush=True)
+            self.last = line
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    import json
+
+    from bridge.service.client import BridgeClient
+
+    client = BridgeClient(args.url, args.token)
+    if args.action == "info":
+        print(json.dumps(client.info(), indent=2))
+    elif args.action == "modules":
+        for m in client.modules():
+            state = "ok" if m["usable"] else f"unusable: {m['problem']}"
+            print(f"{m['name']:28s} {m['edit']!r} on {m['mask']!r}{' (geometry)' if m['geometry'] else ''}  {state}")
+    elif args.action == "jobs":
+        for job in client.jobs():
+            print(f"{job['id']}  {job['kind']:5s} {job['state']:9s} {100 * job['progress']:5.1f}%  {job['error'] or job['stage']}")
+    elif args.action == "cancel":
+        print(client.cancel(args.job)["state"])
+    elif args.action == "train":
+        job = client.submit_training(args.edit, args.mask, geometry=args.geometry, steps=args.steps, minutes=args.minutes)
+        print(f"training job {job['id']}")
+        job = client.wait(job["id"], _ProgressPrinter(), poll_s=5.0)
+        print(f"trained the edit module {job['info'].get('module')}")
+    elif args.action == "edit":
+        head = client.create_head(seed=args.seed)
+        steps = [{"module": name, "strength": args.strength} for name in args.module]
+        job = client.submit_edit(head["id"], steps, args.grid, args.yaw)
+        print(f"edit job {job['id']} on head {head['id']} (seed {args.seed})")
+        client.wait(job["id"], _ProgressPrinter())
+        for name in ("field.npz", "preview.png", "mask.png"):
+            print(f"wrote {client.download(job['id'], name, args.out / name)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bridge", description="Text Edit inference bridge.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -416,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_grid)
 
     p = commands.add_parser(
-        "demo", help="the main job on the embedded default (for now: prior head turntable, head-CLIP relevance maps, field grid, textured .glb)"
+        "demo", help="the main job on the embedded default: a prior head (turntable, relevance maps, textured .glb), then the shipped edits through the bridge"
     )
     p.add_argument("--out", type=Path, default=Path("out"))
     p.add_argument("--seed", type=int, default=3)
@@ -485,6 +575,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preview", type=Path, default=None, help="PNG: source | edited | mask overlay")
     _add_weights_argument(p)
     p.set_defaults(run=cmd_edit)
+
+    from bridge.service.settings import DEFAULT_HOST, DEFAULT_PORT
+
+    p = commands.add_parser("serve", help="run the bridge as a local HTTP service (for Blender and scripts)")
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (loopback by default)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    _add_clip_argument(p)
+    p.set_defaults(run=cmd_serve)
+
+    p = commands.add_parser("client", help="talk to a running bridge: info, modules, jobs, edit, train, cancel")
+    p.add_argument("--url", default=None, help=f"bridge address (default http://{DEFAULT_HOST}:{DEFAULT_PORT})")
+    p.add_argument("--token", default=None, help="default: the token in the bridge's config folder")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("info", help="the bridge's version, device, models and limits")
+    actions.add_parser("modules", help="the edit library")
+    actions.add_parser("jobs", help="jobs and their states")
+    a = actions.add_parser("cancel", help="cancel a job")
+    a.add_argument("job")
+    a = actions.add_parser("edit", help="edit a prior head with library modules; download the field grid and previews")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--module", action="append", required=True, help="library module name; repeat to stack")
+    a.add_argument("--strength", type=float, default=1.0)
+    a.add_argument("--grid", type=int, default=128)
+    a.add_argument("--yaw", type=float, default=20.0)
+    a.add_argument("--out", type=Path, default=Path("out"), help="folder for field.npz, preview.png, mask.png")
+    a = actions.add_parser("train", help="train a new edit on the bridge (resumes if the same prompts were started)")
+    a.add_argument("--edit", required=True)
+    a.add_argument("--mask", required=True)
+    a.add_argument("--geometry", action="store_true")
+    a.add_argument("--steps", type=int, default=800)
+    a.add_argument("--minutes", type=float, default=None)
+    p.set_defaults(run=cmd_client)
     return parser
 
 

@@ -1,0 +1,187 @@
+"""The HTTP API (FastAPI; OpenAPI at /v1/openapi.json). Everything is under /v1.
+
+Light requests (health, status, lists, downloads) are answered by the event loop while the one
+worker thread runs jobs; nothing here waits on PyTorch except POST /v1/heads (one mapping
+network pass).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Path as PathParam, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bridge import __version__
+from bridge.errors import BridgeError
+from bridge.service import security
+from bridge.service.engine import MODULE_NAME, Engine, NotFound
+from bridge.service.jobs import FINISHED, QUEUED, RUNNING, JobStore, QueueFull, Worker
+from bridge.service.settings import LIMITS
+
+JOB_ID = r"^[0-9a-f]{16}$"
+JobId = Annotated[str, PathParam(pattern=JOB_ID)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HeadRequest(Strict):
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="a prior head from this seed")
+    params: dict[str, float | str] | None = Field(None, max_length=64, description="prior parameters to override (e.g. eye_colour)")
+    latent: list[float] | list[list[float]] | None = Field(None, max_length=64, description="one w, or ws (num_ws rows)")
+
+    @model_validator(mode="after")
+    def one_source(self):
+        if self.latent is not None and (self.seed is not None or self.params):
+            raise ValueError("give either latent, or seed (with optional params), not both")
+        return self
+
+
+class EditStepRequest(Strict):
+    module: str | None = Field(None, max_length=64, description="a module of the library (GET /v1/modules)")
+    edit: str | None = Field(None, min_length=1, max_length=LIMITS.edit_prompt_chars, description="or the edit prompt of a trained module")
+    mask: str | None = Field(None, min_length=1, max_length=LIMITS.mask_prompt_chars, description="with its mask prompt")
+    strength: float = Field(1.0, ge=0.0, le=1.5)
+    mask_module: str | None = Field(None, max_length=64, description="use this module's attention field (a partial edit)")
+
+    @model_validator(mode="after")
+    def module_or_prompts(self):
+        if (self.module is None) == (self.edit is None or self.mask is None):
+            raise ValueError("give either module, or both edit and mask prompts")
+        return self
+
+
+class EditJobRequest(Strict):
+    head: str = Field(..., pattern=JOB_ID, description="a head id from POST /v1/heads")
+    steps: list[EditStepRequest] = Field(..., min_length=1, max_length=LIMITS.stack_steps, description="edits applied in order")
+    grid: int = Field(128, ge=LIMITS.grid_min, le=LIMITS.grid_max, description="FieldGrid resolution")
+    preview_yaw: float = Field(20.0, ge=-180.0, le=180.0)
+
+
+class TrainJobRequest(Strict):
+    edit: str = Field(..., min_length=1, max_length=LIMITS.edit_prompt_chars)
+    mask: str = Field(..., min_length=1, max_length=LIMITS.mask_prompt_chars)
+    geometry: bool = False
+    steps: int = Field(800, ge=1, le=LIMITS.training_steps)
+    minutes: float | None = Field(None, gt=0, le=LIMITS.training_minutes)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    name: str | None = Field(None, pattern=MODULE_NAME.pattern, description="module folder name (default from the prompts)")
+
+    @model_validator(mode="after")
+    def not_blank(self):
+        if not self.edit.strip() or not self.mask.strip():
+            raise ValueError("edit and mask prompts must not be blank")
+        return self
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host: str, port: int) -> FastAPI:
+    app = FastAPI(title="Text Edit bridge", version=__version__, openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None)
+    hosts = security.allowed_hosts(host, port)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if request.headers.get("host", "").lower() not in hosts:
+            return _error(403, "Refused: the Host header does not name this bridge (only local clients may use it).")
+        if "origin" in request.headers:
+            return _error(403, "Refused: requests from web pages (with an Origin header) may not drive the bridge.")
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > LIMITS.request_bytes):
+            return _error(413, f"Request body over {LIMITS.request_bytes} bytes; send less.")
+        if request.url.path != "/v1/health" and not security.token_matches(token, request.headers.get("authorization")):
+            return _error(401, "Missing or wrong token: send 'Authorization: Bearer <token>' with the token from the bridge's config folder.")
+        return await call_next(request)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, error: NotFound):
+        return _error(404, str(error))
+
+    @app.exception_handler(BridgeError)
+    async def bridge_error(request: Request, error: BridgeError):
+        return _error(429 if isinstance(error, QueueFull) else 400, str(error))
+
+    def job_or_404(job_id: str):
+        job = store.get(job_id)
+        if job is None:
+            raise NotFound(f"No job {job_id}; it may have expired (results are kept {LIMITS.result_days:g} days).")
+        return job
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "api": "v1"}
+
+    @app.get("/v1/info")
+    async def info() -> dict[str, Any]:
+        return {**engine.info(), "jobs": {"queued": len(worker.queue), "running": worker.current},
+                "limits": LIMITS.__dict__}
+
+    @app.post("/v1/heads", status_code=201)
+    def create_head(body: HeadRequest) -> dict[str, Any]:
+        return engine.create_head(body.seed, body.params, body.latent).public()
+
+    @app.get("/v1/heads/{head_id}")
+    async def get_head(head_id: JobId) -> dict[str, Any]:
+        return engine.head(head_id).public()
+
+    @app.get("/v1/modules")
+    def modules() -> dict[str, Any]:
+        return {"modules": engine.modules()}
+
+    @app.post("/v1/jobs/edit", status_code=202)
+    def submit_edit(body: EditJobRequest) -> dict[str, Any]:
+        engine.head(body.head)
+        for step in body.steps:
+            for name in (step.module, step.mask_module):
+                if name is not None:
+                    engine.module(name)
+            if step.module is None:
+                engine.module_for_prompts(step.edit, step.mask)
+        return worker.submit("edit", body.model_dump()).public()
+
+    @app.post("/v1/jobs/train", status_code=202)
+    async def submit_training(body: TrainJobRequest) -> dict[str, Any]:
+        return worker.submit("train", body.model_dump()).public()
+
+    @app.get("/v1/jobs")
+    async def list_jobs() -> dict[str, Any]:
+        jobs = sorted(store.jobs.values(), key=lambda j: j.created)
+        return {"jobs": [j.public() for j in jobs]}
+
+    @app.get("/v1/jobs/{job_id}")
+    async def get_job(job_id: JobId) -> dict[str, Any]:
+        return job_or_404(job_id).public()
+
+    @app.post("/v1/jobs/{job_id}/cancel")
+    async def cancel_job(job_id: JobId) -> dict[str, Any]:
+        job = job_or_404(job_id)
+        if job.state in (QUEUED, RUNNING):
+            worker.cancel(job_id)
+        return job.public()
+
+    @app.delete("/v1/jobs/{job_id}", status_code=204)
+    async def delete_job(job_id: JobId) -> None:
+        job = job_or_404(job_id)
+        if job.state not in FINISHED:
+            raise HTTPException(409, "The job has not finished; cancel it first.")
+        store.delete(job_id)
+
+    @app.get("/v1/jobs/{job_id}/results/{name}")
+    async def result(job_id: JobId, name: str) -> FileResponse:
+        job = job_or_404(job_id)
+        if name not in job.results:
+            if job.state != "done":
+                raise HTTPException(409, f"The job is {job.state}; results come when it is done.")
+            raise NotFound(f"Job {job_id} has no result {name!r}; it has: {', '.join(job.results)}.")
+        path = store.folder_of(job_id) / name
+        if not path.is_file():
+            raise NotFound(f"The result file of job {job_id} is gone from the cache; submit the job again.")
+        return FileResponse(path, media_type=job.results[name], filename=name)
+
+    return app

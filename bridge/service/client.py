@@ -1,0 +1,116 @@
+"""A small client for the bridge's HTTP API, on the standard library only (Blender's Python can
+use it). Every failure is a BridgeError with one sentence to show the user."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from bridge.errors import BridgeError
+from bridge.service.settings import DEFAULT_HOST, DEFAULT_PORT, config_dir
+
+FINISHED = ("done", "failed", "cancelled")
+
+
+class BridgeClient:
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
+        self.url = (url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}").rstrip("/")
+        if token is None:
+            from bridge.service.security import read_token
+
+            token = read_token(config_dir())
+        self.token = token
+        self.timeout = timeout
+
+    def _request(self, method: str, path: str, body: dict | None = None, raw: bool = False):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as error:
+            raise BridgeError(_detail(error)) from None
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+            reason = getattr(error, "reason", error)
+            raise BridgeError(f"No answer from the bridge at {self.url} ({reason}); start it with `python -m bridge serve`.") from None
+        if raw:
+            return payload
+        return json.loads(payload) if payload else None
+
+    def health(self) -> dict:
+        return self._request("GET", "/v1/health")
+
+    def info(self) -> dict:
+        return self._request("GET", "/v1/info")
+
+    def create_head(self, seed: int | None = None, params: dict | None = None, latent: list | None = None) -> dict:
+        body = {k: v for k, v in {"seed": seed, "params": params, "latent": latent}.items() if v is not None}
+        return self._request("POST", "/v1/heads", body)
+
+    def modules(self) -> list[dict]:
+        return self._request("GET", "/v1/modules")["modules"]
+
+    def submit_edit(self, head: str, steps: list[dict], grid: int = 128, preview_yaw: float = 20.0) -> dict:
+        return self._request("POST", "/v1/jobs/edit", {"head": head, "steps": steps, "grid": grid, "preview_yaw": preview_yaw})
+
+    def submit_training(self, edit: str, mask: str, **options) -> dict:
+        return self._request("POST", "/v1/jobs/train", {"edit": edit, "mask": mask, **options})
+
+    def job(self, job_id: str) -> dict:
+        return self._request("GET", f"/v1/jobs/{job_id}")
+
+    def jobs(self) -> list[dict]:
+        return self._request("GET", "/v1/jobs")["jobs"]
+
+    def cancel(self, job_id: str) -> dict:
+        return self._request("POST", f"/v1/jobs/{job_id}/cancel")
+
+    def delete(self, job_id: str) -> None:
+        self._request("DELETE", f"/v1/jobs/{job_id}")
+
+    def result(self, job_id: str, name: str) -> bytes:
+        return self._request("GET", f"/v1/jobs/{job_id}/results/{name}", raw=True)
+
+    def download(self, job_id: str, name: str, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.result(job_id, name))
+        return path
+
+    def wait(self, job_id: str, on_progress: Callable[[dict], None] | None = None, poll_s: float = 0.5,
+             timeout_s: float | None = None) -> dict:
+        """Poll until the job finishes; raises BridgeError if it failed or was cancelled."""
+        started = time.monotonic()
+        while True:
+            job = self.job(job_id)
+            if on_progress:
+                on_progress(job)
+            if job["state"] in FINISHED:
+                break
+            if timeout_s is not None and time.monotonic() - started > timeout_s:
+                raise BridgeError(f"Job {job_id} did not finish within {timeout_s:g} s; it is still {job['state']}.")
+            time.sleep(poll_s)
+        if job["state"] == "failed":
+            raise BridgeError(f"The job failed: {job['error']}")
+        if job["state"] == "cancelled":
+            raise BridgeError("The job was cancelled.")
+        return job
+
+
+def _detail(error: urllib.error.HTTPError) -> str:
+    try:
+        detail = json.loads(error.read()).get("detail")
+    except (ValueError, AttributeError, OSError):
+        detail = None
+    if isinstance(detail, list) and detail:  # FastAPI validation errors: name the field
+        first = detail[0]
+        where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
+        detail = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid")
+    return f"The bridge refused the request ({error.code}): {detail or error.reason}"

@@ -1,0 +1,242 @@
+"""What the server's jobs do, on the models it holds: heads, the edit library, edits, training.
+
+The engine loads the bundled prior once; CLIP is loaded on the first training job. Heads are
+kept as their latents in `<cache>/heads/<id>.safetensors` (+ .json), so they survive restarts.
+Modules trained through the bridge go to `<cache>/modules/<name>/`, which the library lists after
+the bundled ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import mesh_export
+from bridge import __version__
+from bridge.errors import BridgeError
+from bridge.field.grid import sample_grid
+from bridge.images import overlay, save_png, sheet
+from bridge.lenerf.apply import EditStep, apply_edits
+from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
+from bridge.prior.model import SURFACE_LEVEL, HeadCode, HeadPrior
+from bridge.prior.params import describe, with_overrides
+from bridge.prior.views import render
+from bridge.service.jobs import JobContext
+
+PREVIEW_SIZE = 128
+GRID_CHUNK = 1 << 16
+"""Points per grid chunk: progress and cancel are checked between chunks."""
+MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class NotFound(BridgeError):
+    pass
+
+
+def module_name_for(edit: str, mask: str) -> str:
+    """A folder name for a trained edit: "blue eyes" / "eyes" -> blue_eyes__eyes."""
+    slug = lambda text: re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:30] or "edit"  # noqa: E731
+    return f"{slug(edit)}__{slug(mask)}"
+
+
+@dataclass
+class Head:
+    id: str
+    description: dict
+    ws: torch.Tensor
+
+    def public(self) -> dict:
+        return {"id": self.id, **self.description}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BridgeError("--device cuda was asked for but PyTorch sees no CUDA GPU; use --device cpu or auto.")
+    if name not in ("cpu", "cuda"):
+        raise BridgeError(f"Unknown device {name!r}; use auto, cpu or cuda.")
+    return torch.device(name)
+
+
+class Engine:
+    def __init__(self, cache: Path, device: str = "auto", clip_source: str = "bundled", weights: Path | None = None):
+        self.device = resolve_device(device)
+        self.prior = HeadPrior.load(weights, device=self.device)
+        self.clip_source = clip_source
+        self._clip = None
+        self.heads_dir = Path(cache) / "heads"
+        self.modules_dir = Path(cache) / "modules"
+        self.heads_dir.mkdir(parents=True, exist_ok=True)
+        self.modules_dir.mkdir(parents=True, exist_ok=True)
+        self.library = EditLibrary(BUNDLED_LIBRARY, self.modules_dir, generator_sha256=self.prior.sha256)
+        self._modules: dict[str, EditModule] = {}
+
+    # --- description -------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        memory = {}
+        if self.device.type == "cuda":
+            memory = {"allocated_mb": round(torch.cuda.memory_allocated(self.device) / 2**20, 1),
+                      "total_mb": round(torch.cuda.get_device_properties(self.device).total_memory / 2**20, 1)}
+        else:
+            try:
+                import resource
+
+                memory = {"process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+            except ImportError:
+                pass
+        return {
+            "version": __version__,
+            "device": str(self.device),
+            "torch": torch.__version__,
+            "generator": {"name": "ProcHead prior", "sha256": self.prior.sha256, "num_ws": self.prior.generator.num_ws,
+                          "w_dim": self.prior.generator.config.w_dim},
+            "guidance": {"clip": self.clip_source, "loaded": self._clip is not None},
+            "memory": memory,
+        }
+
+    # --- heads -------------------------------------------------------------------------------
+
+    def create_head(self, seed: int | None, params: dict | None, latent: list | None) -> Head:
+        generator = self.prior.generator
+        if latent is not None:
+            ws = torch.tensor(latent, dtype=torch.float32)
+            if ws.dim() == 1:
+                ws = ws[None].expand(generator.num_ws, -1)
+            if tuple(ws.shape) != (generator.num_ws, generator.config.w_dim) or not torch.isfinite(ws).all():
+                raise BridgeError(
+                    f"latent must be {generator.config.w_dim} finite numbers (one w) or {generator.num_ws} rows of them (ws)."
+                )
+            description = {"source": "latent"}
+        else:
+            code = HeadCode.from_seed(seed or 0)
+            head_params = code.params
+            if params:
+                try:
+                    head_params = with_overrides(head_params, **params)
+                except ValueError as error:
+                    raise BridgeError(str(error)) from None
+            with torch.no_grad():
+                ws = self.prior.ws(head_params[None].to(self.device), code.noise[None].to(self.device))[0].cpu()
+            description = {"source": "prior", "seed": seed or 0, "overrides": params or {}, "attributes": describe(head_params)}
+        head = Head(uuid.uuid4().hex[:16], description, ws.contiguous())
+        save_file({"ws": head.ws}, str(self.heads_dir / f"{head.id}.safetensors"))
+        (self.heads_dir / f"{head.id}.json").write_text(json.dumps(head.description))
+        return head
+
+    def head(self, head_id: str) -> Head:
+        if not re.fullmatch(r"[0-9a-f]{16}", head_id or ""):
+            raise NotFound(f"No head {head_id!r}; create one with POST /v1/heads.")
+        meta = self.heads_dir / f"{head_id}.json"
+        if not meta.is_file():
+            raise NotFound(f"No head {head_id!r}; create one with POST /v1/heads.")
+        try:
+            return Head(head_id, json.loads(meta.read_text()), load_file(str(self.heads_dir / f"{head_id}.safetensors"))["ws"])
+        except Exception:
+            raise BridgeError(f"The stored head {head_id} is damaged; create it again.") from None
+
+    # --- the library -------------------------------------------------------------------------
+
+    def modules(self) -> list[dict]:
+        out = []
+        for entry in self.library.entries():
+            figures = {}
+            if entry.problem is None:
+                training = json.loads((entry.folder / "edit.json").read_text()).get("training", {})
+                figures = {k: training.get(k) for k in ("steps_done", "minutes_this_run", "seconds_per_step")}
+            out.append({"name": entry.name, "edit": entry.edit, "mask": entry.mask, "geometry": entry.geometry,
+                        "bundled": entry.folder.parent == BUNDLED_LIBRARY, "usable": entry.problem is None,
+                        "problem": entry.problem, "training": figures})
+        return out
+
+    def module(self, name: str) -> EditModule:
+        if name not in self._modules:
+            try:
+                self._modules[name] = self.library.load(name, self.device)
+            except BridgeError as error:
+                raise NotFound(str(error)) from None
+        return self._modules[name]
+
+    def module_for_prompts(self, edit: str, mask: str) -> str:
+        for entry in self.library.entries():
+            if entry.problem is None and entry.edit.lower() == edit.lower() and entry.mask.lower() == mask.lower():
+                return entry.name
+        raise NotFound(f"No trained edit for {edit!r} on {mask!r}; submit a training job (POST /v1/jobs/train) first.")
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def run_edit(self, ctx: JobContext) -> None:
+        request = ctx.job.request
+        head = self.head(request["head"])
+        steps = []
+        for step in request["steps"]:
+            name = step.get("module") or self.module_for_prompts(step["edit"], step["mask"])
+            mask_module = self.module(step["mask_module"]) if step.get("mask_module") else None
+            steps.append(EditStep(self.module(name), step.get("strength", 1.0), mask_module))
+        ctx.progress(0.02, "applying edits")
+        started = time.perf_counter()
+        render_config = self.prior.render_config
+        with torch.no_grad():
+            ws = head.ws[None].to(self.device)
+            field, _ = apply_edits(self.prior.generator, ws, steps)
+            ctx.check()
+            provenance = {
+                "generator": "ProcHead prior", "generator_sha256": self.prior.sha256, "head": head.public(),
+                "bridge_version": __version__, "job": ctx.job.id,
+                "edits": [{"module": s["module"] if s.get("module") else None, "edit": st.module.spec.edit,
+                           "mask": st.module.spec.mask, "strength": st.strength} for s, st in zip(request["steps"], steps)],
+            }
+
+            def grid_progress(fraction: float) -> None:
+                ctx.check()
+                ctx.progress(0.05 + 0.8 * fraction, "sampling the field grid")
+
+            grid = sample_grid(field, request["grid"], SURFACE_LEVEL, render_config.box_size, provenance,
+                               chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress)
+            mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
+            ctx.progress(0.88, "rendering previews")
+            yaw = request.get("preview_yaw", 20.0)
+            source = render(self.prior.generator.field(ws), render_config, yaw, 0.0, PREVIEW_SIZE)["rgb"][0]
+            edited = render(field, render_config, yaw, 0.0, PREVIEW_SIZE, channels=("rgb", "mask"))
+            mask = edited["mask"][0, 0]
+            save_png(sheet([source, edited["rgb"][0], overlay(edited["rgb"][0], mask)]), ctx.add_result("preview.png", "image/png"))
+            save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))
+        ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": grid.edit_steps}
+
+    def clip(self):
+        if self._clip is None:
+            from bridge.guidance.clip import load_clip
+
+            self._clip = load_clip(self.clip_source, self.device)
+        return self._clip
+
+    def run_training(self, ctx: JobContext) -> None:
+        from bridge.lenerf.trainer import EditTrainer, EditTrainingConfig
+
+        request = ctx.job.request
+        name = request.get("name") or module_name_for(request["edit"], request["mask"])
+        out = self.modules_dir / name
+        ctx.progress(0.0, "loading CLIP")
+        spec = EditSpec(request["edit"], request["mask"], request.get("geometry", False))
+        config = EditTrainingConfig(seed=request.get("seed", 0), steps=request["steps"], time_limit_minutes=request.get("minutes"))
+        trainer = EditTrainer(self.prior.generator, self.prior.sample_ws, self.clip(), spec, config)
+        if trainer.resume(out):
+            ctx.progress(trainer.step / config.steps, f"resumed at step {trainer.step}")
+
+        def report(p) -> None:
+            ctx.progress(p.step / p.total, f"training step {p.step}/{p.total}")
+
+        module = trainer.train(out, self.prior.sha256, on_progress=report, should_stop=ctx.cancelled,
+                               command=f"bridge job {ctx.job.id}")
+        if module is None:
+            ctx.check()
+        self._modules.pop(name, None)
+        ctx.job.info = {"module": name, "steps_done": trainer.step}

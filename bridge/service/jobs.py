@@ -1,0 +1,228 @@
+"""Jobs: persisted records, one worker that owns the device and runs them in order.
+
+A job's folder `<cache>/jobs/<id>/` holds `job.json` (written atomically on every change) and its
+result files. On start, a job found "running" or "queued" was lost with the previous process (a
+crash or kill) and is reported as failed with that reason; finished jobs are kept until they are
+deleted or `result_days` after they finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bridge.errors import BridgeError
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+LOST = "The bridge stopped while this job was {state} (it was killed or crashed); submit it again."
+
+
+class QueueFull(BridgeError):
+    pass
+
+
+class Cancelled(Exception):
+    """Raised inside a runner when the job was cancelled."""
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    request: dict
+    state: str = QUEUED
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    progress: float = 0.0
+    stage: str = "queued"
+    eta_s: float | None = None
+    """Seconds left, extrapolated from the progress so far (while running, from 5% on)."""
+    error: str | None = None
+    results: dict[str, str] = field(default_factory=dict)
+    """Result name -> media type; the files are in the job's folder."""
+    info: dict = field(default_factory=dict)
+
+    def public(self) -> dict:
+        out = asdict(self)
+        if self.state == RUNNING and self.started and self.progress >= 0.05:
+            out["eta_s"] = round((time.time() - self.started) * (1 - self.progress) / self.progress, 1)
+        return out
+
+
+class JobContext:
+    """What a runner gets: where to write results, and how to report progress and see a cancel."""
+
+    def __init__(self, store: "JobStore", job: Job, cancel: threading.Event):
+        self.store, self.job, self._cancel = store, job, cancel
+        self.folder = store.folder_of(job.id)
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def progress(self, fraction: float, stage: str | None = None) -> None:
+        if stage:
+            self.job.stage = stage
+        self.job.progress = max(0.0, min(1.0, float(fraction)))
+        self.store.save(self.job)
+
+    def add_result(self, name: str, media_type: str) -> Path:
+        self.job.results[name] = media_type
+        return self.folder / name
+
+
+Runner = Callable[[JobContext], None]
+
+
+class JobStore:
+    def __init__(self, folder: Path, result_days: float):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.result_days = result_days
+        self.jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def folder_of(self, job_id: str) -> Path:
+        return self.folder / job_id
+
+    def save(self, job: Job) -> None:
+        with self._lock:
+            folder = self.folder_of(job.id)
+            folder.mkdir(parents=True, exist_ok=True)
+            temporary = folder / "job.json.tmp"
+            temporary.write_text(json.dumps(job.public()))
+            os.replace(temporary, folder / "job.json")
+
+    def new(self, kind: str, request: dict) -> Job:
+        job = Job(uuid.uuid4().hex[:16], kind, request)
+        self.jobs[job.id] = job
+        self.save(job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def delete(self, job_id: str) -> None:
+        self.jobs.pop(job_id, None)
+        shutil.rmtree(self.folder_of(job_id), ignore_errors=True)
+
+    def recover(self) -> None:
+        """Load the jobs of earlier runs: lost ones become failed, expired ones are deleted."""
+        for meta in sorted(self.folder.glob("*/job.json")):
+            try:
+                job = Job(**json.loads(meta.read_text()))
+            except (OSError, ValueError, TypeError):
+                log.warning("dropping an unreadable job record %s", meta)
+                shutil.rmtree(meta.parent, ignore_errors=True)
+                continue
+            if job.state not in FINISHED:
+                job.error = LOST.format(state=job.state)
+                job.state, job.stage, job.finished = FAILED, "failed", time.time()
+                self.save(job)
+            self.jobs[job.id] = job
+        self.expire()
+
+    def expire(self) -> None:
+        limit = time.time() - self.result_days * 86400
+        for job in list(self.jobs.values()):
+            if job.state in FINISHED and (job.finished or 0) < limit:
+                self.delete(job.id)
+
+
+class Worker:
+    """One thread that runs jobs in submission order; cancel works queued or running."""
+
+    def __init__(self, store: JobStore, runners: dict[str, Runner], max_queued: int):
+        self.store, self.runners, self.max_queued = store, runners, max_queued
+        self.queue: deque[str] = deque()
+        self.cancels: dict[str, threading.Event] = {}
+        self.current: str | None = None
+        self._wake = threading.Condition()
+        self._stopping = False
+        self.thread = threading.Thread(target=self._loop, name="bridge-worker", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopping = True
+            for event in self.cancels.values():
+                event.set()
+            self._wake.notify()
+        self.thread.join(timeout=30)
+
+    def submit(self, kind: str, request: dict) -> Job:
+        with self._wake:
+            if len(self.queue) >= self.max_queued:
+                raise QueueFull(f"{len(self.queue)} jobs are already waiting; wait for some to finish or cancel them.")
+            job = self.store.new(kind, request)
+            self.cancels[job.id] = threading.Event()
+            self.queue.append(job.id)
+            self._wake.notify()
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        with self._wake:
+            if job.state == QUEUED:
+                self.queue.remove(job.id)
+                self._finish(job, CANCELLED, "cancelled")
+            elif job.state == RUNNING:
+                self.cancels[job.id].set()
+                job.stage = "cancelling"
+                self.store.save(job)
+        return job
+
+    def _finish(self, job: Job, state: str, stage: str, error: str | None = None) -> None:
+        job.state, job.stage, job.error, job.finished = state, stage, error, time.time()
+        if state == DONE:
+            job.progress = 1.0
+        self.cancels.pop(job.id, None)
+        self.store.save(job)
+
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self.queue and not self._stopping:
+                    self._wake.wait(timeout=3600)
+                    self.store.expire()
+                if self._stopping:
+                    return
+                job = self.store.get(self.queue.popleft())
+                cancel = self.cancels[job.id]
+                job.state, job.stage, job.started = RUNNING, "starting", time.time()
+                self.current = job.id
+                self.store.save(job)
+            try:
+                self.runners[job.kind](JobContext(self.store, job, cancel))
+            except Cancelled:
+                self._finish(job, CANCELLED, "cancelled")
+            except BridgeError as error:
+                self._finish(job, FAILED, "failed", str(error))
+            except Exception as error:  # a bug: keep serving, say where to look
+                log.exception("job %s failed", job.id)
+                self._finish(job, FAILED, "failed", f"Internal error ({type(error).__name__}: {error}); see the bridge's log.")
+            else:
+                if cancel.is_set():
+                    self._finish(job, CANCELLED, "cancelled")
+                else:
+                    self._finish(job, DONE, "done")
+            finally:
+                self.current = None

@@ -1,0 +1,41 @@
+"""`python -m bridge serve`: build the engine, the job store and the worker, and run uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from bridge.errors import BridgeError
+from bridge.service.settings import LIMITS, LOOPBACK_HOSTS, cache_dir, config_dir
+
+log = logging.getLogger(__name__)
+
+
+def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False, clip: str = "bundled") -> int:
+    import uvicorn
+
+    from bridge.service import security
+    from bridge.service.api import create_app
+    from bridge.service.engine import Engine
+    from bridge.service.jobs import JobStore, Worker
+
+    if host not in LOOPBACK_HOSTS:
+        if not allow_remote:
+            raise BridgeError(f"Binding to {host} exposes the bridge to other machines; add --allow-remote if you mean it.")
+        print(f"WARNING: the bridge listens on {host}: anyone who can reach it and has the token can use this machine's GPU.",
+              file=sys.stderr)
+    token = security.load_or_create_token(config_dir())
+    cache = cache_dir()
+    store = JobStore(cache / "jobs", LIMITS.result_days)
+    store.recover()
+    engine = Engine(cache, device, clip)
+    worker = Worker(store, {"edit": engine.run_edit, "train": engine.run_training}, LIMITS.queued_jobs)
+    worker.start()
+    app = create_app(engine, store, worker, token, host, port)
+    print(f"Text Edit bridge on http://{'[' + host + ']' if ':' in host else host}:{port} ({engine.device}); "
+          f"token in {security.token_path(config_dir())}; work in {cache}", flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    finally:
+        worker.stop()
+    return 0

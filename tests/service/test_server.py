@@ -1,0 +1,139 @@
+"""The bridge server, started as a real process on loopback (see conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+import mesh_export
+
+
+def _head(bridge, seed: int = 3) -> str:
+    status, head = bridge.call("POST", "/v1/heads", {"seed": seed})
+    assert status == 201, head
+    return head["id"]
+
+
+def test_token_is_private_and_required(bridge):
+    bridge.start()
+    assert stat.S_IMODE(os.stat(bridge.config / "token").st_mode) == 0o600
+    assert bridge.call("GET", "/v1/health", token=None)[0] == 200
+    assert bridge.call("GET", "/v1/info", token=None)[0] == 401
+    status, body = bridge.call("GET", "/v1/info", token="not-the-token")
+    assert status == 401 and "token" in body["detail"]
+    assert bridge.call("GET", "/v1/openapi.json", token=None)[0] == 401
+    status, info = bridge.call("GET", "/v1/info")
+    assert status == 200 and info["device"] == "cpu" and len(info["generator"]["sha256"]) == 64
+    assert bridge.call("GET", "/v1/openapi.json")[1]["paths"]["/v1/jobs/edit"]
+
+
+def test_foreign_host_and_any_origin_are_refused(bridge):
+    bridge.start()
+    status, body = bridge.call("GET", "/v1/info", headers={"Host": "attacker.example:80"})
+    assert status == 403 and "Host" in body["detail"]
+    status, body = bridge.call("GET", "/v1/health", headers={"Origin": "http://127.0.0.1:8000"})
+    assert status == 403 and "web pages" in body["detail"]
+    assert bridge.call("GET", "/v1/info", headers={"Host": f"localhost:{bridge.port}"})[0] == 200
+
+
+def test_edit_round_trip_and_restart_keeps_results(bridge, identity_module):
+    bridge.start()
+    status, modules = bridge.call("GET", "/v1/modules")
+    assert identity_module in [m["name"] for m in modules["modules"] if m["usable"]]
+    head = _head(bridge)
+    status, job = bridge.call("POST", "/v1/jobs/edit", {"head": head, "steps": [{"module": identity_module}, {"edit": "green eyes", "mask": "eyes", "strength": 0.5}], "grid": 64})
+    assert status == 202, job
+    job = bridge.wait(job["id"])
+    assert job["state"] == "done", job
+    assert set(job["results"]) == {"field.npz", "preview.png", "mask.png"}
+    status, data = bridge.call("GET", f"/v1/jobs/{job['id']}/results/field.npz")
+    assert status == 200
+    grid = mesh_export.read_bytes(data)
+    assert grid.resolution == 64 and grid.edit_steps == 2
+    assert grid.provenance["head"]["seed"] == 3 and len(grid.provenance["edits"]) == 2
+    assert np.isfinite(grid.density).all()
+    assert bridge.call("GET", f"/v1/jobs/{job['id']}/results/preview.png")[1][:8] == b"\x89PNG\r\n\x1a\n"
+
+    bridge.stop()
+    bridge.start()
+    status, again = bridge.call("GET", f"/v1/jobs/{job['id']}/results/field.npz")
+    assert status == 200 and again == data
+    assert bridge.call("GET", f"/v1/heads/{head}")[0] == 200
+    assert bridge.call("DELETE", f"/v1/jobs/{job['id']}")[0] == 204
+    assert bridge.call("GET", f"/v1/jobs/{job['id']}")[0] == 404
+
+
+def test_cancel_mid_training_keeps_a_checkpoint(bridge):
+    bridge.start()
+    status, job = bridge.call("POST", "/v1/jobs/train", {"edit": "red hair", "mask": "hair", "steps": 500, "name": "red_hair_test"})
+    assert status == 202, job
+    running = bridge.wait(job["id"], states=("running",))
+    while running["progress"] == 0:
+        running = bridge.call("GET", f"/v1/jobs/{job['id']}")[1]
+    status, _ = bridge.call("POST", f"/v1/jobs/{job['id']}/cancel")
+    assert status == 200
+    job = bridge.wait(job["id"], timeout=60)
+    assert job["state"] == "cancelled"
+    assert (bridge.cache / "modules" / "red_hair_test" / "checkpoint.json").is_file()
+
+
+def test_a_job_killed_with_the_bridge_is_reported_failed(bridge, identity_module):
+    bridge.start()
+    head = _head(bridge)
+    status, job = bridge.call("POST", "/v1/jobs/edit", {"head": head, "steps": [{"module": identity_module}], "grid": 512})
+    bridge.wait(job["id"], states=("running",))
+    bridge.stop(kill=True)
+    bridge.start()
+    status, job = bridge.call("GET", f"/v1/jobs/{job['id']}")
+    assert status == 200 and job["state"] == "failed"
+    assert "killed or crashed" in job["error"]
+
+
+def test_limits_get_clear_client_errors(bridge, identity_module):
+    bridge.start()
+    head = _head(bridge)
+
+    def edit(**changes):
+        body = {"head": head, "steps": [{"module": identity_module}], "grid": 64, **changes}
+        return bridge.call("POST", "/v1/jobs/edit", body)
+
+    for grid in (32, 1024):
+        status, body = edit(grid=grid)
+        assert status == 422 and body["detail"][0]["loc"] == ["body", "grid"]
+    status, body = bridge.call("POST", "/v1/jobs/train", {"edit": "x" * 10_000, "mask": "eyes"})
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "edit"]
+    status, body = bridge.call("POST", "/v1/jobs/train", {"edit": "red hair"})
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "mask"]
+    status, body = edit(steps=[{"module": identity_module, "strength": 3}])
+    assert status == 422 and body["detail"][0]["loc"][-1] == "strength"
+    assert bridge.call("POST", "/v1/jobs/edit", raw_body=b"{not json")[0] == 422
+    assert bridge.call("POST", "/v1/heads", raw_body=b" " * (2 << 20))[0] == 413
+    status, body = edit(steps=[{"module": "no_such_edit"}])
+    assert status == 404 and "No edit named" in body["detail"]
+    status, body = edit(steps=[{"edit": "purple ears", "mask": "ears"}])
+    assert status == 404 and "training job" in body["detail"]
+    assert edit(head="0123456789abcdef")[0] == 404
+    assert bridge.call("GET", "/v1/jobs/0123456789abcdef")[0] == 404
+    assert bridge.call("GET", "/v1/jobs/nonsense")[0] == 422
+    status, body = bridge.call("POST", "/v1/heads", {"seed": 1, "params": {"eye_colour": "violet"}})
+    assert status == 400 and "eye_colour" in body["detail"]
+    status, body = bridge.call("POST", "/v1/heads", {"latent": [0.0] * 7})
+    assert status == 400 and "latent" in body["detail"]
+
+    # one job runs, `queued_jobs` wait, the next is refused
+    status, info = bridge.call("GET", "/v1/info")
+    status, running = edit(grid=512)
+    bridge.wait(running["id"], states=("running",))
+    ids = [running["id"]]
+    for _ in range(info["limits"]["queued_jobs"]):
+        status, job = edit(grid=512)
+        assert status == 202
+        ids.append(job["id"])
+    status, body = edit(grid=512)
+    assert status == 429 and "waiting" in body["detail"]
+    for job_id in ids:
+        bridge.call("POST", f"/v1/jobs/{job_id}/cancel")
+    assert all(bridge.wait(j, timeout=120)["state"] == "cancelled" for j in ids)
