@@ -6,9 +6,10 @@ direction the prompt asks for. The contrastive form (LENeRF) uses the positives
 {E(t_edit) - E_I(aug(I_source)), E(t_edit) - E_T(t_src_j)} against the negatives
 {E_T(t_src_j) - E_I(aug(I_source))}, the latter rewarding a change that merely makes the image
 look more like a neutral head. E(t_edit) is the text embedding of the edit prompt, or the image
-embedding of a reference picture (an image prompt, as 3DPE allows). Directions are compared as
-cosines over a temperature, since raw differences of unit vectors are so short that e^{q.s} would
-be ~1 for every s. The loss is averaged over the plain view and `augment_copies` augmented views,
+embedding of a reference picture (an image prompt, as 3DPE allows). The reference directions s
+are unit vectors and q is not: the logits q.s / temperature grow with the size of the change, so
+the loss keeps asking for a clearer edit instead of being satisfied by a faint one in the right
+direction (with q normalised too, a barely visible tint scores as well as blue eyes). The loss is averaged over the plain view and `augment_copies` augmented views,
 with the same augmentation applied to the edited and the source image.
 """
 
@@ -32,7 +33,9 @@ class ClipLossConfig:
     """"contrastive" (LENeRF Eq. 8) or "directional" (1 - cos(q, E_T(t_edit) - E_T(t_src)))."""
     neutral_prompts: tuple[str, ...] = NEUTRAL_PROMPTS
     augment_copies: int = 4
-    temperature: float = 0.2
+    temperature: float = 0.05
+    normalize_direction: bool = False
+    """Compare only the direction of q (a cosine); the default also rewards its length."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -73,7 +76,8 @@ class ClipEditLoss:
         """q (B, D) edit directions, e_source (B, D) source embeddings -> mean loss."""
         target = self.target.to(q.device)
         neutral = self.neutral.to(q.device)
-        q = F.normalize(q, dim=-1)
+        if self.config.normalize_direction or self.config.kind == "directional":
+            q = F.normalize(q, dim=-1)
         text_direction = F.normalize(target[None] - neutral, dim=-1)  # (J, D)
         if self.config.kind == "directional":
             return (1 - q @ text_direction.T).mean()

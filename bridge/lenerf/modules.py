@@ -2,7 +2,9 @@
 
 - `LatentResidualMapper` (LRM, Sec. 4.1): StyleCLIP's levels mapper. The ws are split into coarse
   (0-3), medium (4-7) and fine (8+) groups; each group has its own MLP (PixelNorm + 4 equalised
-  linear layers, lr multiplier 0.01, leaky ReLU) giving a residual dw; w_t = w_s + scale * dw.
+  linear layers, leaky ReLU) giving a residual dw; w_t = w_s + scale * dw. StyleCLIP's lr
+  multiplier of 0.01 goes with its learning rate of 0.5; with the shared Adam rate of 3e-3 used
+  here it left the mapper nearly still (a 500-step run moved w by 0.003), so it is 1.
   Its last layer starts at zero, so an untrained mapper is the identity edit.
 - `AttentionFieldNetwork` (AFN, Eq. 5-7): m = A(F_s + x', F_t + x, w_s, w_t) in [0, 1], an MLP
   on the mean plane features of source and target with their positions, conditioned on the two
@@ -33,7 +35,7 @@ class ModuleConfig:
     w_dim: int
     plane_channels: int
     mapper_layers: int = 4
-    mapper_lr_multiplier: float = 0.01
+    mapper_lr_multiplier: float = 1.0
     residual_scale: float = 0.7
     attention_hidden: int = 64
     attention_layers: int = 3

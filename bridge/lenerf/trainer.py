@@ -3,7 +3,8 @@
 Every step draws heads and cameras, renders the source, the edited (fused) head and its mask,
 and takes one optimiser step on
 
-    clip_weight * L_CLIP(edited, source)                 LENeRF Eq. 8 (bridge.guidance.losses)
+    clip_weight * L_CLIP(edited, source)                 LENeRF Eq. 8 (bridge.guidance.losses);
+                                                         the mapper's edit everywhere during warm-up
   + residual_weight * ||dw||  + preservation_weight * L_id-substitute
   + mask_weight * MSE(mask, relevance pseudo-label)      (max of source and target maps for geometry)
   + tv_weight * TV(mask) + sparsity_weight * L_sparsity + binarisation_weight * L_bin
@@ -63,6 +64,10 @@ class EditTrainingConfig:
     tv_weight: float = 0.05
     sparsity_weight: float = 0.02
     binarisation_weight: float = 0.05
+    mapper_warmup: float = 0.3
+    """The first fraction of the steps shows CLIP the mapper's edit everywhere (m = 1) while the
+    attention field learns where the mask prompt is: the mapper cannot learn through a mask that
+    is still near zero on the part."""
     time_limit_minutes: float | None = None
     checkpoint_every: int = 100
 
@@ -155,6 +160,14 @@ class EditTrainer:
             ws_source, ws_target, self.modules.attention, self.modules.deformation, texture_only=self.spec.texture_only,
         )
         edited = self._render(field, poses, ("rgb", "mask"))
+        if self.step < c.mapper_warmup * c.steps:
+            everywhere = EditedField(
+                self.generator.decoder, field.source, field.target, ws_source, ws_target, self.modules.attention,
+                self.modules.deformation, texture_only=self.spec.texture_only, mask_override=1.0,
+            )
+            clip_view = self._render(everywhere, poses, ("rgb",))["rgb"]
+        else:
+            clip_view = edited["rgb"]
         mask = edited["mask"] if self.spec.texture_only else self._render(field.mask_field, poses, ("mask",))["mask"]
         with torch.no_grad():
             source_render = self._render(field.source_field, poses, ("rgb",))
@@ -162,7 +175,7 @@ class EditTrainer:
         pseudo = self.pseudo_labels(source_render, target_render)
         source = source_render["rgb"]
         terms = {
-            "clip": c.clip_weight * self.clip_loss(edited["rgb"], source, self.rng),
+            "clip": c.clip_weight * self.clip_loss(clip_view, source, self.rng),
             "residual": c.residual_weight * losses.residual_l2(dw),
             "preservation": c.preservation_weight * losses.preservation(edited["rgb"], source, mask),
             "mask": c.mask_weight * losses.mask_loss(mask, pseudo),

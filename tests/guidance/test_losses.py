@@ -66,3 +66,19 @@ def test_image_prompt_pulls_toward_the_reference_picture(tiny_clip):
 def test_unknown_loss_kind_is_refused(tiny_clip):
     with pytest.raises(ValueError, match="Unknown CLIP loss"):
         ClipEditLoss(tiny_clip, "x", ClipLossConfig(kind="cosine"))
+
+
+def test_contrastive_loss_rewards_a_clearer_edit_unless_directions_are_normalised(tiny_clip):
+    """The same change made twice as large scores better by default; with normalised directions a
+    faint tint in the right direction scores as well as the full edit (why it is off by default)."""
+    torch.manual_seed(2)
+    source = torch.rand(1, 3, 32, 32) * 0.5 + 0.25
+    probe = ClipEditLoss(tiny_clip, "a head with blue eyes", ClipLossConfig(augment_copies=0))
+    edited = source.clone().requires_grad_(True)
+    probe(edited, source).backward()
+    direction = -edited.grad.sign()  # a change the loss likes
+    faint, clear = source + 0.01 * direction, source + 0.1 * direction
+    by_length = ClipEditLoss(tiny_clip, "a head with blue eyes", ClipLossConfig(augment_copies=0))
+    assert by_length(clear, source) < by_length(faint, source) - 1e-3
+    by_angle = ClipEditLoss(tiny_clip, "a head with blue eyes", ClipLossConfig(augment_copies=0, normalize_direction=True))
+    assert abs(by_angle(clear, source) - by_angle(faint, source)) < 0.5 * abs(by_length(clear, source) - by_length(faint, source))

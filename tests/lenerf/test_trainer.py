@@ -103,3 +103,20 @@ def test_applied_edits_stack_and_keep_a_mask_per_step(generator, tiny_clip, tmp_
 
     with pytest.raises(BridgeError, match="between 0 and 1.5"):
         apply_edits(generator, ws, [EditStep(module, strength=2.0)])
+
+
+@pytest.mark.parametrize("warmup, reaches_mapper", [(1.0, True), (0.0, False)])
+def test_mapper_warmup_lets_clip_reach_the_mapper_through_a_closed_mask(generator, tiny_clip, warmup, reaches_mapper):
+    """With the attention field shut (m = 0) the fused render ignores the target, so only the
+    warm-up's m = 1 render gives the CLIP term a gradient toward the mapper."""
+    from dataclasses import replace
+
+    trainer = _trainer(generator, tiny_clip, replace(FAST, mapper_warmup=warmup))
+    with torch.no_grad():
+        trainer.modules.attention.layers[-1].weight.zero_()
+        trainer.modules.attention.layers[-1].bias.fill_(-40.0)
+        trainer.modules.mapper.mappers[0].layers[-1].weight.normal_()  # a mapper that does something
+    terms, _ = trainer.batch_losses()
+    terms["clip"].backward()
+    gradient = sum(p.grad.abs().sum() for p in trainer.modules.mapper.parameters() if p.grad is not None)
+    assert (gradient > 1e-6) == reaches_mapper, float(gradient)
