@@ -15,17 +15,21 @@ For every valid module in the bundled edit library, over `heads` held-out heads 
   Mouth: opened by at least half of what the analytic heads' closed -> open (0.6) step opens it.
 - apply_ms (apply + render one 128^2 view), grid_s_128, grid_s_256 (edited FieldGrid).
 
-The worst module's figures are at the top level (min_*).
+The worst module's figures are at the top level (min_*). Each module's preview (source | edited |
+mask over the edit, for a few held-out heads) is written to out/benchmarks/edit_<name>.png:
+look at them, a figure that passes while the pictures look wrong is a bug in the figure.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from bridge.field.grid import sample_grid
+from bridge.images import overlay, save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import EditLibrary, EditModule
 from bridge.prior import analytic
@@ -35,6 +39,8 @@ from bridge.prior.train import EVAL_SEED_BASE, sample_points
 from bridge.prior.views import analytic_field, render
 
 SEED_BASE = EVAL_SEED_BASE + 2000
+FIGURES = Path("out/benchmarks")
+PREVIEW_HEADS = 4
 VIEWS = ((-20.0, 0.0), (20.0, 0.0))
 PALETTES = {"eyes": ("eye_colour", EYE_COLOURS), "hair": ("hair_colour", HAIR_COLOURS)}
 
@@ -150,6 +156,20 @@ def _mouth_opened(prior: HeadPrior, code: HeadCode, edited, resolution: int) -> 
     return got >= 0.5 * wanted
 
 
+@torch.no_grad()
+def preview(prior: HeadPrior, module: EditModule, path: Path, resolution: int = 128) -> Path:
+    rows = []
+    for index in range(PREVIEW_HEADS):
+        code = HeadCode.from_seed(SEED_BASE + index)
+        ws = prior.ws(code.params[None], code.noise[None])
+        edited, _ = apply_edits(prior.generator, ws, [EditStep(module)])
+        yaw = VIEWS[index % len(VIEWS)][0]
+        source = render(prior.generator.field(ws), prior.render_config, yaw, 0.0, resolution, channels=("rgb",))["rgb"][0]
+        after = render(edited, prior.render_config, yaw, 0.0, resolution, channels=("rgb", "mask"))
+        rows += [source, after["rgb"][0], overlay(after["rgb"][0], after["mask"][0, 0])]
+    return save_png(sheet(rows, columns=3 * 2), path)
+
+
 def _timings(prior: HeadPrior, module: EditModule, quick: bool) -> dict:
     code = HeadCode.from_seed(SEED_BASE)
     with torch.no_grad():
@@ -166,17 +186,19 @@ def _timings(prior: HeadPrior, module: EditModule, quick: bool) -> dict:
     return times
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, library_root: Path | None = None) -> dict:
+    """Figures for the modules of the bundled library (or of `library_root`, for trials)."""
     prior = HeadPrior.load()
-    library = EditLibrary(generator_sha256=prior.sha256)
+    library = EditLibrary(*([library_root] if library_root else []), generator_sha256=prior.sha256)
     entries = [e for e in library.entries() if e.problem is None]
     if not entries:
         return {"modules": {}, "note": "no edit modules for this generator in the bundled library", "quick": quick}
-    heads, resolution = (6, 64) if quick else (50, 96)
+    heads, resolution = (6, 48) if quick else (50, 64)
     modules = {}
     for entry in entries:
         module = library.load(entry.name)
         modules[entry.name] = {**evaluate_module(prior, module, heads, resolution), **_timings(prior, module, quick)}
+        modules[entry.name]["preview"] = str(preview(prior, module, FIGURES / f"edit_{entry.name}.png"))
     figures = list(modules.values())
     successes = [m["edit_success"] for m in figures if m["edit_success"] is not None]
     return {

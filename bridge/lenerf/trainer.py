@@ -59,8 +59,8 @@ class EditTrainingConfig:
     alternate: bool = True
     clip_weight: float = 1.0
     residual_weight: float = 0.02
-    preservation_weight: float = 1.0
-    mask_weight: float = 2.0
+    preservation_weight: float = 0.3
+    mask_weight: float = 10.0
     tv_weight: float = 0.05
     sparsity_weight: float = 0.02
     binarisation_weight: float = 0.05
