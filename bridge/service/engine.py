@@ -108,8 +108,11 @@ class Engine:
     def create_head(self, seed: int | None, params: dict | None, latent: list | None) -> Head:
         generator = self.prior.generator
         if latent is not None:
-            ws = torch.tensor(latent, dtype=torch.float32)
-            if ws.dim() == 1:
+            try:
+                ws = torch.tensor(latent, dtype=torch.float32)
+            except (ValueError, TypeError):  # ragged rows
+                ws = torch.empty(0)
+            if ws.dim() == 1 and ws.numel():
                 ws = ws[None].expand(generator.num_ws, -1)
             if tuple(ws.shape) != (generator.num_ws, generator.config.w_dim) or not torch.isfinite(ws).all():
                 raise BridgeError(

@@ -120,8 +120,9 @@ def test_limits_get_clear_client_errors(bridge, identity_module):
     assert bridge.call("GET", "/v1/jobs/nonsense")[0] == 422
     status, body = bridge.call("POST", "/v1/heads", {"seed": 1, "params": {"eye_colour": "violet"}})
     assert status == 400 and "eye_colour" in body["detail"]
-    status, body = bridge.call("POST", "/v1/heads", {"latent": [0.0] * 7})
-    assert status == 400 and "latent" in body["detail"]
+    for latent in ([0.0] * 7, [[0.0], [0.0, 0.0]], []):
+        status, body = bridge.call("POST", "/v1/heads", {"latent": latent})
+        assert status == 400 and "latent" in body["detail"], (latent, status, body)
 
     # one job runs, `queued_jobs` wait, the next is refused
     status, info = bridge.call("GET", "/v1/info")
