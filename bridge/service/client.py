@@ -16,6 +16,10 @@ from bridge.service.settings import DEFAULT_HOST, DEFAULT_PORT, config_dir
 FINISHED = ("done", "failed", "cancelled")
 
 
+class BridgeBusy(BridgeError):
+    """429: the bridge's queue is full; try again when some jobs have finished."""
+
+
 class BridgeClient:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
         self.url = (url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}").rstrip("/")
@@ -36,7 +40,7 @@ class BridgeClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
-            raise BridgeError(_detail(error)) from None
+            raise (BridgeBusy if error.code == 429 else BridgeError)(_detail(error)) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             reason = getattr(error, "reason", error)
             raise BridgeError(f"No answer from the bridge at {self.url} ({reason}); start it with `python -m bridge serve`.") from None
