@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import threading
@@ -28,13 +27,10 @@ from bridge.service.security import read_token
 
 def _identity_module(cache: Path) -> str:
     from bridge.lenerf.edit_module import EditModule, EditSpec
-    from bridge.lenerf.modules import EditModules, ModuleConfig
     from bridge.prior.model import HeadPrior
 
     prior = HeadPrior.load()
-    g = prior.generator
-    modules = EditModules(ModuleConfig(num_ws=g.num_ws, w_dim=g.config.w_dim, plane_channels=g.config.plane_channels))
-    EditModule(EditSpec("identity", "head", False), modules, prior.sha256, {"source": "none"}, {}).save(cache / "modules" / "identity")
+    EditModule.untrained(EditSpec("identity", "head"), prior.generator, prior.sha256).save(cache / "modules" / "identity")
     return "identity"
 
 

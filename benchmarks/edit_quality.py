@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 
 from bridge.field.grid import sample_grid
-from bridge.images import overlay, save_png, sheet
+from bridge.images import save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import EditLibrary, EditModule
 from bridge.prior import analytic
 from bridge.prior.model import PRIOR_RENDER, SURFACE_LEVEL, HeadCode, HeadPrior
 from bridge.prior.params import EYE_COLOURS, HAIR_COLOURS, PARAM_INDEX, with_overrides
 from bridge.prior.train import EVAL_SEED_BASE, sample_points
-from bridge.prior.views import analytic_field, render
+from bridge.prior.views import analytic_field, before_after, render
 
 SEED_BASE = EVAL_SEED_BASE + 2000
 FIGURES = Path("out/benchmarks")
@@ -163,11 +163,9 @@ def preview(prior: HeadPrior, module: EditModule, path: Path, resolution: int = 
         code = HeadCode.from_seed(SEED_BASE + index)
         ws = prior.ws(code.params[None], code.noise[None])
         edited, _ = apply_edits(prior.generator, ws, [EditStep(module)])
-        yaw = VIEWS[index % len(VIEWS)][0]
-        source = render(prior.generator.field(ws), prior.render_config, yaw, 0.0, resolution, channels=("rgb",))["rgb"][0]
-        after = render(edited, prior.render_config, yaw, 0.0, resolution, channels=("rgb", "mask"))
-        rows += [source, after["rgb"][0], overlay(after["rgb"][0], after["mask"][0, 0])]
-    return save_png(sheet(rows, columns=3 * 2), path)
+        picture, _ = before_after(prior.generator.field(ws), edited, prior.render_config, VIEWS[index % len(VIEWS)][0], resolution)
+        rows.append(picture)
+    return save_png(sheet(rows, columns=2), path)
 
 
 def _timings(prior: HeadPrior, module: EditModule, quick: bool) -> dict:

@@ -304,8 +304,6 @@ def cmd_fetch_clip(args: argparse.Namespace) -> int:
 
 
 def cmd_relevance(args: argparse.Namespace) -> int:
-    import torch
-
     from bridge.guidance.clip import load_clip
     from bridge.guidance.relevance import relevance_maps
     from bridge.images import load_image, overlay, save_png
@@ -339,8 +337,12 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if not args.edit.strip() and not args.edit_image:
         raise BridgeError("Give an edit prompt (--edit \"blue eyes\") or a reference picture (--edit-image).")
-    if len(args.edit) > 300 or len(args.mask) > 100:
-        raise BridgeError("Prompts are limited to 300 characters (edit) and 100 (mask); shorten them.")
+    from bridge.service.settings import LIMITS
+
+    if len(args.edit) > LIMITS.edit_prompt_chars or len(args.mask) > LIMITS.mask_prompt_chars:
+        raise BridgeError(
+            f"Prompts are limited to {LIMITS.edit_prompt_chars} characters (edit) and {LIMITS.mask_prompt_chars} (mask); shorten them."
+        )
     target = None
     image_sha = None
     if args.edit_image:
@@ -384,14 +386,16 @@ def cmd_edit(args: argparse.Namespace) -> int:
     import mesh_export
     from bridge import __version__
     from bridge.field.grid import sample_grid
-    from bridge.images import overlay, save_png, sheet
+    from bridge.images import save_png
     from bridge.lenerf.apply import EditStep, apply_edits
     from bridge.prior.model import SURFACE_LEVEL, HeadPrior
     from bridge.prior.params import describe
-    from bridge.prior.views import render
+    from bridge.prior.views import before_after
 
-    if not 64 <= args.grid <= 512:
-        raise BridgeError(f"--grid must be between 64 and 512 voxels, got {args.grid}.")
+    from bridge.service.settings import LIMITS
+
+    if not LIMITS.grid_min <= args.grid <= LIMITS.grid_max:
+        raise BridgeError(f"--grid must be between {LIMITS.grid_min} and {LIMITS.grid_max} voxels, got {args.grid}.")
     prior = HeadPrior.load(args.weights)
     modules = [_edit_module(m, prior) for m in args.module]
     masks = [_edit_module(m, prior) if m else None for m in (args.mask_module or [])]
@@ -402,10 +406,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
         ws = prior.ws(code.params[None], code.noise[None])
         field, _ = apply_edits(prior.generator, ws, steps)
         if args.preview:
-            source = render(prior.generator.field(ws), prior.render_config, args.yaw, 0.0, 256)["rgb"][0]
-            edited = render(field, prior.render_config, args.yaw, 0.0, 256, channels=("rgb", "mask"))
-            masked = overlay(edited["rgb"][0], edited["mask"][0, 0])
-            print(f"wrote {save_png(sheet([source, edited['rgb'][0], masked]), args.preview)}")
+            picture, _ = before_after(prior.generator.field(ws), field, prior.render_config, args.yaw, 256)
+            print(f"wrote {save_png(picture, args.preview)}")
         provenance = {
             "generator": "ProcHead prior", "seed": args.seed, "head": describe(code.params), "bridge_version": __version__,
             "edits": [{"edit": s.module.spec.edit, "mask": s.module.spec.mask, "strength": s.strength} for s in steps],

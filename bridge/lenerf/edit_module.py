@@ -57,6 +57,12 @@ class EditModule:
     info: dict = field(default_factory=dict)
     """Training command, config, figures."""
 
+    @classmethod
+    def untrained(cls, spec: EditSpec, generator, generator_sha256: str) -> "EditModule":
+        """Freshly initialised modules for `generator`: the identity edit (the mapper's residual is
+        zero) with the attention field's starting mask. Exercises the plumbing, not an edit."""
+        return cls(spec, EditModules(ModuleConfig.for_generator(generator, deformation=spec.geometry)), generator_sha256, {"source": "none"})
+
     def save(self, folder: Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

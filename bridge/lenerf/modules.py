@@ -48,6 +48,11 @@ class ModuleConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def for_generator(cls, generator, **sizes) -> "ModuleConfig":
+        """The sizes that fit `generator` (a TriPlaneGenerator), with any others overridden."""
+        return cls(num_ws=generator.num_ws, w_dim=generator.config.w_dim, plane_channels=generator.config.plane_channels, **sizes)
+
 
 def level_groups(num_ws: int) -> list[tuple[int, int]]:
     """[(start, stop)] of the coarse/medium/fine groups that exist for `num_ws` ws."""

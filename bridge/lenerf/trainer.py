@@ -98,10 +98,7 @@ class EditTrainer:
         self.generator = generator.eval().requires_grad_(False)
         self.sample_ws = sample_ws
         self.clip, self.spec, self.config = clip, spec, config
-        self.module_config = module_config or ModuleConfig(
-            num_ws=generator.num_ws, w_dim=generator.config.w_dim, plane_channels=generator.config.plane_channels,
-            deformation=spec.geometry,
-        )
+        self.module_config = module_config or ModuleConfig.for_generator(generator, deformation=spec.geometry)
         torch.manual_seed(config.seed)
         self.modules = EditModules(self.module_config)
         base = render_config or generator.config.render

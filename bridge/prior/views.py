@@ -61,6 +61,17 @@ def render(
     return renderer.render(field, pose, cameras.intrinsics_matrix(), resolution, channels=channels)
 
 
+def before_after(source: Callable, edited: Callable, render_config: RenderConfig, yaw: float, resolution: int) -> tuple[Tensor, Tensor]:
+    """One head before and after an edit: (source | edited | the edit's mask over it) as one
+    picture (3, H, 3W + gaps), and the mask (H, W). `edited` must give a "mask" channel."""
+    from bridge.images import overlay, sheet
+
+    before = render(source, render_config, yaw, 0.0, resolution)["rgb"][0]
+    after = render(edited, render_config, yaw, 0.0, resolution, channels=("rgb", "mask"))
+    mask = after["mask"][0, 0]
+    return sheet([before, after["rgb"][0], overlay(after["rgb"][0], mask)]), mask
+
+
 def parts_to_colours(parts: Tensor) -> Tensor:
     """Composited part probabilities (B, K, H, W) -> a label picture (B, 3, H, W); empty pixels white."""
     label = parts.argmax(dim=1)

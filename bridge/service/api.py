@@ -7,7 +7,6 @@ network pass).
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Path as PathParam, Request

@@ -22,12 +22,12 @@ import mesh_export
 from bridge import __version__
 from bridge.errors import BridgeError
 from bridge.field.grid import sample_grid
-from bridge.images import overlay, save_png, sheet
+from bridge.images import save_png
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
 from bridge.prior.model import SURFACE_LEVEL, HeadCode, HeadPrior
 from bridge.prior.params import describe, with_overrides
-from bridge.prior.views import render
+from bridge.prior.views import before_after
 from bridge.service.jobs import JobContext
 
 PREVIEW_SIZE = 128
@@ -194,7 +194,7 @@ class Engine:
             provenance = {
                 "generator": "ProcHead prior", "generator_sha256": self.prior.sha256, "head": head.public(),
                 "bridge_version": __version__, "job": ctx.job.id,
-                "edits": [{"module": s["module"] if s.get("module") else None, "edit": st.module.spec.edit,
+                "edits": [{"module": s.get("module"), "edit": st.module.spec.edit,
                            "mask": st.module.spec.mask, "strength": st.strength} for s, st in zip(request["steps"], steps)],
             }
 
@@ -206,11 +206,8 @@ class Engine:
                                chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress)
             mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
             ctx.progress(0.88, "rendering previews")
-            yaw = request.get("preview_yaw", 20.0)
-            source = render(self.prior.generator.field(ws), render_config, yaw, 0.0, PREVIEW_SIZE)["rgb"][0]
-            edited = render(field, render_config, yaw, 0.0, PREVIEW_SIZE, channels=("rgb", "mask"))
-            mask = edited["mask"][0, 0]
-            save_png(sheet([source, edited["rgb"][0], overlay(edited["rgb"][0], mask)]), ctx.add_result("preview.png", "image/png"))
+            picture, mask = before_after(self.prior.generator.field(ws), field, render_config, request.get("preview_yaw", 20.0), PREVIEW_SIZE)
+            save_png(picture, ctx.add_result("preview.png", "image/png"))
             save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))
         ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": grid.edit_steps}
 

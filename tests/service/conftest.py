@@ -63,13 +63,8 @@ def bridge(tmp_path):
 def identity_module(bridge):
     """An untrained (identity) edit module for the bundled prior in the bridge's own library."""
     from bridge.lenerf.edit_module import EditModule, EditSpec
-    from bridge.lenerf.modules import EditModules, ModuleConfig
     from bridge.prior.model import HeadPrior
 
     prior = HeadPrior.load()
-    g = prior.generator
-    modules = EditModules(ModuleConfig(num_ws=g.num_ws, w_dim=g.config.w_dim, plane_channels=g.config.plane_channels))
-    EditModule(EditSpec("green eyes", "eyes", False), modules, prior.sha256, {"source": "none"}, {}).save(
-        bridge.cache / "modules" / "identity"
-    )
+    EditModule.untrained(EditSpec("green eyes", "eyes"), prior.generator, prior.sha256).save(bridge.cache / "modules" / "identity")
     return "identity"
