@@ -1,23 +1,35 @@
-"""The Blender side of Text Edit: everything that imports bpy (panel, operators, preferences,
-import of edited fields, scripting API). It never imports torch and talks to the bridge only over
-HTTP.
+"""The Blender side of Text Edit: everything that imports bpy. It never imports torch; it talks to
+the bridge over HTTP with the bridge's standard-library client, which the extension carries.
 
-Not built yet: the "Text Edit" panel, operators and importer arrive with the add-on issue. Until
-then the extension registers nothing, so enabling it is harmless.
+Modules: preferences (bridge URL, token, start command, defaults), properties (the panel's scene
+settings, the add-on's view of the bridge), tasks (background work: worker thread + timer queue),
+work (what the worker does: bridge calls and meshing, no bpy), importer (mesh, material, mask,
+vertex group, provenance), camera (EG3D's camera in Blender, Cycles preview), operators, panel,
+api (headless scripting). See docs/addon.md.
 """
 
-_CLASSES: tuple = ()
+from __future__ import annotations
 
 
 def register() -> None:
     import bpy
 
-    for cls in _CLASSES:
+    from . import operators, panel, preferences, properties
+
+    for cls in (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panel.CLASSES):
         bpy.utils.register_class(cls)
+    properties.attach()
+    properties.RUNNER.background = bool(bpy.app.background)
+    properties.RUNNER.on_change = panel.redraw
 
 
 def unregister() -> None:
     import bpy
 
-    for cls in reversed(_CLASSES):
+    from . import connection, operators, panel, preferences, properties
+
+    properties.RUNNER.cancel()
+    connection.MANAGED.stop()
+    properties.detach()
+    for cls in reversed((*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panel.CLASSES)):
         bpy.utils.unregister_class(cls)

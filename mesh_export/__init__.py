@@ -12,8 +12,8 @@ and packing), colour (vertex colours, masks, texture baking), coords (field -> B
 gltf (the .glb writer), pipeline (grid_to_mesh). See docs/mesh_export.md.
 """
 
-from mesh_export.coords import METRES_PER_FIELD_UNIT, blender_to_gltf, field_to_blender
-from mesh_export.fieldgrid import (
+from .coords import METRES_PER_FIELD_UNIT, blender_to_gltf, field_to_blender
+from .fieldgrid import (
     FORMAT_NAME,
     FORMAT_VERSION,
     FieldGrid,
@@ -25,12 +25,12 @@ from mesh_export.fieldgrid import (
     validate,
     write,
 )
-from mesh_export.pipeline import ExportOptions, TexturedMesh, grid_to_mesh
+from .pipeline import ExportOptions, TexturedMesh, grid_to_mesh
 
 
 def write_glb(mesh, path, scale: float = METRES_PER_FIELD_UNIT):
     """Write `mesh` (a TexturedMesh) as a .glb file; see mesh_export.gltf."""
-    from mesh_export.gltf import write_glb as _write_glb
+    from .gltf import write_glb as _write_glb
 
     return _write_glb(mesh, path, scale)
 

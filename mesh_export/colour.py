@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from mesh_export.fieldgrid import FieldGrid
-from mesh_export.raster import cover
-from mesh_export.sampling import field_to_index, trilinear
+from .fieldgrid import FieldGrid
+from .raster import cover
+from .sampling import field_to_index, trilinear
 
 
 def sample_rgb(grid: FieldGrid, points: np.ndarray) -> np.ndarray:

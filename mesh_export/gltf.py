@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mesh_export.coords import METRES_PER_FIELD_UNIT, blender_to_gltf
-from mesh_export.pipeline import TexturedMesh
+from .coords import METRES_PER_FIELD_UNIT, blender_to_gltf
+from .pipeline import TexturedMesh
 
 VERTEX_COLOUR_ATTRIBUTE = "_VERTEX_COLOR"
 MASK_ATTRIBUTE_PREFIX = "_MASK_"

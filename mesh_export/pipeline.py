@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from mesh_export.colour import bake_texture, sample_masks, sample_rgb
-from mesh_export.coords import METRES_PER_FIELD_UNIT, field_to_blender
-from mesh_export.fieldgrid import FieldGrid
-from mesh_export.surface import EG3D_BORDER_FRACTION, SurfaceOptions, extract_surface
-from mesh_export.uv import build_atlas
+from .colour import bake_texture, sample_masks, sample_rgb
+from .coords import METRES_PER_FIELD_UNIT, field_to_blender
+from .fieldgrid import FieldGrid
+from .surface import EG3D_BORDER_FRACTION, SurfaceOptions, extract_surface
+from .uv import build_atlas
 
 MESH_EXPORT_VERSION = "0.1.0"
 MIN_TEXTURE_SIZE = 64

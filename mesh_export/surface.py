@@ -15,7 +15,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from skimage.measure import marching_cubes
 
-from mesh_export.fieldgrid import FieldGrid, FieldGridError
+from .fieldgrid import FieldGrid, FieldGridError
 
 # EG3D's shape extraction clears 30 voxels of a 256^3 grid on every side.
 EG3D_BORDER_FRACTION = 30.0 / 256.0

@@ -24,8 +24,8 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from mesh_export.raster import cover
-from mesh_export.surface import face_normals_and_areas
+from .raster import cover
+from .surface import face_normals_and_areas
 
 AXES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=np.float64)
 UP = np.array([0.0, 1.0, 0.0])

@@ -28,6 +28,8 @@ class EditStep:
     strength: float = 1.0
     mask_module: EditModule | None = None
     """Take the attention field from this module instead (a partial edit)."""
+    texture_only: bool | None = None
+    """Leave the Deformation Network out (True) or not; None keeps what the module was trained for."""
 
 
 def check_strength(strength: float) -> float:
@@ -51,7 +53,8 @@ def apply_edits(generator: TriPlaneGenerator, ws: Tensor, steps: Sequence[EditSt
         attention = (step.mask_module or step.module).modules.attention
         field = EditedField(
             generator.decoder, field, PlaneFeatures(generator.planes(target_ws), box), current, target_ws,
-            attention, modules.deformation, texture_only=step.module.spec.texture_only,
+            attention, modules.deformation,
+            texture_only=step.module.spec.texture_only if step.texture_only is None else step.texture_only,
         )
         current = target_ws
     return field, current

@@ -46,6 +46,7 @@ class EditStepRequest(Strict):
     mask: str | None = Field(None, min_length=1, max_length=LIMITS.mask_prompt_chars, description="with its mask prompt")
     strength: float = Field(1.0, ge=0.0, le=1.5)
     mask_module: str | None = Field(None, max_length=64, description="use this module's attention field (a partial edit)")
+    texture_only: bool | None = Field(None, description="true: colours only (no Deformation Network); null: as trained")
 
     @model_validator(mode="after")
     def module_or_prompts(self):
@@ -56,7 +57,8 @@ class EditStepRequest(Strict):
 
 class EditJobRequest(Strict):
     head: str = Field(..., pattern=JOB_ID, description="a head id from POST /v1/heads")
-    steps: list[EditStepRequest] = Field(..., min_length=1, max_length=LIMITS.stack_steps, description="edits applied in order")
+    steps: list[EditStepRequest] = Field(..., min_length=0, max_length=LIMITS.stack_steps,
+                                         description="edits applied in order; none gives the unedited head")
     grid: int = Field(128, ge=LIMITS.grid_min, le=LIMITS.grid_max, description="FieldGrid resolution")
     preview_yaw: float = Field(20.0, ge=-180.0, le=180.0)
 

@@ -10,8 +10,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from bridge.errors import BridgeError
-from bridge.service.settings import DEFAULT_HOST, DEFAULT_PORT, config_dir
+from ..errors import BridgeError
+from .settings import DEFAULT_HOST, DEFAULT_PORT, config_dir
 
 FINISHED = ("done", "failed", "cancelled")
 
@@ -24,7 +24,7 @@ class BridgeClient:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
         self.url = (url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}").rstrip("/")
         if token is None:
-            from bridge.service.security import read_token
+            from .security import read_token
 
             token = read_token(config_dir())
         self.token = token

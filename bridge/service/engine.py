@@ -183,7 +183,7 @@ class Engine:
         for step in request["steps"]:
             name = step.get("module") or self.module_for_prompts(step["edit"], step["mask"])
             mask_module = self.module(step["mask_module"]) if step.get("mask_module") else None
-            steps.append(EditStep(self.module(name), step.get("strength", 1.0), mask_module))
+            steps.append(EditStep(self.module(name), step.get("strength", 1.0), mask_module, step.get("texture_only")))
         ctx.progress(0.02, "applying edits")
         started = time.perf_counter()
         render_config = self.prior.render_config

@@ -7,12 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from bridge.errors import BridgeError
+from ..errors import BridgeError
 
 
 def free_port() -> int:
@@ -51,8 +52,9 @@ class LocalBridge:
         if self.threads:
             command += ["--threads", str(self.threads)]
         output = self.log.open("ab") if self.log else subprocess.DEVNULL
-        root = Path(__file__).resolve().parents[2]
-        self.process = subprocess.Popen(command, cwd=root, env=self.environment(), stdout=output, stderr=subprocess.STDOUT)
+        # A neutral working folder: a `bridge` folder beside the caller (the add-on's own copy of the
+        # client, inside the Blender extension) must not shadow the installed bridge.
+        self.process = subprocess.Popen(command, cwd=tempfile.gettempdir(), env=self.environment(), stdout=output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -14,7 +14,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from bridge.errors import BridgeError
+from ..errors import BridgeError
 
 TOKEN_FILE = "token"
 TOKEN_BYTES = 32

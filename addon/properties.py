@@ -1,0 +1,61 @@
+"""What the panel edits: the scene's Text Edit settings, and what the add-on knows of the bridge."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from .preferences import TEXTURE_SIZES
+from .tasks import Runner
+
+
+class BridgeState:
+    """The add-on's view of the bridge, refreshed by "Connect" (main thread only)."""
+
+    def __init__(self) -> None:
+        self.connected = False
+        self.summary = "Not connected"
+        self.version = ""
+        self.modules: list[dict] = []
+        self.job_id: str | None = None
+        self.last_object: str | None = None
+
+
+BRIDGE = BridgeState()
+RUNNER = Runner()
+_module_items: list[tuple[str, str, str]] = []  # Blender needs the enum strings kept alive
+
+
+def module_items(self, context):
+    _module_items[:] = [
+        (m["name"], m["name"].replace("_", " "), f"{m.get('edit', '')} @ {m.get('mask', '')}") for m in BRIDGE.modules
+    ] or [("NONE", "No modules (connect first)", "Connect to the bridge to list its trained edits")]
+    return _module_items
+
+
+class TextEditSettings(bpy.types.PropertyGroup):
+    seed: IntProperty(name="Seed", default=3, min=0, max=2**31 - 1, description="The head of the prior to edit")
+    source: EnumProperty(name="Edit from", items=[
+        ("LIBRARY", "Library", "Apply a trained edit module from the bridge's library"),
+        ("PROMPTS", "Prompts", "Describe the edit and where it applies (needs a module trained for these prompts)"),
+    ], default="LIBRARY")
+    module: EnumProperty(name="Edit", items=module_items, description="A trained edit of the bridge's library")
+    edit_prompt: StringProperty(name="Edit", default="blue eyes", description="What to change, e.g. 'blue eyes'")
+    mask_prompt: StringProperty(name="Where", default="eyes", description="Where the edit applies, e.g. 'eyes'")
+    strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=1.5, description="How far the edit goes (1 is as trained)")
+    texture_only: BoolProperty(name="Texture only", default=False,
+                               description="Change colours only and leave the shape alone (no Deformation Network)")
+    grid: IntProperty(name="Grid", default=128, min=64, max=512, description="Resolution of the field grid the mesh comes from")
+    texture_size: EnumProperty(name="Texture", items=TEXTURE_SIZES, default="1024")
+    training_steps: IntProperty(name="Training steps", default=800, min=1, max=20000)
+
+
+CLASSES = (TextEditSettings,)
+
+
+def attach() -> None:
+    bpy.types.Scene.text_edit = bpy.props.PointerProperty(type=TextEditSettings)
+
+
+def detach() -> None:
+    del bpy.types.Scene.text_edit

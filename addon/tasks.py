@@ -1,0 +1,181 @@
+"""Background work without freezing Blender.
+
+A Task's `work(progress)` runs in a worker thread and never touches bpy; what it reports (progress,
+the result, an error sentence) goes on a queue that a bpy.app.timers callback drains on the main
+thread, where `on_done`/`on_error` may touch bpy. In background mode (`blender -b`) there is no
+event loop, so tasks run synchronously on the calling thread.
+
+The timer callback's own duration is measured: `Runner.longest_callback_ms` is what the add-on
+benchmark reports as the longest main-thread stall while a job runs.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..bridge.errors import BridgeError
+
+POLL_S = 0.1
+
+
+class Cancelled(Exception):
+    """The artist cancelled the task."""
+
+
+@dataclass
+class Task:
+    label: str
+    work: Callable[["Progress"], Any]
+    on_done: Callable[[Any], None]
+    on_cancel: Callable[[], None] | None = None
+    """Called on the worker thread when the artist cancels (e.g. tell the bridge to stop the job)."""
+
+
+@dataclass
+class Status:
+    label: str = ""
+    fraction: float = 0.0
+    stage: str = ""
+    eta_s: float | None = None
+    message: str = ""
+    """The last finished task's outcome in one sentence (shown in the panel)."""
+    failed: bool = False
+
+
+class Progress:
+    """Handed to `work`: report progress, and see whether the artist cancelled."""
+
+    def __init__(self, report: Callable[[float, str, float | None], None], cancel: threading.Event):
+        self._report, self._cancel = report, cancel
+
+    def __call__(self, fraction: float, stage: str = "", eta_s: float | None = None) -> None:
+        self.check()
+        self._report(max(0.0, min(1.0, fraction)), stage, eta_s)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+
+
+@dataclass
+class Runner:
+    """Runs one task at a time; the panel reads `status` and `busy`."""
+
+    background: bool = False
+    status: Status = field(default_factory=Status)
+    longest_callback_ms: float = 0.0
+    on_change: Callable[[], None] = lambda: None
+    """Called on the main thread whenever `status` changed (the add-on redraws its panel)."""
+    _task: Task | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    _events: queue.Queue = field(default_factory=queue.Queue)
+    _thread: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None
+
+    def start(self, task: Task) -> None:
+        if self.busy:
+            raise BridgeError(f"Text Edit is busy with '{self._task.label}'; wait for it or cancel it first.")
+        self._task, self._cancel = task, threading.Event()
+        self.status = Status(label=task.label, stage="starting")
+        self.on_change()
+        progress = Progress(self._report, self._cancel)
+        if self.background:
+            self._run(task, progress)
+            self._drain()
+            return
+        self._thread = threading.Thread(target=self._run, args=(task, progress), name=f"text-edit: {task.label}", daemon=True)
+        self._thread.start()
+        import bpy
+
+        if not bpy.app.timers.is_registered(self._timer):
+            bpy.app.timers.register(self._timer, first_interval=POLL_S)
+
+    def cancel(self) -> None:
+        if self._task is None or self._cancel.is_set():
+            return
+        self._cancel.set()
+        self.status.stage = "cancelling"
+        task = self._task
+        if task.on_cancel is not None:
+            threading.Thread(target=_quietly, args=(task.on_cancel,), daemon=True).start()
+        self.on_change()
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        """Block until the worker thread ends, then deliver its outcome (scripts and tests)."""
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._drain()
+
+    def _report(self, fraction: float, stage: str, eta_s: float | None) -> None:
+        self._events.put(("progress", (fraction, stage, eta_s)))
+
+    def _run(self, task: Task, progress: Progress) -> None:
+        try:
+            self._events.put(("done", task.work(progress)))
+        except Cancelled:
+            self._events.put(("cancelled", None))
+        except BridgeError as error:
+            self._events.put(("error", str(error)))
+        except Exception as error:  # a bug: still one sentence for the artist, details in the console
+            import traceback
+
+            traceback.print_exc()
+            self._events.put(("error", f"Text Edit hit an internal error ({type(error).__name__}: {error}); see the system console."))
+
+    def _timer(self) -> float | None:
+        started = time.perf_counter()
+        try:
+            self._drain()
+        finally:
+            self.longest_callback_ms = max(self.longest_callback_ms, (time.perf_counter() - started) * 1000)
+        return POLL_S if self.busy else None
+
+    def _drain(self) -> None:
+        changed = False
+        while True:
+            try:
+                kind, payload = self._events.get_nowait()
+            except queue.Empty:
+                break
+            changed = True
+            if kind == "progress":
+                self.status.fraction, stage, self.status.eta_s = payload
+                self.status.stage = stage or self.status.stage
+                continue
+            task, self._task, self._thread = self._task, None, None
+            if kind == "done":
+                try:
+                    message = task.on_done(payload)
+                    self.status = Status(message=message or f"{task.label}: done.")
+                except BridgeError as error:
+                    self.status = Status(message=str(error), failed=True)
+                except Exception as error:  # a bug in the import: keep Blender usable and say so
+                    import traceback
+
+                    traceback.print_exc()
+                    self.status = Status(message=f"Text Edit could not finish '{task.label}' ({type(error).__name__}: {error}); see the system console.", failed=True)
+            elif kind == "cancelled":
+                self.status = Status(message=f"{task.label}: cancelled.")
+            else:
+                self.status = Status(message=payload, failed=True)
+        if changed:
+            self.on_change()
+
+
+def _quietly(call: Callable[[], None]) -> None:
+    try:
+        call()
+    except BridgeError:
+        pass

@@ -1,0 +1,110 @@
+"""What the worker thread does with the bridge: plain Python on the HTTP client and mesh_export,
+no bpy, so it runs in a thread (or synchronously in `blender -b`) and its results are handed to the
+main thread as data.
+
+An edit is: make the head on the bridge, submit the stack of edit steps, follow the job, fetch the
+FieldGrid, and turn it into a textured, masked mesh in Blender's frame."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import mesh_export
+from ..bridge.errors import BridgeError
+from ..bridge.service.client import FINISHED, BridgeClient
+from .tasks import Cancelled, Progress
+
+JOB_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A head of the bridge's generator: a seed, with optional prior parameters."""
+
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Identifies the head's result object in Blender (re-running an edit updates it)."""
+        extra = "".join(f" {k}={v}" for k, v in sorted(self.params.items()))
+        return f"seed {self.seed}{extra}"
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    head: HeadSpec
+    steps: tuple[dict, ...]
+    """Bridge edit steps ({"module": ...} or {"edit": ..., "mask": ...}, strength, texture_only)."""
+    grid: int = 128
+    texture_size: int = 1024
+
+
+@dataclass
+class EditOutcome:
+    request: EditRequest
+    mesh: mesh_export.TexturedMesh
+    """In Blender's frame (z up, metres)."""
+    job: dict
+    preview_png: bytes
+
+
+def step_label(step: dict) -> str:
+    return step.get("module") or step.get("edit", "?")
+
+
+def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[float, float],
+               timeout_s: float) -> dict:
+    """Poll a bridge job until it finishes, mapping its progress onto `span` of ours."""
+    started = time.monotonic()
+    low, high = span
+    while job["state"] not in FINISHED:
+        if progress.cancelled:
+            raise Cancelled()
+        if time.monotonic() - started > timeout_s:
+            client.cancel(job["id"])
+            raise BridgeError(f"The bridge job took longer than {timeout_s / 60:g} minutes and was cancelled; raise the job timeout in the add-on preferences.")
+        progress(low + (high - low) * job.get("progress", 0.0), job.get("stage") or job["state"], job.get("eta_s"))
+        time.sleep(JOB_POLL_S)
+        job = client.job(job["id"])
+    if job["state"] == "failed":
+        raise BridgeError(f"The bridge could not finish the job: {job.get('error') or 'no reason given'}")
+    if job["state"] == "cancelled":
+        raise Cancelled()
+    return job
+
+
+def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, timeout_s: float,
+             on_job: Any = None) -> EditOutcome:
+    progress(0.0, "creating the head")
+    head = client.create_head(seed=request.head.seed, params=request.head.params or None)
+    job = client.submit_edit(head["id"], list(request.steps), grid=request.grid)
+    if on_job is not None:
+        on_job(job["id"])
+    job = follow_job(client, job, progress, (0.02, 0.6), timeout_s)
+    progress(0.62, "downloading the field")
+    grid = mesh_export.read_bytes(client.result(job["id"], "field.npz"))
+    preview = client.result(job["id"], "preview.png")
+    progress.check()
+
+    def meshing(stage: str, fraction: float) -> None:
+        progress(0.65 + 0.33 * fraction, stage)
+
+    options = mesh_export.ExportOptions(texture_size=request.texture_size)
+    try:
+        mesh = mesh_export.grid_to_mesh(grid, options, progress=meshing).to_blender()
+    except mesh_export.FieldGridError as error:
+        raise BridgeError(f"The edited field has no surface to mesh ({error}); try a lower strength.") from None
+    progress(0.99, "importing")
+    return EditOutcome(request, mesh, job, preview)
+
+
+def run_training(client: BridgeClient, edit: str, mask: str, geometry: bool, steps: int, progress: Progress,
+                 timeout_s: float, on_job: Any = None) -> dict:
+    progress(0.0, "submitting")
+    job = client.submit_training(edit, mask, geometry=geometry, steps=steps)
+    if on_job is not None:
+        on_job(job["id"])
+    return follow_job(client, job, progress, (0.0, 1.0), timeout_s)
