@@ -75,6 +75,8 @@ class Runner:
     longest_callback_ms: float = 0.0
     on_change: Callable[[], None] = lambda: None
     """Called on the main thread whenever `status` changed (the add-on redraws its panel)."""
+    register_timer: Callable[[Callable[[], float | None]], None] | None = None
+    """How the drain callback is scheduled; default bpy.app.timers (a test or benchmark may pump it)."""
     _task: Task | None = None
     _cancel: threading.Event = field(default_factory=threading.Event)
     _events: queue.Queue = field(default_factory=queue.Queue)
@@ -97,6 +99,9 @@ class Runner:
             return
         self._thread = threading.Thread(target=self._run, args=(task, progress), name=f"text-edit: {task.label}", daemon=True)
         self._thread.start()
+        if self.register_timer is not None:
+            self.register_timer(self._timer)
+            return
         import bpy
 
         if not bpy.app.timers.is_registered(self._timer):
@@ -135,6 +140,7 @@ class Runner:
             self._events.put(("error", f"Text Edit hit an internal error ({type(error).__name__}: {error}); see the system console."))
 
     def _timer(self) -> float | None:
+        """The main-thread callback: deliver what the worker reported; run again while busy."""
         started = time.perf_counter()
         try:
             self._drain()

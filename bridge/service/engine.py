@@ -27,7 +27,7 @@ from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
 from bridge.prior.model import SURFACE_LEVEL, HeadCode, HeadPrior
 from bridge.prior.params import describe, with_overrides
-from bridge.prior.views import before_after
+from bridge.prior.views import before_after, render
 from bridge.service.jobs import JobContext
 
 PREVIEW_SIZE = 128
@@ -206,7 +206,12 @@ class Engine:
                                chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress)
             mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
             ctx.progress(0.88, "rendering previews")
-            picture, mask = before_after(self.prior.generator.field(ws), field, render_config, request.get("preview_yaw", 20.0), PREVIEW_SIZE)
+            yaw = request.get("preview_yaw", 20.0)
+            if steps:
+                picture, mask = before_after(self.prior.generator.field(ws), field, render_config, yaw, PREVIEW_SIZE)
+            else:  # the unedited head: its picture, and an empty mask
+                picture = render(field, render_config, yaw, 0.0, PREVIEW_SIZE)["rgb"][0]
+                mask = torch.zeros(PREVIEW_SIZE, PREVIEW_SIZE)
             save_png(picture, ctx.add_result("preview.png", "image/png"))
             save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))
         ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": grid.edit_steps}

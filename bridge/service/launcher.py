@@ -51,7 +51,10 @@ class LocalBridge:
         command = [self.python, "-m", "bridge", "serve", "--port", str(self.port)]
         if self.threads:
             command += ["--threads", str(self.threads)]
-        output = self.log.open("ab") if self.log else subprocess.DEVNULL
+        output = subprocess.DEVNULL
+        if self.log:
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            output = self.log.open("ab")
         # A neutral working folder: a `bridge` folder beside the caller (the add-on's own copy of the
         # client, inside the Blender extension) must not shadow the installed bridge.
         self.process = subprocess.Popen(command, cwd=tempfile.gettempdir(), env=self.environment(), stdout=output, stderr=subprocess.STDOUT)

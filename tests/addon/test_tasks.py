@@ -1,0 +1,111 @@
+"""The background-job plumbing (addon/tasks.py) with its timer pumped by the test, as Blender's
+event loop would: work on a worker thread, results delivered on the main thread only."""
+
+import importlib.util
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.addon.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    spec = importlib.util.spec_from_file_location("text_edit", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["text_edit"] = package
+    spec.loader.exec_module(package)
+    from text_edit.addon import tasks
+
+    yield tasks
+    for name in [n for n in sys.modules if n == "text_edit" or n.startswith("text_edit.")]:
+        del sys.modules[name]
+
+
+def pump(runner, timers, timeout=10.0):
+    """Call the registered timer like Blender does until it asks not to run again."""
+    deadline = time.monotonic() + timeout
+    callback = timers[-1]
+    while time.monotonic() < deadline:
+        if callback() is None:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the task did not finish")
+
+
+def test_work_runs_off_the_main_thread_and_results_arrive_on_it(tasks):
+    timers, seen = [], {}
+    runner = tasks.Runner(register_timer=timers.append)
+    release = threading.Event()
+
+    def work(progress):
+        seen["worker"] = threading.current_thread() is threading.main_thread()
+        progress(0.5, "half way", 12.0)
+        release.wait(5)
+        return 42
+
+    def done(value):
+        seen["done_on_main"] = threading.current_thread() is threading.main_thread()
+        seen["value"] = value
+        return "finished"
+
+    runner.start(tasks.Task("job", work, done))
+    assert runner.busy and timers
+    deadline = time.monotonic() + 5
+    while runner.status.stage != "half way" and time.monotonic() < deadline:
+        timers[-1]()
+        time.sleep(0.01)
+    assert runner.status.fraction == 0.5 and runner.status.eta_s == 12.0
+    assert "value" not in seen, "nothing is delivered before the work ends"
+    release.set()
+    pump(runner, timers)
+    assert seen == {"worker": False, "done_on_main": True, "value": 42}
+    assert not runner.busy and runner.status.message == "finished" and not runner.status.failed
+    assert runner.longest_callback_ms >= 0.0
+
+
+def test_cancel_tells_the_task_and_reports_cancelled(tasks):
+    timers, cancelled = [], threading.Event()
+    runner = tasks.Runner(register_timer=timers.append)
+
+    def work(progress):
+        while True:
+            progress(0.1, "waiting")
+            time.sleep(0.01)
+
+    runner.start(tasks.Task("long job", work, lambda value: "never", on_cancel=cancelled.set))
+    runner.cancel()
+    pump(runner, timers)
+    assert cancelled.wait(2)
+    assert runner.status.message == "long job: cancelled." and not runner.busy
+
+
+def test_errors_become_one_sentence_and_a_second_task_waits_its_turn(tasks):
+    from text_edit.bridge.errors import BridgeError
+
+    timers = []
+    runner = tasks.Runner(register_timer=timers.append)
+    gate = threading.Event()
+
+    def failing(progress):
+        gate.wait(5)
+        raise BridgeError("The bridge refused the request (401): wrong token.")
+
+    runner.start(tasks.Task("first", failing, lambda value: None))
+    with pytest.raises(BridgeError, match="busy with 'first'"):
+        runner.start(tasks.Task("second", failing, lambda value: None))
+    gate.set()
+    pump(runner, timers)
+    assert runner.status.failed and runner.status.message == "The bridge refused the request (401): wrong token."
+
+    runner.start(tasks.Task("buggy", lambda progress: 1 / 0, lambda value: None))
+    pump(runner, timers)
+    assert runner.status.failed and "ZeroDivisionError" in runner.status.message and "\n" not in runner.status.message
+
+
+def test_background_mode_runs_synchronously(tasks):
+    runner = tasks.Runner(background=True)
+    runner.start(tasks.Task("sync", lambda progress: threading.current_thread() is threading.main_thread(), lambda v: f"main={v}"))
+    assert not runner.busy and runner.status.message == "main=True"

@@ -1,0 +1,94 @@
+"""The artist's path through the operators, in the bpy module with a real bridge: connect, new head,
+edit with a shipped module, re-run (updates in place), stack, remove, show the mask, export glTF and
+read it back."""
+
+from tests.addon.conftest import bridge_env
+
+WORKFLOW = r'''
+import numpy as np
+url, out = sys.argv[-2], sys.argv[-1]
+bpy.ops.wm.read_homefile(use_empty=True)
+prefs.bridge_url = url
+settings = bpy.context.scene.text_edit
+settings.grid, settings.texture_size, settings.seed = 64, "512", 5
+report = {}
+assert bpy.ops.text_edit.connect() == {"FINISHED"}
+report["modules"] = [m["name"] for m in text_edit.properties.BRIDGE.modules]
+assert bpy.ops.text_edit.new_head() == {"FINISHED"}
+head = bpy.context.view_layer.objects.active
+report["unedited"] = {"name": head.name, "stack": json.loads(head["text_edit_stack"])}
+settings.source, settings.module = "LIBRARY", "blue_eyes"
+assert bpy.ops.text_edit.edit() == {"FINISHED"}
+settings.strength = 0.5
+assert bpy.ops.text_edit.edit() == {"FINISHED"}   # re-run: replaces the last edit of the same head
+head = bpy.context.view_layer.objects.active
+mesh = head.data
+mask = np.zeros(len(mesh.vertices), np.float32)
+mesh.attributes["text_edit_mask"].data.foreach_get("value", mask)
+gltf_mask = np.zeros_like(mask)
+mesh.attributes["_EDIT_MASK"].data.foreach_get("value", gltf_mask)
+group = head.vertex_groups["text_edit_mask"]
+weights = [g.weight for v in mesh.vertices for g in v.groups if g.group == group.index]
+nodes = head.active_material.node_tree.nodes
+image = next(n.image for n in nodes if n.type == "TEX_IMAGE")
+report["edited"] = {
+    "name": head.name, "heads": len(text_edit.importer.head_objects(bpy.context.scene)),
+    "stack": json.loads(head["text_edit_stack"]), "collection": head.users_collection[0].name,
+    "mask_max": float(mask.max()), "mask_mean": float(mask.mean()), "masks_equal": bool(np.array_equal(mask, gltf_mask)),
+    "group_size": len(weights), "group_max": max(weights) if weights else 0.0,
+    "colours": mesh.color_attributes.active_color.name, "uv": mesh.uv_layers.active.name,
+    "image": list(image.size), "packed": image.packed_file is not None,
+    "edits": head["text_edit_edits"], "bridge_version": head["text_edit_bridge_version"],
+    "meshes": len(bpy.data.meshes), "images": len(bpy.data.images),
+}
+settings.module = "red_hair"
+assert bpy.ops.text_edit.edit(on_top=True) == {"FINISHED"}
+report["stacked"] = json.loads(bpy.context.view_layer.objects.active["text_edit_stack"])
+assert bpy.ops.text_edit.remove_last() == {"FINISHED"}
+head = bpy.context.view_layer.objects.active
+report["removed"] = json.loads(head["text_edit_stack"])
+bpy.ops.text_edit.show_mask()
+report["mask_material"] = head.active_material.name
+bpy.ops.text_edit.show_mask()
+report["head_material"] = head.active_material.name
+assert bpy.ops.text_edit.export_gltf(filepath=out) == {"FINISHED"}
+bpy.ops.wm.read_homefile(use_empty=True)
+bpy.ops.import_scene.gltf(filepath=out)
+back = [o for o in bpy.context.scene.objects if o.type == "MESH"][0]
+report["reimported"] = {
+    "attributes": sorted(a.name for a in back.data.attributes),
+    "extras": {k: back[k] for k in back.keys() if k.startswith("text_edit") and isinstance(back[k], (str, int, float))},
+    "images": [list(i.size) for i in bpy.data.images if i.size[0] > 0],
+    "colour_attributes": [c.name for c in back.data.color_attributes],
+}
+result(report)
+'''
+
+
+def test_full_edit_through_the_operators_and_a_gltf_round_trip(blender, live_bridge, tmp_path):
+    out = tmp_path / "head.glb"
+    done, report = blender.run(WORKFLOW, live_bridge.url, str(out), env=bridge_env(live_bridge))
+    assert done.returncode == 0 and report, done.stdout[-3000:] + done.stderr[-3000:]
+    assert {"blue_eyes", "red_hair", "open_mouth"} <= set(report["modules"])
+    assert report["unedited"]["stack"] == [] and report["unedited"]["name"] == "seed 5: unedited"
+
+    edited = report["edited"]
+    assert edited["heads"] == 1, "re-running an edit updates the head instead of adding a copy"
+    assert edited["stack"] == [{"module": "blue_eyes", "strength": 0.5}]
+    assert edited["name"] == "seed 5: blue_eyes" and edited["collection"] == "Text Edit"
+    assert 0.5 < edited["mask_max"] <= 1.0 and edited["mask_mean"] < 0.2, "the eyes mask covers a small part"
+    assert edited["masks_equal"] and edited["group_size"] > 0 and edited["group_max"] > 0.5
+    assert edited["colours"] == "Col" and edited["uv"] == "UVMap"
+    assert edited["image"] == [512, 512] and edited["packed"]
+    assert "blue eyes" in edited["edits"] and "x0.5" in edited["edits"] and edited["bridge_version"]
+    assert edited["meshes"] == 1 and edited["images"] <= 2, "old meshes and images are not left behind"
+
+    assert [s["module"] for s in report["stacked"]] == ["blue_eyes", "red_hair"]
+    assert [s["module"] for s in report["removed"]] == ["blue_eyes"]
+    assert report["mask_material"] == "Text Edit mask" and report["head_material"] == "Text Edit seed 5"
+
+    back = report["reimported"]
+    assert "_EDIT_MASK" in back["attributes"]
+    assert back["extras"]["text_edit_head"] == "seed 5" and "blue eyes" in back["extras"]["text_edit_edits"]
+    assert [512, 512] in back["images"], "the baked texture survives the glTF round trip"
+    assert back["colour_attributes"], "vertex colours survive"
