@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 NODE_TOOLS := $(VENV)/node
 GLTF_VALIDATOR := gltf-validator@2.0.0-dev.3.10
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv extension clean
 
 venv: $(STAMP)
 
@@ -25,8 +25,21 @@ $(NODE_TOOLS)/.installed:
 			|| echo "could not install $(GLTF_VALIDATOR): the glTF validator test will be skipped"; \
 	else echo "npm not found: the glTF validator test will be skipped"; fi
 
+# The main job: first without Blender (bridge CLI: prior, mesh export, edits through the bridge),
+# then through Blender: the example script run by the bpy module as `blender -b --python` would,
+# with the built extension installed; it starts a bridge (token and cache under out/bridge), edits
+# a head with a shipped module, imports it, writes out/*.glb, out/*.blend and a Cycles preview.
+DEMO_PORT ?= 8767
 demo: $(STAMP)
 	$(VPY) -m bridge demo --out out
+	TEXT_EDIT_CONFIG_DIR=$(abspath out/bridge/config) TEXT_EDIT_CACHE_DIR=$(abspath out/bridge/cache) \
+		$(VPY) -m tools.blender --user-resources out/blender-user examples/edit_head.py -- \
+		--seed 3 --module blue_eyes --url http://127.0.0.1:$(DEMO_PORT) --bridge-python $(abspath $(VPY)) --out out
+
+# The Blender extension: one zip per platform in dist/ (wheels fetched into wheels/).
+extension: $(STAMP)
+	$(VPY) -m tools.extension validate
+	$(VPY) -m tools.extension build --platform all
 
 test: $(STAMP) $(NODE_TOOLS)/.installed
 	NODE_PATH=$(abspath $(NODE_TOOLS))/node_modules $(VPY) -m pytest -q
@@ -35,6 +48,7 @@ bench: $(STAMP)
 	$(VPY) -m benchmarks prior --json
 	$(VPY) -m benchmarks mesh --json
 	$(VPY) -m benchmarks guidance --json
+	$(VPY) -m benchmarks addon --json
 
 clean:
-	rm -rf $(VENV) out
+	rm -rf $(VENV) out dist build wheels

@@ -14,6 +14,7 @@ BENCHMARKS = {
     "guidance": "benchmarks.guidance",
     "edit_quality": "benchmarks.edit_quality",
     "bridge": "benchmarks.bridge",
+    "addon": "benchmarks.addon",
 }
 
 

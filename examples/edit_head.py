@@ -39,6 +39,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--bridge-python", help="start a bridge with this Python for the run")
     parser.add_argument("--out", type=Path, default=Path("out"))
     parser.add_argument("--render-size", type=int, default=512, help="0 skips the Cycles preview")
+    parser.add_argument("--render-mask", action="store_true", help="also render the edit's mask on the head")
     return parser.parse_args(argv)
 
 
@@ -66,6 +67,11 @@ def main() -> int:
         if args.render_size:
             png = api.render_preview(args.out / f"{stem}_cycles.png", size=args.render_size)
             print(f"Cycles preview (EG3D camera): {png.resolve()}")
+        if args.render_size and args.render_mask:
+            api.show_mask(head, True)
+            png = api.render_preview(args.out / f"{stem}_mask.png", size=args.render_size)
+            api.show_mask(head, False)
+            print(f"Cycles preview of the mask: {png.resolve()}")
     except api.TextEditError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -27,10 +27,12 @@ class LocalBridge:
 
     def __init__(self, config: Path | None = None, cache: Path | None = None, port: int | None = None,
                  threads: int = 0, log: Path | None = None, python: str = sys.executable):
-        self.config, self.cache = config, cache
+        # absolute: the bridge runs in a neutral working folder (see start)
+        self.config = None if config is None else Path(config).resolve()
+        self.cache = None if cache is None else Path(cache).resolve()
         self.port = port or free_port()
         self.threads, self.python = threads, python
-        self.log = log
+        self.log = None if log is None else Path(log).resolve()
         self.process: subprocess.Popen | None = None
 
     @property
