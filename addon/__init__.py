@@ -20,7 +20,7 @@ def register() -> None:
         bpy.utils.register_class(cls)
     properties.attach()
     properties.RUNNER.background = bool(bpy.app.background)
-    properties.RUNNER.on_change = panel.redraw
+    properties.RUNNER.on_change = panel.on_status_change
 
 
 def unregister() -> None:
@@ -28,7 +28,9 @@ def unregister() -> None:
 
     from . import connection, operators, panel, preferences, properties
 
-    properties.RUNNER.cancel()
+    properties.RUNNER.shutdown()
+    if bpy.app.timers.is_registered(properties.RUNNER.timer_callback):
+        bpy.app.timers.unregister(properties.RUNNER.timer_callback)
     connection.MANAGED.stop()
     properties.detach()
     for cls in reversed((*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panel.CLASSES)):

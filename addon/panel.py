@@ -85,8 +85,8 @@ class VIEW3D_PT_text_edit(bpy.types.Panel):
         row.operator("text_edit.export_gltf", icon="EXPORT")
 
 
-def redraw() -> None:
-    """Tag every 3D viewport's sidebar for redraw (after the runner's status changed)."""
+def on_status_change() -> None:
+    """Redraw every 3D viewport's sidebar; when a task has just failed, also say why in a popup."""
     window_manager = getattr(bpy.context, "window_manager", None)
     if window_manager is None:
         return
@@ -94,6 +94,14 @@ def redraw() -> None:
         for area in window.screen.areas:
             if area.type == "VIEW_3D":
                 area.tag_redraw()
+    status = RUNNER.status
+    if status.failed and not RUNNER.busy and window_manager.windows:
+        message = status.message
+
+        def draw(menu, context):
+            menu.layout.label(text=message)
+
+        window_manager.popup_menu(draw, title="Text Edit", icon="ERROR")
 
 
 CLASSES = (VIEW3D_PT_text_edit,)

@@ -82,6 +82,10 @@ class Runner:
     _events: queue.Queue = field(default_factory=queue.Queue)
     _thread: threading.Thread | None = None
 
+    def __post_init__(self) -> None:
+        # One bound method object for the runner's life: bpy.app.timers knows callbacks by identity.
+        self.timer_callback = self.drain_timer
+
     @property
     def busy(self) -> bool:
         return self._task is not None
@@ -100,12 +104,12 @@ class Runner:
         self._thread = threading.Thread(target=self._run, args=(task, progress), name=f"text-edit: {task.label}", daemon=True)
         self._thread.start()
         if self.register_timer is not None:
-            self.register_timer(self._timer)
+            self.register_timer(self.timer_callback)
             return
         import bpy
 
-        if not bpy.app.timers.is_registered(self._timer):
-            bpy.app.timers.register(self._timer, first_interval=POLL_S)
+        if not bpy.app.timers.is_registered(self.timer_callback):
+            bpy.app.timers.register(self.timer_callback, first_interval=POLL_S)
 
     def cancel(self) -> None:
         if self._task is None or self._cancel.is_set():
@@ -116,6 +120,15 @@ class Runner:
         if task.on_cancel is not None:
             threading.Thread(target=_quietly, args=(task.on_cancel,), daemon=True).start()
         self.on_change()
+
+    def shutdown(self, timeout_s: float = 3.0) -> None:
+        """Cancel the running task and give its thread a moment to end (the add-on is being
+        disabled or Blender quits: a thread left running can hang the interpreter's exit)."""
+        self.cancel()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._task, self._thread, self._events = None, None, queue.Queue()
+        self.on_change = lambda: None
 
     def wait(self, timeout_s: float | None = None) -> None:
         """Block until the worker thread ends, then deliver its outcome (scripts and tests)."""
@@ -139,7 +152,7 @@ class Runner:
             traceback.print_exc()
             self._events.put(("error", f"Text Edit hit an internal error ({type(error).__name__}: {error}); see the system console."))
 
-    def _timer(self) -> float | None:
+    def drain_timer(self) -> float | None:
         """The main-thread callback: deliver what the worker reported; run again while busy."""
         started = time.perf_counter()
         try:

@@ -38,3 +38,23 @@ def test_installed_extension_registers_panel_operators_and_preferences_without_t
     assert {"connect", "new_head", "edit", "remove_last", "train", "cancel", "show_mask", "export_gltf"} <= set(found["operators"])
     assert found["url"] == "http://127.0.0.1:8765" and found["grid"] == 128
     assert found["torch"] is False
+
+
+def test_disabling_the_addon_mid_task_cancels_it_and_removes_its_timer(blender):
+    done, found = blender.run(
+        "import addon_utils, threading\n"
+        "tasks = importlib.import_module('bl_ext.user_default.text_edit.addon.tasks')\n"
+        "runner = text_edit.properties.RUNNER\n"
+        "runner.background = False\n"
+        "cancelled = threading.Event()\n"
+        "def work(progress):\n"
+        "    while not progress.cancelled:\n"
+        "        threading.Event().wait(0.01)\n"
+        "runner.start(tasks.Task('wait', work, lambda v: None, on_cancel=cancelled.set))\n"
+        "registered = bpy.app.timers.is_registered(runner.timer_callback)\n"
+        "addon_utils.disable('bl_ext.user_default.text_edit')\n"
+        "result({'registered': registered, 'after': bpy.app.timers.is_registered(runner.timer_callback),\n"
+        "        'cancelled': cancelled.wait(5), 'panel': hasattr(bpy.types, 'VIEW3D_PT_text_edit')})\n"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert found == {"registered": True, "after": False, "cancelled": True, "panel": False}
