@@ -33,8 +33,26 @@ def current_head(context) -> tuple[HeadSpec, list[dict]]:
     obj = context.active_object
     if obj is not None and importer.HEAD_KEY in obj:
         return HeadSpec(int(obj["text_edit_seed"]), json.loads(obj.get("text_edit_params", "{}"))), importer.stack_of(obj)
-    head = HeadSpec(context.scene.text_edit.seed)
+    head = panel_head(context.scene.text_edit)
     return head, importer.stack_of(importer.find_head(context.scene, head.key))
+
+
+def panel_head(settings) -> HeadSpec:
+    return HeadSpec(settings.seed, parse_params(settings.head_params))
+
+
+def parse_params(text: str) -> dict:
+    """'eye_colour=brown, hair_length=0.3' -> {"eye_colour": "brown", "hair_length": 0.3}."""
+    params = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, equals, value = (x.strip() for x in item.partition("="))
+        if not equals or not key or not value:
+            raise BridgeError(f"Cannot read the prior parameter {item!r}; write name=value, separated by commas.")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            params[key] = value
+    return params
 
 
 def step_from_panel(settings) -> dict:
@@ -188,7 +206,8 @@ class TEXT_EDIT_OT_new_head(_Operator):
     bl_label = "New head"
 
     def start(self, context) -> None:
-        start_edit(context, HeadSpec(context.scene.text_edit.seed), [], f"New head {context.scene.text_edit.seed}")
+        head = panel_head(context.scene.text_edit)
+        start_edit(context, head, [], f"New head {head.key}")
 
 
 class TEXT_EDIT_OT_edit(_Operator):

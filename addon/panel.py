@@ -42,6 +42,7 @@ class VIEW3D_PT_text_edit(bpy.types.Panel):
         row = box.row(align=True)
         row.prop(settings, "seed")
         row.operator("text_edit.new_head", text="New head", icon="ADD")
+        box.prop(settings, "head_params")
         obj = context.active_object
         if obj is not None and importer.HEAD_KEY in obj:
             column = box.column(align=True)
@@ -88,7 +89,7 @@ class VIEW3D_PT_text_edit(bpy.types.Panel):
 def on_status_change() -> None:
     """Redraw every 3D viewport's sidebar; when a task has just failed, also say why in a popup."""
     window_manager = getattr(bpy.context, "window_manager", None)
-    if window_manager is None:
+    if window_manager is None or bpy.app.background:  # no UI: operators report instead
         return
     for window in window_manager.windows:
         for area in window.screen.areas:

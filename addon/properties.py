@@ -35,6 +35,8 @@ def module_items(self, context):
 
 class TextEditSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=3, min=0, max=2**31 - 1, description="The head of the prior to edit")
+    head_params: StringProperty(name="Prior", default="",
+                                description="Optional prior parameters for the head, e.g. 'eye_colour=brown, hair_length=0.3'")
     source: EnumProperty(name="Edit from", items=[
         ("LIBRARY", "Library", "Apply a trained edit module from the bridge's library"),
         ("PROMPTS", "Prompts", "Describe the edit and where it applies (needs a module trained for these prompts)"),

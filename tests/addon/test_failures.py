@@ -33,6 +33,11 @@ settings.edit_prompt = "x" * 10240
 report["long"] = attempt(bpy.ops.text_edit.edit)
 settings.edit_prompt, settings.mask_prompt = "purple ears", "ears"
 report["untrained"] = attempt(bpy.ops.text_edit.edit)
+settings.head_params = "eye_colour"
+report["params_syntax"] = attempt(bpy.ops.text_edit.new_head)
+settings.head_params = "ear_wiggle=2"
+report["params_unknown"] = attempt(bpy.ops.text_edit.new_head)
+settings.head_params = ""
 prefs.bridge_url = "ftp://somewhere"
 report["scheme"] = attempt(bpy.ops.text_edit.connect)
 prefs.bridge_url = "http://192.0.2.1:8765"
@@ -49,6 +54,8 @@ result(report)
     assert "10240 characters" in report["long"] and "at most 300" in report["long"]
     assert "404" in report["untrained"] and "train" in report["untrained"].lower()
     assert "not an http address" in report["scheme"]
+    assert "write name=value" in report["params_syntax"]
+    assert "400" in report["params_unknown"] and "ear_wiggle" in report["params_unknown"]
     assert "online access is off" in report["remote_offline"]
     for message in report.values():
         if isinstance(message, str):
