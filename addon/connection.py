@@ -30,6 +30,8 @@ class BridgeSettings:
     """A Python that has the bridge installed; when set, a bridge is started if none answers."""
     request_timeout_s: float = 30.0
     job_timeout_s: float = 3600.0
+    log_file: str = ""
+    """Where a bridge started by the add-on writes its output."""
 
 
 def is_loopback(url: str) -> bool:
@@ -67,7 +69,7 @@ class ManagedBridge:
     def running(self) -> bool:
         return self._bridge is not None and self._bridge.process is not None and self._bridge.process.poll() is None
 
-    def ensure(self, settings: BridgeSettings, log: Path | None = None) -> bool:
+    def ensure(self, settings: BridgeSettings) -> bool:
         """Start a bridge for `settings.url` when none answers there; True when one was started."""
         if not settings.bridge_python or not is_loopback(settings.url):
             return False
@@ -83,6 +85,7 @@ class ManagedBridge:
             folder = Path(settings.token_folder) if settings.token_folder else None
             if not Path(settings.bridge_python).is_file():
                 raise BridgeError(f"The bridge Python {settings.bridge_python} does not exist; fix it in the add-on preferences.")
+            log = Path(settings.log_file) if settings.log_file else None
             self._bridge = LocalBridge(config=folder, port=port, python=settings.bridge_python, log=log).start()
             return True
 

@@ -2,8 +2,6 @@
 the Runner (tasks.py): network and meshing in a worker thread, the import back on the main thread.
 In `blender -b` the same operators run synchronously and report errors as operator errors."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 
@@ -23,8 +21,7 @@ from .work import EditRequest, HeadSpec, run_edit, run_training
 
 def connect(settings: BridgeSettings, online_access: bool) -> BridgeClient:
     """Worker thread: start the configured local bridge if none answers, then a client for it."""
-    log = Path(bpy.app.tempdir or "/tmp") / "text_edit_bridge.log"
-    MANAGED.ensure(settings, log=log)
+    MANAGED.ensure(settings)
     return make_client(settings, online_access)
 
 

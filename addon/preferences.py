@@ -1,6 +1,7 @@
 """Add-on preferences: where the bridge is, how to authenticate, how to start one, and defaults."""
 
-from __future__ import annotations
+import tempfile
+from pathlib import Path
 
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
@@ -52,6 +53,7 @@ class TextEditPreferences(bpy.types.AddonPreferences):
             url=self.bridge_url.strip() or DEFAULT_URL, token=self.token, token_folder=bpy.path.abspath(self.token_folder),
             bridge_python=bpy.path.abspath(self.bridge_python), request_timeout_s=self.request_timeout,
             job_timeout_s=self.job_timeout * 60.0,
+            log_file=str(Path(bpy.app.tempdir or tempfile.gettempdir()) / "text_edit_bridge.log"),
         )
 
 

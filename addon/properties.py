@@ -1,7 +1,5 @@
 """What the panel edits: the scene's Text Edit settings, and what the add-on knows of the bridge."""
 
-from __future__ import annotations
-
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 

@@ -1,8 +1,6 @@
 """What the artist sees when things go wrong: one sentence from the operator, no traceback, the
 scene untouched, and Blender ready for the next command."""
 
-import json
-
 from bridge.service.launcher import free_port
 from tests.addon.conftest import bridge_env
 from tests.service.conftest import BridgeProcess
