@@ -100,7 +100,7 @@ def start_edit(context, head: HeadSpec, steps: list[dict], label: str, grid: int
 
     def work(progress):
         holder["client"] = connect(bridge, online)
-        return run_edit(holder["client"], request, progress, bridge.job_timeout_s, 
+        return run_edit(holder["client"], request, progress, bridge.job_timeout_s,
                         on_job=lambda job_id: holder.update(job=job_id))
 
     def done(outcome) -> str:
