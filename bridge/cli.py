@@ -474,6 +474,30 @@ def cmd_client(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect_eg3d(args: argparse.Namespace) -> int:
+    """What an EG3D checkpoint holds, read without running any code from it."""
+    import json
+
+    from bridge.eg3d.checkpoint import PersistentRecord, flat_state, generator_record, read_checkpoint
+
+    data = read_checkpoint(args.checkpoint)
+    record = generator_record(data, args.checkpoint)
+    tensors = flat_state(record)
+    if isinstance(record, PersistentRecord):
+        print(f"generator: {record.class_name} (module source sha256 {record.module_src_sha256[:16]}..., not run)")
+        kwargs, rendering = record.init_kwargs, record.state.get("rendering_kwargs", {})
+    else:
+        print("generator: converted .pth state dict")
+        kwargs, rendering = dict(data.get("G_init_kwargs") or {}), data.get("G_renderinig_kwargs", {})
+    print(f"tensors: {len(tensors)}, parameters and buffers: {sum(t.numel() for t in tensors.values()):,}")
+    print("init kwargs: " + json.dumps(kwargs, default=str, sort_keys=True))
+    print("rendering kwargs: " + json.dumps(rendering, default=str, sort_keys=True))
+    if args.tensors:
+        for name, tensor in sorted(tensors.items()):
+            print(f"  {name:64s} {str(tuple(tensor.shape)):20s} {str(tensor.dtype).removeprefix('torch.')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bridge", description="Text Edit inference bridge.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -612,6 +636,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--steps", type=int, default=800)
     a.add_argument("--minutes", type=float, default=None)
     p.set_defaults(run=cmd_client)
+    p = commands.add_parser("inspect-eg3d", help="list what an EG3D .pkl (or converted .pth) holds, without running code from it")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--tensors", action="store_true", help="also list every tensor's name, shape and dtype")
+    p.set_defaults(run=cmd_inspect_eg3d)
     return parser
 
 
