@@ -92,3 +92,29 @@ def test_full_edit_through_the_operators_and_a_gltf_round_trip(blender, live_bri
     assert back["extras"]["text_edit_head"] == "seed 5" and "blue eyes" in back["extras"]["text_edit_edits"]
     assert [512, 512] in back["images"], "the baked texture survives the glTF round trip"
     assert back["colour_attributes"], "vertex colours survive"
+
+
+TRAIN = r'''
+url = sys.argv[-1]
+prefs.bridge_url = url
+bpy.ops.wm.read_homefile(use_empty=True)
+settings = bpy.context.scene.text_edit
+settings.source, settings.edit_prompt, settings.mask_prompt = "PROMPTS", "green eyes", "eyes"
+settings.training_steps, settings.texture_only, settings.grid, settings.texture_size = 2, True, 64, "512"
+assert bpy.ops.text_edit.connect() == {"FINISHED"}
+before = [m["name"] for m in text_edit.properties.BRIDGE.modules]
+assert bpy.ops.text_edit.train() == {"FINISHED"}
+after = [m["name"] for m in text_edit.properties.BRIDGE.modules]
+assert bpy.ops.text_edit.edit() == {"FINISHED"}   # by prompts: the module just trained
+head = bpy.context.view_layer.objects.active
+result({"before": before, "after": after, "chosen": settings.module, "edits": head["text_edit_edits"],
+        "message": text_edit.properties.RUNNER.status.message})
+'''
+
+
+def test_train_new_edit_then_edit_by_its_prompts(blender, live_bridge):
+    done, report = blender.run(TRAIN, live_bridge.url, env=bridge_env(live_bridge))
+    assert done.returncode == 0 and report, done.stdout[-3000:] + done.stderr[-3000:]
+    new = set(report["after"]) - set(report["before"])
+    assert len(new) == 1 and report["chosen"] in new, report
+    assert "green eyes @ eyes" in report["edits"]
