@@ -498,6 +498,18 @@ def cmd_inspect_eg3d(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_eg3d(args: argparse.Namespace) -> int:
+    from bridge.eg3d.convert import import_checkpoint
+    from bridge.field.weights import read_metadata
+
+    weights = import_checkpoint(args.checkpoint, args.out)
+    metadata = read_metadata(weights, "import the checkpoint again")
+    config = metadata["config"]
+    print(f"wrote {weights} (+ .json): planes {config['plane_channels']} x {config['plane_resolution']}^2, "
+          f"w {config['w_dim']}; left out {len(metadata['skipped_tensors'])} tensors (FIR filters, super-resolution)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bridge", description="Text Edit inference bridge.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -640,6 +652,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--tensors", action="store_true", help="also list every tensor's name, shape and dtype")
     p.set_defaults(run=cmd_inspect_eg3d)
+
+    p = commands.add_parser("import-eg3d", help="convert an EG3D .pkl (or .pth) generator to the bridge's format, without running code from it")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="folder for generator.safetensors + generator.json")
+    p.set_defaults(run=cmd_import_eg3d)
     return parser
 
 

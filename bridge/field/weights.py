@@ -35,6 +35,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def state_mismatch(expected: dict, given: dict) -> str:
+    """Names missing from `given`, unexpected in it, or of the wrong shape; "" when they fit."""
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    wrong_shape = sorted(n for n in set(expected) & set(given) if tuple(expected[n].shape) != tuple(given[n].shape))
+    problems = []
+    for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
+        if names:
+            problems.append(f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+    return "; ".join(problems)
+
+
 def save_generator(generator: TriPlaneGenerator, path: Path, extra: dict | None = None) -> dict:
     """Write NAME.safetensors and NAME.json; returns the metadata written."""
     path = Path(path)
@@ -89,15 +101,8 @@ def load_generator(
     except (SafetensorError, OSError, RuntimeError) as error:
         raise WeightsError(f"The weights file {path} cannot be read ({error}); {hint}.") from None
     generator = TriPlaneGenerator(config)
-    expected = generator.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(n for n in set(expected) & set(state) if expected[n].shape != state[n].shape)
-    if missing or unexpected or wrong_shape:
-        problems = []
-        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
-            if names:
-                problems.append(f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
-        raise WeightsError(f"The weights in {path} do not fit its config ({'; '.join(problems)}); {hint}.")
+    problems = state_mismatch(generator.state_dict(), state)
+    if problems:
+        raise WeightsError(f"The weights in {path} do not fit its config ({problems}); {hint}.")
     generator.load_state_dict(state)
     return generator.to(device).eval().requires_grad_(False), metadata

@@ -2,11 +2,8 @@
 torch_utils.persistence records (class name, module source, state), EasyDicts, OrderedDicts of
 Parameters and buffers, and the converted .pth layout."""
 
-import collections
 import os
 import pickle
-import sys
-import types
 
 import pytest
 import torch
@@ -19,49 +16,7 @@ from bridge.eg3d.checkpoint import (
     read_checkpoint,
 )
 from bridge.errors import WeightsError
-
-
-@pytest.fixture
-def eg3d_modules(monkeypatch):
-    """Stand-ins for EG3D's torch_utils.persistence and dnnlib.util, so pickles name their globals."""
-    persistence = types.ModuleType("torch_utils.persistence")
-    util = types.ModuleType("dnnlib.util")
-
-    def _reconstruct_persistent_obj(meta):  # what EG3D runs on load: exec(meta["module_src"])
-        exec(compile(meta["module_src"], "<eg3d module>", "exec"), {})
-        raise AssertionError("the test's loader must never be used by the importer")
-
-    class EasyDict(dict):
-        pass
-
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    EasyDict.__module__, EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
-    util.EasyDict = EasyDict
-    for name, module in (("torch_utils", types.ModuleType("torch_utils")), ("torch_utils.persistence", persistence),
-                         ("dnnlib", types.ModuleType("dnnlib")), ("dnnlib.util", util)):
-        monkeypatch.setitem(sys.modules, name, module)
-    return types.SimpleNamespace(persistence=persistence, EasyDict=EasyDict)
-
-
-def persistent(modules, class_name, marker, parameters=(), buffers=(), children=(), **extra):
-    """An object that pickles exactly like a torch_utils.persistence network."""
-    state = {
-        "training": False,
-        "_parameters": collections.OrderedDict(parameters),
-        "_buffers": collections.OrderedDict(buffers),
-        "_modules": collections.OrderedDict(children),
-        **extra,
-    }
-    meta = {"type": "class", "version": 4, "class_name": class_name, "state": state,
-            "module_src": f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"}
-
-    class Record:
-        def __reduce__(self):
-            return modules.persistence._reconstruct_persistent_obj, (meta,)
-
-    return Record()
+from tests.eg3d.conftest import persistent
 
 
 def snapshot(modules, marker, seed=0):

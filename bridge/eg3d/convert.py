@@ -1,0 +1,123 @@
+"""An EG3D generator's state (read by checkpoint.py) onto bridge/field's TriPlaneGenerator.
+
+Names: EG3D nests the StyleGAN2 backbone as `backbone.mapping.*` / `backbone.synthesis.*` and the
+decoder as `decoder.net.0` / `decoder.net.2` (a Sequential with Softplus between); ours are
+`mapping.*`, `synthesis.*`, `decoder.fc0`, `decoder.fc1`. Sizes come from the checkpoint's init
+and rendering kwargs and are checked against every tensor's shape.
+
+Left out, and listed in the import's metadata: the FIR `resample_filter` buffers (our up-sampling
+is the same [1, 3, 3, 1] filter written as bilinear interpolation, which differs from EG3D's
+zero-padded FIR only in a one-texel border) and the `superresolution.*` network (the 512^2
+previews; the field, meshes and edits do not use it). So an imported generator's planes are close
+to EG3D's own but not bit-identical; see docs/eg3d.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from bridge.eg3d.checkpoint import PersistentRecord, flat_state, generator_record, read_checkpoint
+from bridge.errors import WeightsError
+from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
+from bridge.field.renderer import RenderConfig
+from bridge.field.weights import file_sha256, save_generator, state_mismatch
+
+SKIPPED = (re.compile(r"(^|\.)resample_filter$"), re.compile(r"^superresolution\."))
+RENAMES = ((re.compile(r"^backbone\."), ""), (re.compile(r"^decoder\.net\.0\."), "decoder.fc0."),
+           (re.compile(r"^decoder\.net\.2\."), "decoder.fc1."))
+
+
+@dataclass
+class Imported:
+    generator: TriPlaneGenerator
+    skipped: list[str] = field(default_factory=list)
+    init_kwargs: dict = field(default_factory=dict)
+    rendering_kwargs: dict = field(default_factory=dict)
+
+
+def our_name(name: str) -> str | None:
+    """Our state_dict name for an EG3D one; None for tensors we leave out."""
+    if any(pattern.search(name) for pattern in SKIPPED):
+        return None
+    for pattern, replacement in RENAMES:
+        name = pattern.sub(replacement, name)
+    return name
+
+
+def render_config(rendering: dict) -> RenderConfig:
+    ray_start, ray_end = rendering.get("ray_start", 2.25), rendering.get("ray_end", 3.3)
+    if not isinstance(ray_start, (int, float)) or not isinstance(ray_end, (int, float)):
+        raise WeightsError("This checkpoint computes its ray range from the box ('auto'), which the bridge does not support yet; "
+                           "use one of the FFHQ or AFHQ models.")
+    return RenderConfig(
+        ray_start=float(ray_start), ray_end=float(ray_end),
+        depth_samples=int(rendering.get("depth_resolution", 48)),
+        importance_samples=int(rendering.get("depth_resolution_importance", 48)),
+        box_size=float(rendering.get("box_warp", 1.0)),
+        background=(1.0, 1.0, 1.0) if rendering.get("white_back") else None,
+    )
+
+
+def generator_config(kwargs: dict, rendering: dict, state: dict[str, torch.Tensor]) -> GeneratorConfig:
+    """Sizes from the init kwargs where EG3D states them, otherwise from the tensors' shapes."""
+    try:
+        resolutions = sorted(int(m.group(1)) for n in state if (m := re.match(r"^synthesis\.b(\d+)\.torgb\.weight$", n)))
+        torgb = state[f"synthesis.b{resolutions[-1]}.torgb.weight"]
+        mapping_layers = sum(1 for n in state if re.match(r"^mapping\.fc\d+\.weight$", n))
+        return GeneratorConfig(
+            z_dim=int(kwargs.get("z_dim", state["mapping.fc0.weight"].shape[1])),
+            c_dim=int(kwargs.get("c_dim", 25)),
+            w_dim=int(kwargs.get("w_dim", state["mapping.fc0.weight"].shape[0])),
+            mapping_layers=mapping_layers,
+            plane_resolution=resolutions[-1],
+            plane_channels=torgb.shape[0] // 3,
+            channel_base=int(kwargs.get("channel_base", 32768)),
+            channel_max=int(kwargs.get("channel_max", 512)),
+            use_noise=any(n.endswith("noise_const") for n in state),
+            decoder_hidden=state["decoder.fc0.weight"].shape[0],
+            decoder_features=state["decoder.fc1.weight"].shape[0] - 1,
+            decoder_lr_multiplier=float(rendering.get("decoder_lr_mul", 1.0)),
+            render=render_config(rendering),
+        )
+    except (KeyError, IndexError) as error:
+        raise WeightsError(f"The checkpoint's generator lacks {error}; it is not an EG3D tri-plane generator.") from None
+
+
+def convert(source: PersistentRecord | dict, where: str = "the checkpoint") -> Imported:
+    theirs = flat_state(source)
+    ours, skipped = {}, []
+    for name, tensor in theirs.items():
+        mapped = our_name(name)
+        if mapped is None:
+            skipped.append(name)
+        else:
+            ours[mapped] = tensor.to(torch.float32)
+    if isinstance(source, PersistentRecord):
+        kwargs, rendering = source.init_kwargs, dict(source.state.get("rendering_kwargs") or {})
+    else:
+        kwargs, rendering = dict(source.get("G_init_kwargs") or {}), dict(source.get("G_renderinig_kwargs") or {})
+    rendering = {**dict(kwargs.get("rendering_kwargs") or {}), **rendering}
+    config = generator_config(kwargs, rendering, ours)
+    generator = TriPlaneGenerator(config)
+    problems = state_mismatch(generator.state_dict(), ours)
+    if problems:
+        raise WeightsError(f"The generator in {where} does not fit EG3D's layout ({problems}).")
+    generator.load_state_dict(ours)
+    return Imported(generator.eval().requires_grad_(False), sorted(skipped), kwargs, rendering)
+
+
+def import_checkpoint(path: Path, out: Path) -> Path:
+    """Read `path` safely, convert its generator, and cache it as OUT/generator.safetensors + .json."""
+    path = Path(path)
+    imported = convert(generator_record(read_checkpoint(path), path), str(path))
+    weights = Path(out) / "generator.safetensors"
+    save_generator(imported.generator, weights, extra={
+        "source": path.name, "source_sha256": file_sha256(path), "converted_from": "EG3D",
+        "skipped_tensors": imported.skipped,
+        "init_kwargs": {k: v for k, v in imported.init_kwargs.items() if isinstance(v, (int, float, str, bool))},
+    })
+    return weights
