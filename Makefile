@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(VPY) -m benchmarks mesh --json
 	$(VPY) -m benchmarks guidance --json
 	$(VPY) -m benchmarks addon --json
+	$(VPY) -m benchmarks eg3d --json
 
 clean:
 	rm -rf $(VENV) out dist build wheels

@@ -15,6 +15,7 @@ BENCHMARKS = {
     "edit_quality": "benchmarks.edit_quality",
     "bridge": "benchmarks.bridge",
     "addon": "benchmarks.addon",
+    "eg3d": "benchmarks.eg3d",
 }
 
 

@@ -48,6 +48,15 @@ def our_name(name: str) -> str | None:
     return name
 
 
+def eg3d_name(ours: str) -> str:
+    """EG3D's state_dict name for one of ours (the inverse of `our_name`)."""
+    for prefix, theirs in (("mapping.", "backbone.mapping."), ("synthesis.", "backbone.synthesis."),
+                           ("decoder.fc0.", "decoder.net.0."), ("decoder.fc1.", "decoder.net.2.")):
+        if ours.startswith(prefix):
+            return theirs + ours[len(prefix):]
+    raise ValueError(f"{ours} has no EG3D counterpart")
+
+
 def render_config(rendering: dict) -> RenderConfig:
     ray_start, ray_end = rendering.get("ray_start", 2.25), rendering.get("ray_end", 3.3)
     if not isinstance(ray_start, (int, float)) or not isinstance(ray_end, (int, float)):
