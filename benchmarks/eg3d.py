@@ -25,9 +25,9 @@ import torch
 
 from bridge.eg3d.checkpoint import read_checkpoint
 from bridge.eg3d.convert import import_checkpoint
-from bridge.eg3d.synthetic import marker_source, write_checkpoint, write_planted
+from bridge.eg3d.synthetic import marker_source, random_generator, write_checkpoint, write_planted
 from bridge.errors import WeightsError
-from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
+from bridge.field.generator import GeneratorConfig
 from bridge.field.grid import sample_grid
 from bridge.field.renderer import RenderConfig
 from bridge.field.weights import load_generator
@@ -38,18 +38,9 @@ SMALL = GeneratorConfig(z_dim=16, c_dim=25, w_dim=32, plane_resolution=32, plane
                         render=RenderConfig(depth_samples=12, importance_samples=12))
 
 
-def _random(config: GeneratorConfig, seed: int = 0) -> TriPlaneGenerator:
-    torch.manual_seed(seed)
-    generator = TriPlaneGenerator(config)
-    with torch.no_grad():
-        for tensor in generator.state_dict().values():
-            tensor.copy_(torch.randn_like(tensor) * 0.5)
-    return generator.eval()
-
-
 def _parity(folder: Path) -> tuple[float, int]:
     marker = folder / "ran.txt"
-    original = _random(SMALL)
+    original = random_generator(SMALL)
     imported, _ = load_generator(import_checkpoint(write_checkpoint(original, folder / "small.pkl", marker_source(marker)),
                                                    folder / "small"))
     torch.manual_seed(1)
@@ -75,7 +66,7 @@ def run(quick: bool = False) -> dict:
         figures["parity_max_abs_err"], figures["pickle_code_executed"] = _parity(folder)
         released = GeneratorConfig() if not quick else GeneratorConfig(plane_resolution=64, channel_max=128)
         started = time.perf_counter()
-        path = write_checkpoint(_random(released), folder / "released.pkl")
+        path = write_checkpoint(random_generator(released), folder / "released.pkl")
         figures["checkpoint_mb"] = round(path.stat().st_size / 1e6, 1)
         write_s = time.perf_counter() - started
         started = time.perf_counter()

@@ -107,6 +107,16 @@ def nested(flat: dict[str, torch.Tensor], module_src: str = "") -> dict:
     return {k: build(v, k) for k, v in tree.items() if k}
 
 
+def random_generator(config, seed: int = 0) -> TriPlaneGenerator:
+    """A generator of `config` whose every tensor (biases and buffers too) is random."""
+    torch.manual_seed(seed)
+    generator = TriPlaneGenerator(config)
+    with torch.no_grad():
+        for tensor in generator.state_dict().values():
+            tensor.copy_(torch.randn_like(tensor) * 0.5)
+    return generator.eval()
+
+
 def write_checkpoint(generator: TriPlaneGenerator, path: Path, module_src: str = "",
                      edit: Callable[[dict], None] | None = None) -> Path:
     """`generator` as an EG3D training snapshot (G, G_ema, D), with FIR filter buffers and a small

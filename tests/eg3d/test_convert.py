@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from bridge.eg3d.convert import import_checkpoint
-from bridge.eg3d.synthetic import marker_source, write_checkpoint
+from bridge.eg3d.synthetic import marker_source, random_generator, write_checkpoint
 from bridge.errors import WeightsError
-from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
+from bridge.field.generator import GeneratorConfig
 from bridge.field.renderer import RenderConfig
 from bridge.field.weights import load_generator
 
@@ -16,18 +16,9 @@ SMALL = GeneratorConfig(z_dim=16, c_dim=25, w_dim=32, plane_resolution=16, plane
                         render=RenderConfig(depth_samples=12, importance_samples=12))
 
 
-def random_generator(seed=0) -> TriPlaneGenerator:
-    torch.manual_seed(seed)
-    generator = TriPlaneGenerator(SMALL)
-    with torch.no_grad():
-        for tensor in generator.state_dict().values():
-            tensor.copy_(torch.randn_like(tensor) * 0.5)
-    return generator.eval()
-
-
 def test_imported_generator_matches_the_same_weights_loaded_directly(tmp_path):
     marker = tmp_path / "ran.txt"
-    original = random_generator()
+    original = random_generator(SMALL)
     path = write_checkpoint(original, tmp_path / "eg3d.pkl", marker_source(marker))
     imported, metadata = load_generator(import_checkpoint(path, tmp_path / "imported"))
     assert not marker.exists()
@@ -50,7 +41,7 @@ def test_wrong_or_missing_tensors_are_named(tmp_path):
         flat["backbone.synthesis.b8.conv1.weight"] = torch.randn(5, 5, 3, 3)
         del flat["backbone.synthesis.b4.const"]
 
-    path = write_checkpoint(random_generator(), tmp_path / "bad.pkl", edit=damage)
+    path = write_checkpoint(random_generator(SMALL), tmp_path / "bad.pkl", edit=damage)
     with pytest.raises(WeightsError) as error:
         import_checkpoint(path, tmp_path / "out")
     message = str(error.value)
@@ -61,7 +52,7 @@ def test_wrong_or_missing_tensors_are_named(tmp_path):
 def test_import_command_writes_the_generator_and_says_what_it_left_out(tmp_path, capsys):
     from bridge.cli import main
 
-    path = write_checkpoint(random_generator(), tmp_path / "eg3d.pkl")
+    path = write_checkpoint(random_generator(SMALL), tmp_path / "eg3d.pkl")
     assert main(["import-eg3d", str(path), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "generator.safetensors" in out and "planes 8 x 16^2" in out and "left out 5 tensors" in out
