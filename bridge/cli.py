@@ -424,7 +424,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    return serve(args.host, args.port, args.device, args.allow_remote, args.clip)
+    return serve(args.host, args.port, args.device, args.allow_remote, args.clip, args.generator)
 
 
 class _ProgressPrinter:
@@ -622,6 +622,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--generator", type=Path, help="an imported EG3D generator (DIR/generator.safetensors from import-eg3d) "
+                                                  "instead of the bundled prior")
     _add_clip_argument(p)
     p.set_defaults(run=cmd_serve)
 

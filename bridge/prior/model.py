@@ -14,11 +14,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from bridge.errors import WeightsError
+from bridge.errors import BridgeError, WeightsError
 from bridge.field.generator import GeneratorConfig, TriPlaneField, TriPlaneGenerator
 from bridge.field.renderer import RenderConfig
+from bridge.field.source import HeadSource
 from bridge.field.weights import load_generator
-from bridge.prior.params import PARAM_DIM, normalize, params_from_seed, sample_params
+from bridge.prior.params import PARAM_DIM, describe, normalize, params_from_seed, sample_params, with_overrides
 
 NOISE_DIM = 16
 _NOISE_SEED_OFFSET = 7_919  # keeps a head's noise stream apart from its parameter stream
@@ -65,8 +66,11 @@ class HeadCode:
         return cls(params_from_seed(seed), torch.randn(NOISE_DIM, generator=noise_gen))
 
 
-class HeadPrior:
+class HeadPrior(HeadSource):
     """The bundled generator with the conventions of the prior (conditioning, render settings)."""
+
+    name = "ProcHead prior"
+    surface_level = SURFACE_LEVEL
 
     def __init__(self, generator: TriPlaneGenerator, metadata: dict | None = None):
         if generator.config.c_dim != PARAM_DIM or generator.config.z_dim != NOISE_DIM:
@@ -74,31 +78,17 @@ class HeadPrior:
                 f"These generator weights expect c_dim={generator.config.c_dim}, z_dim={generator.config.z_dim}, "
                 f"but ProcHead heads have {PARAM_DIM} parameters and {NOISE_DIM} noise values; {RETRAIN_HINT}."
             )
-        self.generator = generator
-        self.metadata = metadata or {}
+        super().__init__(generator, metadata)
 
     @classmethod
     def load(cls, path: Path | str | None = None, device: str | torch.device = "cpu") -> "HeadPrior":
         generator, metadata = load_generator(Path(path or BUNDLED_WEIGHTS), RETRAIN_HINT, device)
         return cls(generator, metadata)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
-
-    @property
-    def render_config(self) -> RenderConfig:
-        return self.generator.config.render
-
     def ws(self, params: Tensor, noise: Tensor, truncation_psi: float = 1.0) -> Tensor:
         """params (B, P) raw, noise (B, NOISE_DIM) -> ws (B, num_ws, w_dim)."""
         device = self.device
         return self.generator.map(noise.to(device), normalize(params.to(device)), truncation_psi=truncation_psi)
-
-    @property
-    def sha256(self) -> str:
-        """Identity of these weights (edit modules record the generator they were trained on)."""
-        return str(self.metadata.get("sha256", ""))
 
     def sample_ws(self, batch: int, generator: torch.Generator) -> Tensor:
         """ws of `batch` random prior heads (parameters drawn as in training, fresh noise)."""
@@ -106,6 +96,19 @@ class HeadPrior:
         noise = torch.randn(batch, NOISE_DIM, generator=generator)
         with torch.no_grad():
             return self.ws(params, noise)
+
+    def head_ws(self, seed: int, overrides: dict | None = None) -> tuple[Tensor, dict]:
+        """The ws (num_ws, w_dim) of head `seed` with some prior parameters overridden, and its description."""
+        code = HeadCode.from_seed(seed)
+        params = code.params
+        if overrides:
+            try:
+                params = with_overrides(params, **overrides)
+            except ValueError as error:
+                raise BridgeError(str(error)) from None
+        with torch.no_grad():
+            ws = self.ws(params[None], code.noise[None])[0].cpu()
+        return ws, {"source": "prior", "seed": seed, "overrides": overrides or {}, "attributes": describe(params)}
 
     def field(self, params: Tensor, noise: Tensor) -> TriPlaneField:
         return self.generator.field(self.ws(params, noise))

@@ -1,6 +1,6 @@
 """What the server's jobs do, on the models it holds: heads, the edit library, edits, training.
 
-The engine loads the bundled prior once; CLIP is loaded on the first training job. Heads are
+The engine loads its head source once (the bundled prior, or an imported EG3D generator); CLIP is loaded on the first training job. Heads are
 kept as their latents in `<cache>/heads/<id>.safetensors` (+ .json), so they survive restarts.
 Modules trained through the bridge go to `<cache>/modules/<name>/`, which the library lists after
 the bundled ones.
@@ -25,8 +25,7 @@ from bridge.field.grid import sample_grid
 from bridge.images import save_png
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
-from bridge.prior.model import SURFACE_LEVEL, HeadCode, HeadPrior
-from bridge.prior.params import describe, with_overrides
+from bridge.prior.model import HeadPrior
 from bridge.prior.views import before_after, render
 from bridge.service.jobs import JobContext
 
@@ -67,16 +66,23 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Engine:
-    def __init__(self, cache: Path, device: str = "auto", clip_source: str = "bundled", weights: Path | None = None):
+    def __init__(self, cache: Path, device: str = "auto", clip_source: str = "bundled", weights: Path | None = None,
+                 generator: Path | None = None):
+        """`generator`: an imported EG3D generator (python -m bridge import-eg3d) instead of the bundled prior."""
         self.device = resolve_device(device)
-        self.prior = HeadPrior.load(weights, device=self.device)
+        if generator is not None:
+            from bridge.eg3d.heads import EG3DHeads
+
+            self.source = EG3DHeads.load(generator, device=self.device)
+        else:
+            self.source = HeadPrior.load(weights, device=self.device)
         self.clip_source = clip_source
         self._clip = None
         self.heads_dir = Path(cache) / "heads"
         self.modules_dir = Path(cache) / "modules"
         self.heads_dir.mkdir(parents=True, exist_ok=True)
         self.modules_dir.mkdir(parents=True, exist_ok=True)
-        self.library = EditLibrary(BUNDLED_LIBRARY, self.modules_dir, generator_sha256=self.prior.sha256)
+        self.library = EditLibrary(BUNDLED_LIBRARY, self.modules_dir, generator_sha256=self.source.sha256)
         self._modules: dict[str, EditModule] = {}
 
     # --- description -------------------------------------------------------------------------
@@ -97,8 +103,8 @@ class Engine:
             "version": __version__,
             "device": str(self.device),
             "torch": torch.__version__,
-            "generator": {"name": "ProcHead prior", "sha256": self.prior.sha256, "num_ws": self.prior.generator.num_ws,
-                          "w_dim": self.prior.generator.config.w_dim},
+            "generator": {"name": self.source.name, "sha256": self.source.sha256, "num_ws": self.source.generator.num_ws,
+                          "w_dim": self.source.generator.config.w_dim},
             "guidance": {"clip": self.clip_source, "loaded": self._clip is not None},
             "memory": memory,
         }
@@ -106,7 +112,7 @@ class Engine:
     # --- heads -------------------------------------------------------------------------------
 
     def create_head(self, seed: int | None, params: dict | None, latent: list | None) -> Head:
-        generator = self.prior.generator
+        generator = self.source.generator
         if latent is not None:
             try:
                 ws = torch.tensor(latent, dtype=torch.float32)
@@ -120,16 +126,7 @@ class Engine:
                 )
             description = {"source": "latent"}
         else:
-            code = HeadCode.from_seed(seed or 0)
-            head_params = code.params
-            if params:
-                try:
-                    head_params = with_overrides(head_params, **params)
-                except ValueError as error:
-                    raise BridgeError(str(error)) from None
-            with torch.no_grad():
-                ws = self.prior.ws(head_params[None].to(self.device), code.noise[None].to(self.device))[0].cpu()
-            description = {"source": "prior", "seed": seed or 0, "overrides": params or {}, "attributes": describe(head_params)}
+            ws, description = self.source.head_ws(seed or 0, params or None)
         head = Head(uuid.uuid4().hex[:16], description, ws.contiguous())
         save_file({"ws": head.ws}, str(self.heads_dir / f"{head.id}.safetensors"))
         (self.heads_dir / f"{head.id}.json").write_text(json.dumps(head.description))
@@ -186,13 +183,13 @@ class Engine:
             steps.append(EditStep(self.module(name), step.get("strength", 1.0), mask_module, step.get("texture_only")))
         ctx.progress(0.02, "applying edits")
         started = time.perf_counter()
-        render_config = self.prior.render_config
+        render_config = self.source.render_config
         with torch.no_grad():
             ws = head.ws[None].to(self.device)
-            field, _ = apply_edits(self.prior.generator, ws, steps)
+            field, _ = apply_edits(self.source.generator, ws, steps)
             ctx.check()
             provenance = {
-                "generator": "ProcHead prior", "generator_sha256": self.prior.sha256, "head": head.public(),
+                "generator": self.source.name, "generator_sha256": self.source.sha256, "head": head.public(),
                 "bridge_version": __version__, "job": ctx.job.id,
                 "edits": [{"module": s.get("module"), "edit": st.module.spec.edit,
                            "mask": st.module.spec.mask, "strength": st.strength} for s, st in zip(request["steps"], steps)],
@@ -202,13 +199,13 @@ class Engine:
                 ctx.check()
                 ctx.progress(0.05 + 0.8 * fraction, "sampling the field grid")
 
-            grid = sample_grid(field, request["grid"], SURFACE_LEVEL, render_config.box_size, provenance,
+            grid = sample_grid(field, request["grid"], self.source.surface_level, render_config.box_size, provenance,
                                chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress)
             mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
             ctx.progress(0.88, "rendering previews")
             yaw = request.get("preview_yaw", 20.0)
             if steps:
-                picture, mask = before_after(self.prior.generator.field(ws), field, render_config, yaw, PREVIEW_SIZE)
+                picture, mask = before_after(self.source.generator.field(ws), field, render_config, yaw, PREVIEW_SIZE)
             else:  # the unedited head: its picture, and an empty mask
                 picture = render(field, render_config, yaw, 0.0, PREVIEW_SIZE)["rgb"][0]
                 mask = torch.zeros(PREVIEW_SIZE, PREVIEW_SIZE)
@@ -232,14 +229,14 @@ class Engine:
         ctx.progress(0.0, "loading CLIP")
         spec = EditSpec(request["edit"], request["mask"], request.get("geometry", False))
         config = EditTrainingConfig(seed=request.get("seed", 0), steps=request["steps"], time_limit_minutes=request.get("minutes"))
-        trainer = EditTrainer(self.prior.generator, self.prior.sample_ws, self.clip(), spec, config)
+        trainer = EditTrainer(self.source.generator, self.source.sample_ws, self.clip(), spec, config)
         if trainer.resume(out):
             ctx.progress(trainer.step / config.steps, f"resumed at step {trainer.step}")
 
         def report(p) -> None:
             ctx.progress(p.step / p.total, f"training step {p.step}/{p.total}")
 
-        module = trainer.train(out, self.prior.sha256, on_progress=report, should_stop=ctx.cancelled,
+        module = trainer.train(out, self.source.sha256, on_progress=report, should_stop=ctx.cancelled,
                                command=f"bridge job {ctx.job.id}")
         if module is None:
             ctx.check()

@@ -26,13 +26,14 @@ class LocalBridge:
     """`python -m bridge serve` on a free loopback port; `config`/`cache` folders default to the user's."""
 
     def __init__(self, config: Path | None = None, cache: Path | None = None, port: int | None = None,
-                 threads: int = 0, log: Path | None = None, python: str = sys.executable):
+                 threads: int = 0, log: Path | None = None, python: str = sys.executable, generator: Path | None = None):
         # absolute: the bridge runs in a neutral working folder (see start)
         self.config = None if config is None else Path(config).resolve()
         self.cache = None if cache is None else Path(cache).resolve()
         self.port = port or free_port()
         self.threads, self.python = threads, python
         self.log = None if log is None else Path(log).resolve()
+        self.generator = None if generator is None else Path(generator).resolve()
         self.process: subprocess.Popen | None = None
 
     @property
@@ -53,6 +54,8 @@ class LocalBridge:
         command = [self.python, "-m", "bridge", "serve", "--port", str(self.port)]
         if self.threads:
             command += ["--threads", str(self.threads)]
+        if self.generator is not None:
+            command += ["--generator", str(self.generator)]
         output = subprocess.DEVNULL
         if self.log:
             self.log.parent.mkdir(parents=True, exist_ok=True)
