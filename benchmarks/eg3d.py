@@ -34,7 +34,7 @@ from bridge.field.weights import load_generator
 from bridge.prior.views import render
 
 SMALL = GeneratorConfig(z_dim=16, c_dim=25, w_dim=32, plane_resolution=32, plane_channels=8, channel_base=512,
-                        channel_max=32, decoder_hidden=16, decoder_features=8,
+                        channel_max=32, decoder_hidden=16, decoder_features=8, upsampling="eg3d_fir", conv_clamp=256.0,
                         render=RenderConfig(depth_samples=12, importance_samples=12))
 
 
@@ -64,7 +64,9 @@ def run(quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="text-edit-eg3d-bench-") as folder:
         folder = Path(folder)
         figures["parity_max_abs_err"], figures["pickle_code_executed"] = _parity(folder)
-        released = GeneratorConfig() if not quick else GeneratorConfig(plane_resolution=64, channel_max=128)
+        released = GeneratorConfig(upsampling="eg3d_fir")
+        if quick:
+            released = GeneratorConfig(upsampling="eg3d_fir", plane_resolution=64, channel_max=128)
         started = time.perf_counter()
         path = write_checkpoint(random_generator(released), folder / "released.pkl")
         figures["checkpoint_mb"] = round(path.stat().st_size / 1e6, 1)

@@ -5,11 +5,11 @@ decoder as `decoder.net.0` / `decoder.net.2` (a Sequential with Softplus between
 `mapping.*`, `synthesis.*`, `decoder.fc0`, `decoder.fc1`. Sizes come from the checkpoint's init
 and rendering kwargs and are checked against every tensor's shape.
 
-Left out, and listed in the import's metadata: the FIR `resample_filter` buffers (our up-sampling
-is the same [1, 3, 3, 1] filter written as bilinear interpolation, which differs from EG3D's
-zero-padded FIR only in a one-texel border) and the `superresolution.*` network (the 512^2
-previews; the field, meshes and edits do not use it). So an imported generator's planes are close
-to EG3D's own but not bit-identical; see docs/eg3d.md.
+An imported generator up-samples the way EG3D does (config.upsampling = "eg3d_fir": transposed
+convolution and the zero-padded [1, 3, 3, 1] FIR filter, bridge/field/layers.py) and clamps
+activations where its kwargs say so. Left out, and listed in the import's metadata: the
+`resample_filter` buffers (always that same filter) and the `superresolution.*` network (the
+512^2 previews; the field, meshes and edits do not use it); see docs/eg3d.md.
 """
 
 from __future__ import annotations
@@ -87,6 +87,8 @@ def generator_config(kwargs: dict, rendering: dict, state: dict[str, torch.Tenso
             channel_base=int(kwargs.get("channel_base", 32768)),
             channel_max=int(kwargs.get("channel_max", 512)),
             use_noise=any(n.endswith("noise_const") for n in state),
+            upsampling="eg3d_fir",
+            conv_clamp=None if kwargs.get("conv_clamp") is None else float(kwargs["conv_clamp"]),
             decoder_hidden=state["decoder.fc0.weight"].shape[0],
             decoder_features=state["decoder.fc1.weight"].shape[0] - 1,
             decoder_lr_multiplier=float(rendering.get("decoder_lr_mul", 1.0)),

@@ -124,9 +124,11 @@ def write_checkpoint(generator: TriPlaneGenerator, path: Path, module_src: str =
     EG3D state first (tests of damaged files)."""
     config = generator.config
     flat = {eg3d_name(n): t.detach().clone() for n, t in generator.state_dict().items()}
+    taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+    fir = torch.outer(taps, taps) / 64
     for res in generator.synthesis.block_resolutions[1:]:
-        flat[f"backbone.synthesis.b{res}.resample_filter"] = torch.ones(4, 4) / 16
-        flat[f"backbone.synthesis.b{res}.conv0.resample_filter"] = torch.ones(4, 4) / 16
+        flat[f"backbone.synthesis.b{res}.resample_filter"] = fir.clone()
+        flat[f"backbone.synthesis.b{res}.conv0.resample_filter"] = fir.clone()
     flat["superresolution.block0.conv0.weight"] = torch.randn(8, 8, 3, 3)
     if edit is not None:
         edit(flat)
@@ -138,7 +140,7 @@ def write_checkpoint(generator: TriPlaneGenerator, path: Path, module_src: str =
     with eg3d_modules():
         records = nested(flat, module_src)
         kwargs = EasyDict(z_dim=config.z_dim, c_dim=config.c_dim, w_dim=config.w_dim, img_resolution=512, img_channels=3,
-                          channel_base=config.channel_base, channel_max=config.channel_max,
+                          channel_base=config.channel_base, channel_max=config.channel_max, conv_clamp=config.conv_clamp,
                           mapping_kwargs=EasyDict(num_layers=config.mapping_layers), rendering_kwargs=rendering)
         generator_record = record("TriPlaneGenerator", module_src, children=list(records.items()),
                                   _init_kwargs=kwargs, rendering_kwargs=rendering)

@@ -30,6 +30,10 @@ class GeneratorConfig:
     channel_base: int = 32768
     channel_max: int = 512
     use_noise: bool = True
+    upsampling: str = "bilinear"
+    """"bilinear" (the bundled prior) or "eg3d_fir" (EG3D's own, for imported weights); see layers.UPSAMPLING."""
+    conv_clamp: float | None = None
+    """EG3D's activation clamp of synthesis layers (its released models state it in their kwargs)."""
     decoder_hidden: int = 64
     decoder_features: int = 32
     decoder_lr_multiplier: float = 1.0
@@ -95,6 +99,8 @@ class TriPlaneGenerator(nn.Module):
             channel_base=config.channel_base,
             channel_max=config.channel_max,
             use_noise=config.use_noise,
+            upsampling=config.upsampling,
+            conv_clamp=config.conv_clamp,
         )
         self.mapping = MappingNetwork(
             config.z_dim,

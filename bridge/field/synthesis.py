@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from bridge.field.layers import SynthesisLayer, ToPlanesLayer, upsample2x
+from bridge.field.layers import SynthesisLayer, ToPlanesLayer, upsample
 
 
 class SynthesisBlock(nn.Module):
@@ -19,15 +19,18 @@ class SynthesisBlock(nn.Module):
         resolution: int,
         img_channels: int,
         use_noise: bool,
+        upsampling: str = "bilinear",
+        conv_clamp: float | None = None,
     ):
         super().__init__()
-        self.resolution = resolution
+        self.resolution, self.upsampling = resolution, upsampling
+        layer = dict(upsampling=upsampling, conv_clamp=conv_clamp)
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True, use_noise=use_noise)
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, up=False, use_noise=use_noise)
-        self.torgb = ToPlanesLayer(out_channels, img_channels, w_dim)
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True, use_noise=use_noise, **layer)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, up=False, use_noise=use_noise, **layer)
+        self.torgb = ToPlanesLayer(out_channels, img_channels, w_dim, conv_clamp)
         self.num_conv = 1 if in_channels == 0 else 2
         self.num_torgb = 1
 
@@ -41,7 +44,7 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, next(w_iter), noise_mode)
             x = self.conv1(x, next(w_iter), noise_mode)
         y = self.torgb(x, next(w_iter))
-        img = y if img is None else upsample2x(img) + y
+        img = y if img is None else upsample(img, self.upsampling) + y
         return x, img
 
 
@@ -56,6 +59,8 @@ class SynthesisNetwork(nn.Module):
         channel_base: int = 32768,
         channel_max: int = 512,
         use_noise: bool = True,
+        upsampling: str = "bilinear",
+        conv_clamp: float | None = None,
     ):
         super().__init__()
         log2 = int(math.log2(img_resolution))
@@ -67,7 +72,7 @@ class SynthesisNetwork(nn.Module):
         self.num_ws = 0
         for res in self.block_resolutions:
             in_channels = channels[res // 2] if res > 4 else 0
-            block = SynthesisBlock(in_channels, channels[res], w_dim, res, img_channels, use_noise)
+            block = SynthesisBlock(in_channels, channels[res], w_dim, res, img_channels, use_noise, upsampling, conv_clamp)
             self.num_ws += block.num_conv
             if res == self.block_resolutions[-1]:
                 self.num_ws += block.num_torgb

@@ -12,7 +12,7 @@ from bridge.field.renderer import RenderConfig
 from bridge.field.weights import load_generator
 
 SMALL = GeneratorConfig(z_dim=16, c_dim=25, w_dim=32, plane_resolution=16, plane_channels=8, channel_base=256,
-                        channel_max=32, decoder_hidden=16, decoder_features=8,
+                        channel_max=32, decoder_hidden=16, decoder_features=8, upsampling="eg3d_fir", conv_clamp=256.0,
                         render=RenderConfig(depth_samples=12, importance_samples=12))
 
 
