@@ -14,6 +14,9 @@ that object's mesh, material image and properties instead of adding a copy. The 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from pathlib import Path
 
 import bpy
 import numpy as np
@@ -31,6 +34,7 @@ HEAD_KEY = "text_edit_head"
 STACK = "text_edit_stack"
 MASK_MATERIAL = "Text Edit mask"
 MASK_SHOWN = "text_edit_mask_shown"
+PREVIEW = "text_edit_preview"
 VERTEX_GROUP_LEVELS = 255
 
 
@@ -178,6 +182,27 @@ def set_mask_shown(obj: bpy.types.Object, shown: bool) -> None:
     obj[MASK_SHOWN] = shown
 
 
+def preview_image(name: str, png: bytes) -> bpy.types.Image | None:
+    """The bridge's before | after | mask picture as a packed image (shown in the panel)."""
+    if not png:
+        return None
+    old = bpy.data.images.get(name)
+    if old is not None:
+        bpy.data.images.remove(old)
+    folder = Path(tempfile.mkdtemp(prefix="text-edit-preview-"))
+    path = folder / "preview.png"
+    path.write_bytes(png)
+    try:
+        image = bpy.data.images.load(str(path), check_existing=False)
+        image.name = name
+        image.pack()
+    except RuntimeError:  # not a picture Blender can read: leave the head without one
+        return None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return image
+
+
 def import_outcome(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: str = "") -> bpy.types.Object:
     """Create or update the head's object from an edit's outcome; returns the object."""
     request, mesh = outcome.request, outcome.mesh
@@ -209,6 +234,8 @@ def import_outcome(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version:
     obj["text_edit_generator"] = provenance.get("generator", "")
     obj["text_edit_job"] = outcome.job.get("id", "")
     obj[MASK_SHOWN] = False
+    preview = preview_image(f"Text Edit preview {key}", outcome.preview_png)
+    obj[PREVIEW] = preview.name if preview is not None else ""
     return obj
 
 

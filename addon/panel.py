@@ -53,6 +53,10 @@ class VIEW3D_PT_text_edit(bpy.types.Panel):
             if not stack:
                 column.label(text="No edits yet", icon="BLANK1")
             box.operator("text_edit.remove_last", icon="LOOP_BACK")
+            preview = bpy.data.images.get(obj.get(importer.PREVIEW, ""))
+            if preview is not None:
+                box.label(text="Before | after | where it changed")
+                box.template_icon(icon_value=preview.preview_ensure().icon_id, scale=6.0)
 
         box = layout.box()
         box.label(text="Edit", icon="GREASEPENCIL")

@@ -40,6 +40,7 @@ report["edited"] = {
     "image": list(image.size), "packed": image.packed_file is not None,
     "edits": head["text_edit_edits"], "bridge_version": head["text_edit_bridge_version"],
     "meshes": len(bpy.data.meshes), "images": len(bpy.data.images),
+    "preview": list(bpy.data.images[head["text_edit_preview"]].size),
 }
 settings.module = "red_hair"
 assert bpy.ops.text_edit.edit(on_top=True) == {"FINISHED"}
@@ -81,7 +82,9 @@ def test_full_edit_through_the_operators_and_a_gltf_round_trip(blender, live_bri
     assert edited["colours"] == "Col" and edited["uv"] == "UVMap"
     assert edited["image"] == [512, 512] and edited["packed"]
     assert "blue eyes" in edited["edits"] and "x0.5" in edited["edits"] and edited["bridge_version"]
-    assert edited["meshes"] == 1 and edited["images"] <= 2, "old meshes and images are not left behind"
+    assert edited["meshes"] == 1 and edited["images"] <= 3, "old meshes and images are not left behind"
+    width, height = edited["preview"]
+    assert height >= 64 and width > 2.5 * height, "the bridge's before | after | mask picture is kept with the head"
 
     assert [s["module"] for s in report["stacked"]] == ["blue_eyes", "red_hair"]
     assert [s["module"] for s in report["removed"]] == ["blue_eyes"]
