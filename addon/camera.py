@@ -1,6 +1,6 @@
 """EG3D's camera as a Blender camera, and a Cycles preview render through it.
 
-EG3D (bridge/field/cameras.py): the camera sits on a sphere of radius 2.7 field units around the
+EG3D (its conventions live in mesh_export/coords.py, shared with the bridge): the camera sits on a sphere of radius 2.7 field units around the
 origin and looks at the pivot (0, 0, 0.2); its normalised focal length is
 1 / (tan(18.837 deg / 2) * 1.414). Blender sets a camera by focal length in millimetres on a sensor:
 lens = f * sensor width, with a square image and the sensor fitted horizontally, which gives the
@@ -10,30 +10,15 @@ Positions go through mesh_export's one field -> Blender conversion, so they are 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import bpy
 import mathutils
 
-from .. import mesh_export
+from ..mesh_export import coords
 
-FOV_DEG = 18.837
-CAMERA_RADIUS = 2.7
-FFHQ_PIVOT = (0.0, 0.0, 0.2)
 SENSOR_WIDTH_MM = 36.0
 CAMERA_NAME = "Text Edit camera"
-
-
-def normalised_focal_length(fov_deg: float = FOV_DEG) -> float:
-    return 1.0 / (math.tan(math.radians(fov_deg) / 2) * 1.414)
-
-
-def orbit_location(yaw_deg: float, pitch_deg: float) -> tuple[float, float, float]:
-    """Field-space camera origin for our orbit angles (yaw toward +x, pitch looks down)."""
-    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
-    return (CAMERA_RADIUS * math.cos(pitch) * math.sin(yaw), CAMERA_RADIUS * math.sin(pitch),
-            CAMERA_RADIUS * math.cos(pitch) * math.cos(yaw))
 
 
 def eg3d_camera(scene: bpy.types.Scene, yaw_deg: float = 20.0, pitch_deg: float = 0.0) -> bpy.types.Object:
@@ -44,10 +29,10 @@ def eg3d_camera(scene: bpy.types.Scene, yaw_deg: float = 20.0, pitch_deg: float 
         scene.collection.objects.link(camera)
     camera.data.sensor_fit = "HORIZONTAL"
     camera.data.sensor_width = SENSOR_WIDTH_MM
-    camera.data.lens = normalised_focal_length() * SENSOR_WIDTH_MM
+    camera.data.lens = coords.focal_length() * SENSOR_WIDTH_MM
     camera.data.clip_start, camera.data.clip_end = 0.05, 10.0
-    location = mathutils.Vector(mesh_export.field_to_blender(orbit_location(yaw_deg, pitch_deg)).tolist())
-    target = mathutils.Vector(mesh_export.field_to_blender(FFHQ_PIVOT).tolist())
+    location = mathutils.Vector(coords.field_to_blender(coords.orbit_origin(yaw_deg, pitch_deg)).tolist())
+    target = mathutils.Vector(coords.field_to_blender(coords.FFHQ_PIVOT).tolist())
     camera.location = location
     camera.rotation_mode = "QUATERNION"
     camera.rotation_quaternion = (target - location).to_track_quat("-Z", "Y")
@@ -61,7 +46,7 @@ def _lights(scene: bpy.types.Scene) -> None:
         return
     light = bpy.data.objects.new("Text Edit key light", bpy.data.lights.new("Text Edit key light", "AREA"))
     light.data.energy, light.data.size = 60.0, 1.0
-    light.location = mesh_export.field_to_blender((1.2, 1.0, 2.0)).tolist()
+    light.location = coords.field_to_blender((1.2, 1.0, 2.0)).tolist()
     light.rotation_mode = "QUATERNION"
     light.rotation_quaternion = (-mathutils.Vector(light.location)).to_track_quat("-Z", "Y")
     scene.collection.objects.link(light)

@@ -25,6 +25,26 @@ def connect(settings: BridgeSettings, online_access: bool) -> BridgeClient:
     return make_client(settings, online_access)
 
 
+class RemoteJob:
+    """The client and bridge job of one task, so that Cancel can stop the job on the bridge too."""
+
+    def __init__(self, settings: BridgeSettings, online_access: bool):
+        self.settings, self.online_access = settings, online_access
+        self.client: BridgeClient | None = None
+        self.job_id: str | None = None
+
+    def connect(self) -> BridgeClient:
+        self.client = connect(self.settings, self.online_access)
+        return self.client
+
+    def started(self, job_id: str) -> None:
+        self.job_id = job_id
+
+    def cancel(self) -> None:
+        if self.client is not None and self.job_id is not None:
+            self.client.cancel(self.job_id)
+
+
 def current_head(context) -> tuple[HeadSpec, list[dict]]:
     """The active Text Edit head and its stack, or the panel's seed (and its object's stack, if any)."""
     obj = context.active_object
@@ -94,14 +114,11 @@ def start_edit(context, head: HeadSpec, steps: list[dict], label: str, grid: int
         raise BridgeError(f"A head can carry at most {LIMITS.stack_steps} stacked edits; remove one first.")
     settings = context.scene.text_edit
     bridge = preferences.get(context).settings()
-    online = bool(bpy.app.online_access)
     request = EditRequest(head, tuple(steps), grid=grid or settings.grid, texture_size=texture_size or int(settings.texture_size))
-    holder: dict = {}
+    remote = RemoteJob(bridge, bool(bpy.app.online_access))
 
     def work(progress):
-        holder["client"] = connect(bridge, online)
-        return run_edit(holder["client"], request, progress, bridge.job_timeout_s,
-                        on_job=lambda job_id: holder.update(job=job_id))
+        return run_edit(remote.connect(), request, progress, bridge.job_timeout_s, on_job=remote.started)
 
     def done(outcome) -> str:
         scene = bpy.context.scene
@@ -111,11 +128,7 @@ def start_edit(context, head: HeadSpec, steps: list[dict], label: str, grid: int
         _undo_push(f"Text Edit: {label}")
         return f"{obj.name}: {len(obj.data.polygons)} triangles imported."
 
-    def cancel() -> None:
-        if "client" in holder and "job" in holder:
-            holder["client"].cancel(holder["job"])
-
-    RUNNER.start(Task(label, work, done, cancel))
+    RUNNER.start(Task(label, work, done, remote.cancel))
 
 
 def _make_active(obj) -> None:
@@ -249,15 +262,13 @@ class TEXT_EDIT_OT_train(_Operator):
         edit = check_prompt("edit", settings.edit_prompt, LIMITS.edit_prompt_chars)
         mask = check_prompt("mask", settings.mask_prompt, LIMITS.mask_prompt_chars)
         bridge = preferences.get(context).settings()
-        online = bool(bpy.app.online_access)
         geometry, steps = not settings.texture_only, settings.training_steps
-        holder: dict = {}
+        remote = RemoteJob(bridge, bool(bpy.app.online_access))
 
         def work(progress):
-            holder["client"] = connect(bridge, online)
-            job = run_training(holder["client"], edit, mask, geometry, steps, progress, bridge.job_timeout_s,
-                               on_job=lambda job_id: holder.update(job=job_id))
-            return job, holder["client"].modules()
+            client = remote.connect()
+            job = run_training(client, edit, mask, geometry, steps, progress, bridge.job_timeout_s, on_job=remote.started)
+            return job, client.modules()
 
         def done(answer) -> str:
             job, modules = answer
@@ -267,11 +278,7 @@ class TEXT_EDIT_OT_train(_Operator):
                 bpy.context.scene.text_edit.module = name
             return f"Trained '{edit}' @ '{mask}'" + (f" as {name}." if name else ".")
 
-        def cancel() -> None:
-            if "client" in holder and "job" in holder:
-                holder["client"].cancel(holder["job"])
-
-        RUNNER.start(Task(f"Train {edit}", work, done, cancel))
+        RUNNER.start(Task(f"Train {edit}", work, done, remote.cancel))
 
 
 class TEXT_EDIT_OT_cancel(bpy.types.Operator):

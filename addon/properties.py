@@ -15,7 +15,6 @@ class BridgeState:
         self.summary = "Not connected"
         self.version = ""
         self.modules: list[dict] = []
-        self.job_id: str | None = None
         self.last_object: str | None = None
 
 

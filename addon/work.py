@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from .. import mesh_export
@@ -77,7 +78,7 @@ def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[
 
 
 def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, timeout_s: float,
-             on_job: Any = None) -> EditOutcome:
+             on_job: Callable[[str], None] | None = None) -> EditOutcome:
     progress(0.0, "creating the head")
     head = client.create_head(seed=request.head.seed, params=request.head.params or None)
     job = client.submit_edit(head["id"], list(request.steps), grid=request.grid)
@@ -102,7 +103,7 @@ def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, tim
 
 
 def run_training(client: BridgeClient, edit: str, mask: str, geometry: bool, steps: int, progress: Progress,
-                 timeout_s: float, on_job: Any = None) -> dict:
+                 timeout_s: float, on_job: Callable[[str], None] | None = None) -> dict:
     progress(0.0, "submitting")
     job = client.submit_training(edit, mask, geometry=geometry, steps=steps)
     if on_job is not None:

@@ -25,26 +25,21 @@ import torch
 
 from bridge.eg3d.checkpoint import read_checkpoint
 from bridge.eg3d.convert import import_checkpoint
-from bridge.eg3d.synthetic import marker_source, random_generator, write_checkpoint, write_planted
+from bridge.eg3d.synthetic import TINY, marker_source, random_generator, write_checkpoint, write_planted
 from bridge.errors import WeightsError
 from bridge.field.generator import GeneratorConfig
 from bridge.field.grid import sample_grid
-from bridge.field.renderer import RenderConfig
 from bridge.field.weights import load_generator
 from bridge.prior.views import render
-
-SMALL = GeneratorConfig(z_dim=16, c_dim=25, w_dim=32, plane_resolution=32, plane_channels=8, channel_base=512,
-                        channel_max=32, decoder_hidden=16, decoder_features=8, upsampling="eg3d_fir", conv_clamp=256.0,
-                        render=RenderConfig(depth_samples=12, importance_samples=12))
 
 
 def _parity(folder: Path) -> tuple[float, int]:
     marker = folder / "ran.txt"
-    original = random_generator(SMALL)
+    original = random_generator(TINY)
     imported, _ = load_generator(import_checkpoint(write_checkpoint(original, folder / "small.pkl", marker_source(marker)),
                                                    folder / "small"))
     torch.manual_seed(1)
-    z, c, points = torch.randn(4, SMALL.z_dim), torch.randn(4, SMALL.c_dim), torch.rand(1, 4096, 3) - 0.5
+    z, c, points = torch.randn(4, TINY.z_dim), torch.randn(4, TINY.c_dim), torch.rand(1, 4096, 3) - 0.5
     with torch.no_grad():
         ws, ws_imported = original.map(z, c), imported.map(z, c)
         errors = [(ws - ws_imported).abs().max(), (original.planes(ws) - imported.planes(ws)).abs().max()]

@@ -12,7 +12,26 @@ fill the box the same way.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+# EG3D's FFHQ camera, in field space (used by bridge/field/cameras.py and the add-on's camera):
+# an orbit of radius 2.7 around the origin looking at the pivot, with EG3D's focal length.
+FOV_DEG = 18.837
+CAMERA_RADIUS = 2.7
+FFHQ_PIVOT = (0.0, 0.0, 0.2)
+
+
+def focal_length(fov_deg: float = FOV_DEG) -> float:
+    """Normalised focal length exactly as EG3D computes it (including its 1.414 factor)."""
+    return 1.0 / (math.tan(math.radians(fov_deg) / 2) * 1.414)
+
+
+def orbit_origin(yaw_deg: float, pitch_deg: float, radius: float = CAMERA_RADIUS) -> tuple[float, float, float]:
+    """Camera position on the orbit: yaw turns toward +x, positive pitch looks down on the head."""
+    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
+    return (radius * math.cos(pitch) * math.sin(yaw), radius * math.sin(pitch), radius * math.cos(pitch) * math.cos(yaw))
 
 METRES_PER_FIELD_UNIT = 0.45
 

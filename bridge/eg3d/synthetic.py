@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 from bridge.eg3d.convert import eg3d_name
-from bridge.field.generator import TriPlaneGenerator
+from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
+from bridge.field.renderer import RenderConfig
 
 BUFFERS = ("noise_const", "w_avg", "resample_filter")
 SEQUENTIALS = ("decoder.net",)
@@ -105,6 +106,12 @@ def nested(flat: dict[str, torch.Tensor], module_src: str = "") -> dict:
                       buffers=[(k, v) for k, v in tensors.items() if k in BUFFERS], children=children)
 
     return {k: build(v, k) for k, v in tree.items() if k}
+
+
+TINY = GeneratorConfig(z_dim=16, c_dim=25, w_dim=32, plane_resolution=16, plane_channels=8, channel_base=256,
+                       channel_max=32, decoder_hidden=16, decoder_features=8, upsampling="eg3d_fir", conv_clamp=256.0,
+                       render=RenderConfig(depth_samples=12, importance_samples=12))
+"""EG3D's structure (conditioned mapping, FIR up-sampling, clamp) at a size that runs in milliseconds."""
 
 
 def random_generator(config, seed: int = 0) -> TriPlaneGenerator:

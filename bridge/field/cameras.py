@@ -20,14 +20,7 @@ import math
 import torch
 from torch import Tensor
 
-FOV_DEG = 18.837
-CAMERA_RADIUS = 2.7
-FFHQ_PIVOT = (0.0, 0.0, 0.2)
-
-
-def focal_length(fov_deg: float = FOV_DEG) -> float:
-    """Normalised focal length exactly as EG3D computes it (including its 1.414 factor)."""
-    return 1.0 / (math.tan(math.radians(fov_deg) / 2) * 1.414)
+from mesh_export.coords import CAMERA_RADIUS, FFHQ_PIVOT, FOV_DEG, focal_length  # noqa: F401  (the one definition)
 
 
 def intrinsics_matrix(fov_deg: float = FOV_DEG) -> Tensor:

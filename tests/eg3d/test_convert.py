@@ -5,24 +5,18 @@ import pytest
 import torch
 
 from bridge.eg3d.convert import import_checkpoint
-from bridge.eg3d.synthetic import marker_source, random_generator, write_checkpoint
+from bridge.eg3d.synthetic import TINY, marker_source, random_generator, write_checkpoint
 from bridge.errors import WeightsError
-from bridge.field.generator import GeneratorConfig
-from bridge.field.renderer import RenderConfig
 from bridge.field.weights import load_generator
-
-SMALL = GeneratorConfig(z_dim=16, c_dim=25, w_dim=32, plane_resolution=16, plane_channels=8, channel_base=256,
-                        channel_max=32, decoder_hidden=16, decoder_features=8, upsampling="eg3d_fir", conv_clamp=256.0,
-                        render=RenderConfig(depth_samples=12, importance_samples=12))
 
 
 def test_imported_generator_matches_the_same_weights_loaded_directly(tmp_path):
     marker = tmp_path / "ran.txt"
-    original = random_generator(SMALL)
+    original = random_generator(TINY)
     path = write_checkpoint(original, tmp_path / "eg3d.pkl", marker_source(marker))
     imported, metadata = load_generator(import_checkpoint(path, tmp_path / "imported"))
     assert not marker.exists()
-    assert imported.config == SMALL
+    assert imported.config == TINY
     assert metadata["converted_from"] == "EG3D" and "superresolution.block0.conv0.weight" in metadata["skipped_tensors"]
 
     torch.manual_seed(1)
@@ -41,7 +35,7 @@ def test_wrong_or_missing_tensors_are_named(tmp_path):
         flat["backbone.synthesis.b8.conv1.weight"] = torch.randn(5, 5, 3, 3)
         del flat["backbone.synthesis.b4.const"]
 
-    path = write_checkpoint(random_generator(SMALL), tmp_path / "bad.pkl", edit=damage)
+    path = write_checkpoint(random_generator(TINY), tmp_path / "bad.pkl", edit=damage)
     with pytest.raises(WeightsError) as error:
         import_checkpoint(path, tmp_path / "out")
     message = str(error.value)
@@ -52,7 +46,7 @@ def test_wrong_or_missing_tensors_are_named(tmp_path):
 def test_import_command_writes_the_generator_and_says_what_it_left_out(tmp_path, capsys):
     from bridge.cli import main
 
-    path = write_checkpoint(random_generator(SMALL), tmp_path / "eg3d.pkl")
+    path = write_checkpoint(random_generator(TINY), tmp_path / "eg3d.pkl")
     assert main(["import-eg3d", str(path), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "generator.safetensors" in out and "planes 8 x 16^2" in out and "left out 5 tensors" in out

@@ -4,14 +4,13 @@ edit job with a module made for that generator, and the FieldGrid it returns."""
 import mesh_export
 from bridge.eg3d.convert import import_checkpoint
 from bridge.eg3d.heads import SURFACE_LEVEL, EG3DHeads
-from bridge.eg3d.synthetic import random_generator, write_checkpoint
+from bridge.eg3d.synthetic import TINY, random_generator, write_checkpoint
 from bridge.lenerf.edit_module import EditModule, EditSpec
-from tests.eg3d.test_convert import SMALL
 from tests.service.conftest import BridgeProcess
 
 
 def test_bridge_edits_heads_of_an_imported_generator(tmp_path):
-    weights = import_checkpoint(write_checkpoint(random_generator(SMALL), tmp_path / "eg3d.pkl"), tmp_path / "imported")
+    weights = import_checkpoint(write_checkpoint(random_generator(TINY), tmp_path / "eg3d.pkl"), tmp_path / "imported")
     heads = EG3DHeads.load(weights)
     bridge = BridgeProcess(tmp_path / "bridge")
     EditModule.untrained(EditSpec("green eyes", "eyes"), heads.generator, heads.sha256).save(bridge.cache / "modules" / "identity")
