@@ -36,7 +36,8 @@ from bridge.prior import analytic
 from bridge.prior.model import PRIOR_RENDER, SURFACE_LEVEL, HeadCode, HeadPrior
 from bridge.prior.params import EYE_COLOURS, HAIR_COLOURS, PARAM_INDEX, with_overrides
 from bridge.prior.train import EVAL_SEED_BASE, sample_points
-from bridge.prior.views import analytic_field, before_after, render
+from bridge.prior.views import analytic_field
+from bridge.field.renderer import render_orbit
 
 SEED_BASE = EVAL_SEED_BASE + 2000
 FIGURES = Path("out/benchmarks")
@@ -70,7 +71,7 @@ def reference_colours(prior: HeadPrior, code: HeadCode, group: str, palette: dic
     references = {}
     for name in palette:
         ws = prior.ws(with_overrides(code.params, **{group: name})[None], code.noise[None])
-        image = render(prior.generator.field(ws), prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
+        image = render_orbit(prior.generator.field(ws), prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
         colour = region_colour(image[0], region)
         if colour is not None:
             references[name] = colour
@@ -106,10 +107,10 @@ def evaluate_module(prior: HeadPrior, module: EditModule, heads: int, resolution
         edited, ws_target = apply_edits(prior.generator, ws, [EditStep(module)])
         source, target = prior.generator.field(ws), prior.generator.field(ws_target)
         for yaw, pitch in VIEWS:
-            a = render(source, prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
-            b = render(edited, prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
-            c = render(target, prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
-            parts = render(analytic_field(code.params[None], with_parts=True), PRIOR_RENDER, yaw, pitch, resolution, channels=("parts",))["parts"]
+            a = render_orbit(source, prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
+            b = render_orbit(edited, prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
+            c = render_orbit(target, prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
+            parts = render_orbit(analytic_field(code.params[None], with_parts=True), PRIOR_RENDER, yaw, pitch, resolution, channels=("parts",))["parts"]
             region = parts.argmax(dim=1) == part_id
             dilated = F.max_pool2d(region.float()[:, None], 3, 1, 1)[:, 0] > 0
             psnr_out.append(_psnr_outside(a, b, ~dilated))
@@ -141,13 +142,13 @@ def evaluate_module(prior: HeadPrior, module: EditModule, heads: int, resolution
 def _mouth_opened(prior: HeadPrior, code: HeadCode, edited, resolution: int) -> bool:
     """Mean depth over the mouth region from the front grew by >= half the analytic closed -> open step."""
     params = code.params[None]
-    parts = render(analytic_field(params, with_parts=True), PRIOR_RENDER, 0.0, 0.0, resolution, channels=("parts",))["parts"]
+    parts = render_orbit(analytic_field(params, with_parts=True), PRIOR_RENDER, 0.0, 0.0, resolution, channels=("parts",))["parts"]
     region = F.max_pool2d((parts.argmax(dim=1) == analytic.PART_IDS["mouth"]).float()[:, None], 5, 1, 2)[:, 0] > 0
     if region.sum() < 3:
         return False
 
     def depth(field, config) -> float:
-        return float(render(field, config, 0.0, 0.0, resolution, channels=())["depth"][:, 0][region].mean())
+        return float(render_orbit(field, config, 0.0, 0.0, resolution, channels=())["depth"][:, 0][region].mean())
 
     opened = with_overrides(code.params, mouth_open=0.6)[None]
     wanted = depth(analytic_field(opened), PRIOR_RENDER) - depth(analytic_field(params), PRIOR_RENDER)
@@ -162,8 +163,8 @@ def preview(prior: HeadPrior, module: EditModule, path: Path, resolution: int = 
     for index in range(PREVIEW_HEADS):
         code = HeadCode.from_seed(SEED_BASE + index)
         ws = prior.ws(code.params[None], code.noise[None])
-        edited, _ = apply_edits(prior.generator, ws, [EditStep(module)])
-        picture, _ = before_after(prior.generator.field(ws), edited, prior.render_config, VIEWS[index % len(VIEWS)][0], resolution)
+        edited, edited_ws = apply_edits(prior.generator, ws, [EditStep(module)])
+        picture, _ = prior.before_after(prior.generator.field(ws), edited, ws, edited_ws, VIEWS[index % len(VIEWS)][0], resolution)
         rows.append(picture)
     return save_png(sheet(rows, columns=2), path)
 
@@ -174,7 +175,7 @@ def _timings(prior: HeadPrior, module: EditModule, quick: bool) -> dict:
         started = time.perf_counter()
         ws = prior.ws(code.params[None], code.noise[None])
         edited, _ = apply_edits(prior.generator, ws, [EditStep(module)])
-        render(edited, prior.render_config, 20.0, 0.0, 128)
+        render_orbit(edited, prior.render_config, 20.0, 0.0, 128)
         apply_ms = 1000 * (time.perf_counter() - started)
         times = {"apply_ms": round(apply_ms, 1)}
         for resolution in (128,) if quick else (128, 256):

@@ -16,7 +16,7 @@ import torch
 
 from bridge.prior.model import BUNDLED_WEIGHTS, HeadCode, HeadPrior
 from bridge.prior.train import EVAL_SEED_BASE, EVAL_VIEWS, evaluate
-from bridge.prior.views import render
+from bridge.field.renderer import render_orbit
 
 
 def _best_of(repeats: int, fn) -> float:
@@ -39,7 +39,7 @@ def run(quick: bool = False) -> dict:
     points = torch.rand(1 if quick else 2, 1_000_000, 3) - 0.5
     points = points.reshape(-1, 3)
     query_s = _best_of(1 if quick else 3, lambda: field.query(points))
-    render_s = _best_of(1 if quick else 3, lambda: render(field, prior.render_config, 20.0, 5.0, 128))
+    render_s = _best_of(1 if quick else 3, lambda: render_orbit(field, prior.render_config, 20.0, 5.0, 128))
     return {
         "psnr_db": round(fidelity["psnr_db"], 3),
         "psnr_db_min": round(fidelity["psnr_db_min"], 3),

@@ -44,7 +44,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from bridge.images import save_png
     from bridge.prior.model import PRIOR_RENDER, HeadPrior
-    from bridge.prior.views import analytic_field, parts_to_colours, render
+    from bridge.prior.views import analytic_field, parts_to_colours
+    from bridge.field.renderer import render_orbit
 
     if not 16 <= args.res <= 1024:
         raise BridgeError(f"--res must be between 16 and 1024 pixels, got {args.res}.")
@@ -53,11 +54,11 @@ def cmd_render(args: argparse.Namespace) -> int:
         if args.labels or args.analytic:
             field = analytic_field(code.params[None], with_parts=args.labels)
             channel = "parts" if args.labels else "rgb"
-            image = render(field, PRIOR_RENDER, args.yaw, args.pitch, args.res, channels=(channel,))[channel]
+            image = render_orbit(field, PRIOR_RENDER, args.yaw, args.pitch, args.res, channels=(channel,))[channel]
             image = parts_to_colours(image) if args.labels else image
         else:
             prior = HeadPrior.load(args.weights)
-            image = render(prior.field_for(code), prior.render_config, args.yaw, args.pitch, args.res)["rgb"]
+            image = render_orbit(prior.field_for(code), prior.render_config, args.yaw, args.pitch, args.res)["rgb"]
     print(f"wrote {save_png(image[0], args.out)}")
     return 0
 
@@ -148,7 +149,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import mesh_export
     from bridge.images import save_gif, save_png, sheet
     from bridge.prior.model import PRIOR_RENDER, HeadPrior
-    from bridge.prior.views import analytic_field, parts_to_colours, render
+    from bridge.prior.views import analytic_field, parts_to_colours
+    from bridge.field.renderer import render_orbit
 
     out = Path(args.out)
     started = time.perf_counter()
@@ -160,11 +162,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         field = prior.field_for(code)
         front_opacity = None
         for yaw in yaws:
-            view = render(field, prior.render_config, yaw, 5.0, args.res)
+            view = render_orbit(field, prior.render_config, yaw, 5.0, args.res)
             frames.append(view["rgb"][0])
             front_opacity = view["opacity"][:, 0] if front_opacity is None else front_opacity
             print(f"  turntable frame {len(frames)}/{len(yaws)}", flush=True)
-        parts = render(analytic_field(code.params[None], with_parts=True), PRIOR_RENDER, 0.0, 0.0, args.res, channels=("parts",))
+        parts = render_orbit(analytic_field(code.params[None], with_parts=True), PRIOR_RENDER, 0.0, 0.0, args.res, channels=("parts",))
     written = [
         save_gif(frames, out / f"prior_seed{args.seed}_turntable.gif"),
         save_png(sheet(frames, columns=min(6, len(frames))), out / f"prior_seed{args.seed}_turntable.png"),
@@ -390,7 +392,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from bridge.lenerf.apply import EditStep, apply_edits
     from bridge.prior.model import SURFACE_LEVEL, HeadPrior
     from bridge.prior.params import describe
-    from bridge.prior.views import before_after
+
 
     from bridge.service.settings import LIMITS
 
@@ -404,9 +406,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with torch.no_grad():
         ws = prior.ws(code.params[None], code.noise[None])
-        field, _ = apply_edits(prior.generator, ws, steps)
+        field, edited_ws = apply_edits(prior.generator, ws, steps)
         if args.preview:
-            picture, _ = before_after(prior.generator.field(ws), field, prior.render_config, args.yaw, 256)
+            picture, _ = prior.before_after(prior.generator.field(ws), field, ws, edited_ws, args.yaw, 256)
             print(f"wrote {save_png(picture, args.preview)}")
         provenance = {
             "generator": "ProcHead prior", "seed": args.seed, "head": describe(code.params), "bridge_version": __version__,
@@ -505,8 +507,15 @@ def cmd_import_eg3d(args: argparse.Namespace) -> int:
     weights = import_checkpoint(args.checkpoint, args.out)
     metadata = read_metadata(weights, "import the checkpoint again")
     config = metadata["config"]
+    superresolution = config.get("superresolution")
+    pictures = "no super-resolution" if superresolution is None else f"super-resolution {superresolution['kind']}"
+    filters = sum(1 for name in metadata["skipped_tensors"] if name.endswith(".resample_filter"))
+    others = len(metadata["skipped_tensors"]) - filters
     print(f"wrote {weights} (+ .json): planes {config['plane_channels']} x {config['plane_resolution']}^2, "
-          f"w {config['w_dim']}; left out {len(metadata['skipped_tensors'])} tensors (FIR filters, super-resolution)")
+          f"w {config['w_dim']}, {pictures}; left out {filters} FIR filter buffers (fixed filters)"
+          + (f" and {others} other tensors" if others else ""))
+    for note in metadata.get("notes", []):
+        print(f"note: {note}")
     return 0
 
 

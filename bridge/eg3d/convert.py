@@ -2,14 +2,15 @@
 
 Names: EG3D nests the StyleGAN2 backbone as `backbone.mapping.*` / `backbone.synthesis.*` and the
 decoder as `decoder.net.0` / `decoder.net.2` (a Sequential with Softplus between); ours are
-`mapping.*`, `synthesis.*`, `decoder.fc0`, `decoder.fc1`. Sizes come from the checkpoint's init
-and rendering kwargs and are checked against every tensor's shape.
+`mapping.*`, `synthesis.*`, `decoder.fc0`, `decoder.fc1`; `superresolution.*` keeps its names.
+Sizes come from the checkpoint's init and rendering kwargs and are checked against every tensor's
+shape.
 
 An imported generator up-samples the way EG3D does (config.upsampling = "eg3d_fir": transposed
 convolution and the zero-padded [1, 3, 3, 1] FIR filter, bridge/field/layers.py) and clamps
 activations where its kwargs say so. Left out, and listed in the import's metadata: the
-`resample_filter` buffers (always that same filter) and the `superresolution.*` network (the
-512^2 previews; the field, meshes and edits do not use it); see docs/eg3d.md.
+`resample_filter` buffers (always that same filter), and a super-resolution network of a kind
+bridge/field/superres.py does not know (pictures are then the neural render); see docs/eg3d.md.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from bridge.eg3d.checkpoint import PersistentRecord, flat_state, generator_recor
 from bridge.errors import WeightsError
 from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
 from bridge.field.renderer import RenderConfig
+from bridge.field.superres import LAYOUTS, SuperResolutionConfig
 from bridge.field.weights import file_sha256, save_generator, state_mismatch
 
-SKIPPED = (re.compile(r"(^|\.)resample_filter$"), re.compile(r"^superresolution\."))
+SKIPPED = (re.compile(r"(^|\.)resample_filter$"),)
+SUPERRESOLUTION = "superresolution."
 RENAMES = ((re.compile(r"^backbone\."), ""), (re.compile(r"^decoder\.net\.0\."), "decoder.fc0."),
            (re.compile(r"^decoder\.net\.2\."), "decoder.fc1."))
 
@@ -35,6 +38,7 @@ RENAMES = ((re.compile(r"^backbone\."), ""), (re.compile(r"^decoder\.net\.0\."),
 class Imported:
     generator: TriPlaneGenerator
     skipped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     init_kwargs: dict = field(default_factory=dict)
     rendering_kwargs: dict = field(default_factory=dict)
 
@@ -51,27 +55,55 @@ def our_name(name: str) -> str | None:
 def eg3d_name(ours: str) -> str:
     """EG3D's state_dict name for one of ours (the inverse of `our_name`)."""
     for prefix, theirs in (("mapping.", "backbone.mapping."), ("synthesis.", "backbone.synthesis."),
-                           ("decoder.fc0.", "decoder.net.0."), ("decoder.fc1.", "decoder.net.2.")):
+                           ("decoder.fc0.", "decoder.net.0."), ("decoder.fc1.", "decoder.net.2."),
+                           (SUPERRESOLUTION, SUPERRESOLUTION)):
         if ours.startswith(prefix):
             return theirs + ours[len(prefix):]
     raise ValueError(f"{ours} has no EG3D counterpart")
 
 
+SHAPENET_FOCAL = 1.025390625
+"""EG3D's checkpoints do not store the focal length of their dataset's camera; ShapeNet's (its
+cars sample rays within the box, "auto") differs from FFHQ's and AFHQ's."""
+
+
 def render_config(rendering: dict) -> RenderConfig:
     ray_start, ray_end = rendering.get("ray_start", 2.25), rendering.get("ray_end", 3.3)
-    if not isinstance(ray_start, (int, float)) or not isinstance(ray_end, (int, float)):
-        raise WeightsError("This checkpoint computes its ray range from the box ('auto'), which the bridge does not support yet; "
-                           "use one of the FFHQ or AFHQ models.")
+    box_limits = ray_start == "auto" or ray_end == "auto"
+    if not box_limits and not (isinstance(ray_start, (int, float)) and isinstance(ray_end, (int, float))):
+        raise WeightsError(f"The checkpoint's ray range ({ray_start!r}, {ray_end!r}) is neither numbers nor 'auto'; "
+                           "it is not an EG3D generator the bridge can render.")
+    defaults = RenderConfig()
     return RenderConfig(
-        ray_start=float(ray_start), ray_end=float(ray_end),
+        ray_start=None if box_limits else float(ray_start), ray_end=None if box_limits else float(ray_end),
         depth_samples=int(rendering.get("depth_resolution", 48)),
         importance_samples=int(rendering.get("depth_resolution_importance", 48)),
         box_size=float(rendering.get("box_warp", 1.0)),
         background=(1.0, 1.0, 1.0) if rendering.get("white_back") else None,
+        camera_radius=float(rendering.get("avg_camera_radius", defaults.camera_radius)),
+        camera_pivot=tuple(float(v) for v in rendering.get("avg_camera_pivot", defaults.camera_pivot)),
+        focal=float(rendering.get("focal", SHAPENET_FOCAL if box_limits else defaults.focal)),
     )
 
 
-def generator_config(kwargs: dict, rendering: dict, state: dict[str, torch.Tensor]) -> GeneratorConfig:
+def superresolution_config(kwargs: dict, rendering: dict, neural_resolution, state: dict) -> tuple[SuperResolutionConfig | None, str]:
+    """EG3D's picture network as the checkpoint describes it, or None and why not ("" when it has none)."""
+    if not any(name.startswith(SUPERRESOLUTION) for name in state):
+        return None, ""
+    kind = str(rendering.get("superresolution_module") or "").rsplit(".", 1)[-1]
+    if kind not in LAYOUTS:
+        return None, f"its super-resolution network ({kind or 'of unnamed kind'}) is not one the bridge can build, so pictures are the neural render"
+    return SuperResolutionConfig(
+        kind=kind,
+        neural_resolution=int(neural_resolution or LAYOUTS[kind].input_resolution),
+        antialias=bool(rendering.get("sr_antialias", True)) and kind != "SuperresolutionHybridDeepfp32",
+        conv_clamp=256.0 if int(kwargs.get("sr_num_fp16_res") or 0) > 0 else None,
+        noise_mode=str(rendering.get("superresolution_noise_mode", "none")),
+    ), ""
+
+
+def generator_config(kwargs: dict, rendering: dict, state: dict[str, torch.Tensor],
+                     superresolution: SuperResolutionConfig | None = None) -> GeneratorConfig:
     """Sizes from the init kwargs where EG3D states them, otherwise from the tensors' shapes."""
     try:
         resolutions = sorted(int(m.group(1)) for n in state if (m := re.match(r"^synthesis\.b(\d+)\.torgb\.weight$", n)))
@@ -82,6 +114,7 @@ def generator_config(kwargs: dict, rendering: dict, state: dict[str, torch.Tenso
             c_dim=int(kwargs.get("c_dim", 25)),
             w_dim=int(kwargs.get("w_dim", state["mapping.fc0.weight"].shape[0])),
             mapping_layers=mapping_layers,
+            conditioning_scale=0.0 if rendering.get("c_gen_conditioning_zero") else float(rendering.get("c_scale", 0.0)),
             plane_resolution=resolutions[-1],
             plane_channels=torgb.shape[0] // 3,
             channel_base=int(kwargs.get("channel_base", 32768)),
@@ -93,6 +126,7 @@ def generator_config(kwargs: dict, rendering: dict, state: dict[str, torch.Tenso
             decoder_features=state["decoder.fc1.weight"].shape[0] - 1,
             decoder_lr_multiplier=float(rendering.get("decoder_lr_mul", 1.0)),
             render=render_config(rendering),
+            superresolution=superresolution,
         )
     except (KeyError, IndexError) as error:
         raise WeightsError(f"The checkpoint's generator lacks {error}; it is not an EG3D tri-plane generator.") from None
@@ -109,16 +143,23 @@ def convert(source: PersistentRecord | dict, where: str = "the checkpoint") -> I
             ours[mapped] = tensor.to(torch.float32)
     if isinstance(source, PersistentRecord):
         kwargs, rendering = source.init_kwargs, dict(source.state.get("rendering_kwargs") or {})
+        neural_resolution = source.state.get("neural_rendering_resolution")
     else:
         kwargs, rendering = dict(source.get("G_init_kwargs") or {}), dict(source.get("G_renderinig_kwargs") or {})
+        neural_resolution = source.get("G_neural_rendering_resolution")
     rendering = {**dict(kwargs.get("rendering_kwargs") or {}), **rendering}
-    config = generator_config(kwargs, rendering, ours)
+    superresolution, why_not = superresolution_config(kwargs, rendering, neural_resolution, ours)
+    notes = [why_not] if why_not else []
+    if superresolution is None:
+        skipped += [name for name in ours if name.startswith(SUPERRESOLUTION)]
+        ours = {name: tensor for name, tensor in ours.items() if not name.startswith(SUPERRESOLUTION)}
+    config = generator_config(kwargs, rendering, ours, superresolution)
     generator = TriPlaneGenerator(config)
     problems = state_mismatch(generator.state_dict(), ours)
     if problems:
         raise WeightsError(f"The generator in {where} does not fit EG3D's layout ({problems}).")
     generator.load_state_dict(ours)
-    return Imported(generator.eval().requires_grad_(False), sorted(skipped), kwargs, rendering)
+    return Imported(generator.eval().requires_grad_(False), sorted(skipped), notes, kwargs, rendering)
 
 
 def import_checkpoint(path: Path, out: Path) -> Path:
@@ -128,7 +169,7 @@ def import_checkpoint(path: Path, out: Path) -> Path:
     weights = Path(out) / "generator.safetensors"
     save_generator(imported.generator, weights, extra={
         "source": path.name, "source_sha256": file_sha256(path), "converted_from": "EG3D",
-        "skipped_tensors": imported.skipped,
+        "skipped_tensors": imported.skipped, "notes": imported.notes,
         "init_kwargs": {k: v for k, v in imported.init_kwargs.items() if isinstance(v, (int, float, str, bool))},
     })
     return weights

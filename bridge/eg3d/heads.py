@@ -1,6 +1,7 @@
 """Heads of an imported EG3D generator, as a head source for the bridge (the same attributes as
-bridge.prior.model.HeadPrior): a seed gives z ~ N(0, I); the conditioning is EG3D's frontal FFHQ
-camera label; w is truncated toward the average with psi 0.7, as EG3D's own scripts do."""
+bridge.prior.model.HeadPrior): a seed gives z ~ N(0, I); the conditioning is the model's frontal
+camera label (scaled, or zeroed, by the generator's conditioning_scale); w is truncated toward the
+average with psi 0.7, as EG3D's own scripts do."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from torch import Tensor
 
 from bridge.errors import BridgeError
-from bridge.field.cameras import camera_label, intrinsics_matrix, orbit_pose
+from bridge.field.cameras import camera_label
 from bridge.field.generator import TriPlaneGenerator
 from bridge.field.source import HeadSource
 from bridge.field.weights import load_generator
@@ -34,10 +35,10 @@ class EG3DHeads(HeadSource):
         return cls(generator, metadata)
 
     def conditioning(self, batch: int) -> Tensor:
-        c_dim = self.generator.config.c_dim
-        if c_dim != 25:
-            return torch.zeros(batch, c_dim, device=self.device)
-        label = camera_label(orbit_pose(0.0, 0.0), intrinsics_matrix())
+        config = self.generator.config
+        if config.c_dim != 25:
+            return torch.zeros(batch, config.c_dim, device=self.device)
+        label = camera_label(config.render.orbit(0.0, 0.0), config.render.intrinsics())
         return label.to(self.device).expand(batch, -1)
 
     def ws(self, z: Tensor) -> Tensor:

@@ -16,6 +16,7 @@ import collections
 import contextlib
 import os
 import pickle
+import re
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ import torch
 from bridge.eg3d.convert import eg3d_name
 from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
 from bridge.field.renderer import RenderConfig
+from bridge.field.superres import SuperResolutionConfig
 
 BUFFERS = ("noise_const", "w_avg", "resample_filter")
 SEQUENTIALS = ("decoder.net",)
@@ -110,8 +112,10 @@ def nested(flat: dict[str, torch.Tensor], module_src: str = "") -> dict:
 
 TINY = GeneratorConfig(z_dim=16, c_dim=25, w_dim=32, plane_resolution=16, plane_channels=8, channel_base=256,
                        channel_max=32, decoder_hidden=16, decoder_features=8, upsampling="eg3d_fir", conv_clamp=256.0,
-                       render=RenderConfig(depth_samples=12, importance_samples=12))
-"""EG3D's structure (conditioned mapping, FIR up-sampling, clamp) at a size that runs in milliseconds."""
+                       render=RenderConfig(depth_samples=12, importance_samples=12),
+                       superresolution=SuperResolutionConfig("SuperresolutionHybrid2X", neural_resolution=32, conv_clamp=256.0))
+"""EG3D's structure (conditioned mapping, FIR up-sampling, clamp, the cars' 64 -> 128 super-resolution)
+at a size that runs in milliseconds."""
 
 
 def random_generator(config, seed: int = 0) -> TriPlaneGenerator:
@@ -126,31 +130,41 @@ def random_generator(config, seed: int = 0) -> TriPlaneGenerator:
 
 def write_checkpoint(generator: TriPlaneGenerator, path: Path, module_src: str = "",
                      edit: Callable[[dict], None] | None = None) -> Path:
-    """`generator` as an EG3D training snapshot (G, G_ema, D), with FIR filter buffers and a small
-    super-resolution network added as the released files have them. `edit` may change the flat
-    EG3D state first (tests of damaged files)."""
+    """`generator` as an EG3D training snapshot (G, G_ema, D), with the FIR filter buffers every
+    block and synthesis layer has in the released files. `edit` may change the flat EG3D state
+    first (tests of damaged files)."""
     config = generator.config
     flat = {eg3d_name(n): t.detach().clone() for n, t in generator.state_dict().items()}
     taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
     fir = torch.outer(taps, taps) / 64
-    for res in generator.synthesis.block_resolutions[1:]:
-        flat[f"backbone.synthesis.b{res}.resample_filter"] = fir.clone()
-        flat[f"backbone.synthesis.b{res}.conv0.resample_filter"] = fir.clone()
-    flat["superresolution.block0.conv0.weight"] = torch.randn(8, 8, 3, 3)
+    for name, _ in generator.named_modules():
+        if re.fullmatch(r"(synthesis\.b\d+|superresolution\.block\d+)(\.conv\d)?", name):
+            flat[eg3d_name(f"{name}.resample_filter")] = fir.clone()
     if edit is not None:
         edit(flat)
-    render = config.render
+    render, superresolution = config.render, config.superresolution
     rendering = {"depth_resolution": render.depth_samples, "depth_resolution_importance": render.importance_samples,
                  "ray_start": render.ray_start, "ray_end": render.ray_end, "box_warp": render.box_size,
                  "white_back": render.background is not None, "decoder_lr_mul": config.decoder_lr_multiplier,
-                 "superresolution_module": "training.superresolution.SuperresolutionHybrid8XDC"}
+                 "avg_camera_radius": render.camera_radius, "avg_camera_pivot": list(render.camera_pivot),
+                 "c_gen_conditioning_zero": config.conditioning_scale == 0, "c_scale": config.conditioning_scale or 1.0}
+    if render.ray_start is None:
+        rendering.update(ray_start="auto", ray_end="auto")
+    kwargs = dict(z_dim=config.z_dim, c_dim=config.c_dim, w_dim=config.w_dim, img_resolution=512, img_channels=3,
+                  channel_base=config.channel_base, channel_max=config.channel_max, conv_clamp=config.conv_clamp,
+                  sr_num_fp16_res=0)
+    state = {}
+    if superresolution is not None:
+        rendering.update(superresolution_module=f"training.superresolution.{superresolution.kind}",
+                         sr_antialias=superresolution.antialias, superresolution_noise_mode=superresolution.noise_mode)
+        kwargs.update(img_resolution=superresolution.layout.output_resolution,
+                      sr_num_fp16_res=4 if superresolution.conv_clamp is not None else 0)
+        state["neural_rendering_resolution"] = superresolution.neural_resolution
     with eg3d_modules():
         records = nested(flat, module_src)
-        kwargs = EasyDict(z_dim=config.z_dim, c_dim=config.c_dim, w_dim=config.w_dim, img_resolution=512, img_channels=3,
-                          channel_base=config.channel_base, channel_max=config.channel_max, conv_clamp=config.conv_clamp,
-                          mapping_kwargs=EasyDict(num_layers=config.mapping_layers), rendering_kwargs=rendering)
+        kwargs = EasyDict(kwargs, mapping_kwargs=EasyDict(num_layers=config.mapping_layers), rendering_kwargs=rendering)
         generator_record = record("TriPlaneGenerator", module_src, children=list(records.items()),
-                                  _init_kwargs=kwargs, rendering_kwargs=rendering)
+                                  _init_kwargs=kwargs, rendering_kwargs=rendering, **state)
         Path(path).write_bytes(pickle.dumps({"G": generator_record, "G_ema": generator_record, "D": None,
                                              "training_set_kwargs": EasyDict(resolution=512)}))
     return Path(path)

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from bridge.field.decoder import OSGDecoder
 from bridge.field.mapping import MappingNetwork
 from bridge.field.renderer import RenderConfig
+from bridge.field.superres import SuperResolution, SuperResolutionConfig, feature_image
 from bridge.field.synthesis import SynthesisNetwork
 from bridge.field.triplane import sample_planes
 
@@ -25,6 +26,9 @@ class GeneratorConfig:
     w_dim: int = 512
     mapping_layers: int = 2
     mapping_lr_multiplier: float = 0.01
+    conditioning_scale: float = 1.0
+    """c is multiplied by this before mapping: EG3D's c_scale, 0 for models trained without pose
+    conditioning (c_gen_conditioning_zero, e.g. ShapeNet cars)."""
     plane_resolution: int = 256
     plane_channels: int = 32
     channel_base: int = 32768
@@ -38,6 +42,8 @@ class GeneratorConfig:
     decoder_features: int = 32
     decoder_lr_multiplier: float = 1.0
     render: RenderConfig = field(default_factory=RenderConfig)
+    superresolution: SuperResolutionConfig | None = None
+    """EG3D's picture network (imported generators that have one); None: pictures are the neural render."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -50,10 +56,9 @@ class GeneratorConfig:
             raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
         values = dict(data)
         if "render" in values:
-            render = dict(values["render"])
-            if render.get("background") is not None:
-                render["background"] = tuple(render["background"])
-            values["render"] = RenderConfig(**render)
+            values["render"] = RenderConfig.from_dict(values["render"])
+        if values.get("superresolution") is not None:
+            values["superresolution"] = SuperResolutionConfig(**values["superresolution"])
         return cls(**values)
 
 
@@ -113,12 +118,17 @@ class TriPlaneGenerator(nn.Module):
         self.decoder = OSGDecoder(
             config.plane_channels, config.decoder_hidden, config.decoder_features, config.decoder_lr_multiplier
         )
+        self.superresolution = None
+        if config.superresolution is not None:
+            self.superresolution = SuperResolution(config.superresolution, config.decoder_features, config.w_dim, config.upsampling)
 
     @property
     def num_ws(self) -> int:
         return self.synthesis.num_ws
 
     def map(self, z: Tensor | None, c: Tensor | None, **kwargs) -> Tensor:
+        if c is not None and self.config.conditioning_scale != 1.0:
+            c = c * self.config.conditioning_scale
         return self.mapping(z, c, **kwargs)
 
     def planes(self, ws: Tensor, noise_mode: str = "const") -> Tensor:
@@ -128,3 +138,10 @@ class TriPlaneGenerator(nn.Module):
 
     def field(self, ws: Tensor, noise_mode: str = "const") -> TriPlaneField:
         return TriPlaneField(self.planes(ws, noise_mode), self.decoder, self.config.render.box_size)
+
+    def super_resolve(self, rendered: dict[str, Tensor], ws: Tensor) -> Tensor:
+        """The picture of a neural render that has "features" and "opacity": (B, 3, S, S) in [0, 1]."""
+        if self.superresolution is None:
+            raise ValueError("this generator has no super-resolution network")
+        features = feature_image(rendered, white_back=self.config.render.background is not None)
+        return (self.superresolution(features, ws) + 1) / 2

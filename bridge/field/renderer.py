@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bridge.field.cameras import ray_bundle
+from bridge.field.cameras import CAMERA_RADIUS, FFHQ_PIVOT, focal_length, orbit_pose, ray_bundle
 
 Field = Callable[[Tensor], dict[str, Tensor]]
 OUTSIDE_BOX_SIGMA = -100.0
@@ -25,8 +25,9 @@ OUTSIDE_BOX_SIGMA = -100.0
 
 @dataclass(frozen=True)
 class RenderConfig:
-    ray_start: float = 2.25
-    ray_end: float = 3.3
+    ray_start: float | None = 2.25
+    ray_end: float | None = 3.3
+    """None, None: each ray is sampled where it crosses the box (EG3D's "auto", its ShapeNet cars)."""
     depth_samples: int = 48
     importance_samples: int = 48
     box_size: float = 1.0
@@ -38,6 +39,26 @@ class RenderConfig:
     perturb: bool = False
     """Jitter the stratified samples and draw importance samples at random (training)."""
     rays_per_chunk: int = 4096
+    camera_radius: float = CAMERA_RADIUS
+    camera_pivot: tuple[float, float, float] = FFHQ_PIVOT
+    focal: float = focal_length()
+    """The orbit camera of views: the model's avg_camera_radius and avg_camera_pivot, and the
+    normalised focal length of its dataset (FFHQ and AFHQ 4.2647, ShapeNet 1.0254)."""
+
+    def orbit(self, yaw_deg: float | Tensor, pitch_deg: float | Tensor) -> Tensor:
+        """cam2world poses (B, 4, 4) of the orbit camera at these angles."""
+        return orbit_pose(yaw_deg, pitch_deg, self.camera_radius, self.camera_pivot)
+
+    def intrinsics(self) -> Tensor:
+        return torch.tensor([[self.focal, 0.0, 0.5], [0.0, self.focal, 0.5], [0.0, 0.0, 1.0]])
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RenderConfig":
+        values = dict(data)
+        for name in ("background", "camera_pivot"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        return cls(**values)
 
 
 def _march(
@@ -80,6 +101,21 @@ def _sample_pdf(bins: Tensor, weights: Tensor, count: int, deterministic: bool) 
     return bin_below + (u - cdf_below) / span * (bin_above - bin_below)
 
 
+def box_ray_limits(origins: Tensor, directions: Tensor, box_size: float) -> tuple[Tensor, Tensor]:
+    """Distances (B, R) at which rays enter and leave the box [-box_size/2, box_size/2]^3. Rays
+    that miss it get the range [nearest entry, farthest entry] of the rays that hit, as EG3D does."""
+    safe = torch.where(directions.abs() < 1e-9, torch.full_like(directions, 1e-9), directions)
+    near_planes = (-box_size / 2 - origins) / safe
+    far_planes = (box_size / 2 - origins) / safe
+    start = torch.minimum(near_planes, far_planes).amax(dim=-1).clamp_min(0.0)
+    end = torch.maximum(near_planes, far_planes).amin(dim=-1)
+    hits = end > start
+    if hits.any() and not hits.all():
+        start = torch.where(hits, start, start[hits].min())
+        end = torch.where(hits, end, start[hits].max())
+    return start, end
+
+
 class VolumeRenderer:
     def __init__(self, config: RenderConfig = RenderConfig()):
         self.config = config
@@ -98,12 +134,11 @@ class VolumeRenderer:
         """origins, directions (B, R, 3) -> composites (B, R, k), "depth" and "opacity" (B, R, 1)."""
         cfg = self.config
         batch, rays, _ = origins.shape
-        steps = torch.linspace(0, 1, cfg.depth_samples, device=origins.device)
-        depths = (cfg.ray_start + (cfg.ray_end - cfg.ray_start) * steps).reshape(1, 1, -1, 1)
-        depths = depths.expand(batch, rays, -1, -1)
+        start, end = self._ray_limits(origins, directions)
+        steps = torch.linspace(0, 1, cfg.depth_samples, device=origins.device).reshape(1, 1, -1, 1)
+        depths = (start + (end - start) * steps).expand(batch, rays, -1, -1)
         if cfg.perturb:
-            step = (cfg.ray_end - cfg.ray_start) / (cfg.depth_samples - 1)
-            depths = depths + torch.rand_like(depths) * step
+            depths = depths + torch.rand_like(depths) * (end - start) / (cfg.depth_samples - 1)
         coarse = self._evaluate(field, origins, directions, depths)
         if cfg.importance_samples == 0:
             out, _ = self._composite(depths, coarse)
@@ -124,6 +159,15 @@ class VolumeRenderer:
             merged[name] = values.gather(2, order.expand(-1, -1, -1, values.shape[-1]))
         out, _ = self._composite(all_depths, merged)
         return out
+
+    def _ray_limits(self, origins: Tensor, directions: Tensor) -> tuple[Tensor | float, Tensor | float]:
+        """Where sampling starts and ends on each ray: the config's fixed range, or (B, R, 1, 1)
+        distances to where the ray enters and leaves the box."""
+        cfg = self.config
+        if cfg.ray_start is not None and cfg.ray_end is not None:
+            return cfg.ray_start, cfg.ray_end
+        start, end = box_ray_limits(origins, directions, cfg.box_size)
+        return start[..., None, None], end[..., None, None]
 
     def _composite(self, depths: Tensor, values: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         channels = {name: value for name, value in values.items() if name != "sigma"}
@@ -161,3 +205,24 @@ class VolumeRenderer:
             name: torch.cat(parts, dim=1).reshape(batch, resolution, resolution, -1).permute(0, 3, 1, 2)
             for name, parts in pieces.items()
         }
+
+
+def render_orbit(
+    field: Callable[[Tensor], dict[str, Tensor]],
+    render_config: RenderConfig,
+    yaw_deg: float | list[float] | Tensor,
+    pitch_deg: float | list[float] | Tensor,
+    resolution: int,
+    channels: tuple[str, ...] = ("rgb",),
+    batch: int = 1,
+) -> dict[str, Tensor]:
+    """One orbit view per head of the field's batch of `batch` heads (EG3D's FFHQ camera); angles
+    are broadcast over the batch.
+
+    -> {name: (B, k, H, W)}."""
+    yaw, pitch = torch.broadcast_tensors(torch.as_tensor(yaw_deg, dtype=torch.float32), torch.as_tensor(pitch_deg, dtype=torch.float32))
+    yaw, pitch = yaw.reshape(-1), pitch.reshape(-1)
+    if yaw.numel() == 1:
+        yaw, pitch = yaw.expand(batch), pitch.expand(batch)
+    renderer = VolumeRenderer(render_config)
+    return renderer.render(field, render_config.orbit(yaw, pitch), render_config.intrinsics(), resolution, channels=channels)

@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from bridge.field.generator import TriPlaneGenerator
-from bridge.field.renderer import RenderConfig
+from bridge.field.renderer import Field, RenderConfig, render_orbit
+from bridge.images import overlay, sheet
+
+PICTURE_SIZE = 128
+"""Side of a preview picture when the generator has no super-resolution network."""
 
 
 class HeadSource:
@@ -39,3 +44,38 @@ class HeadSource:
     def head_ws(self, seed: int, overrides: dict | None = None) -> tuple[Tensor, dict]:
         """The ws (num_ws, w_dim) of head `seed` (with overrides where the source has parameters) and its description."""
         raise NotImplementedError
+
+    @property
+    def picture_size(self) -> int:
+        superresolution = self.generator.config.superresolution
+        return PICTURE_SIZE if superresolution is None else superresolution.layout.output_resolution
+
+    def view(self, field: Field, ws: Tensor, yaw_deg: float, size: int | None = None,
+             channels: tuple[str, ...] = ("rgb",)) -> dict[str, Tensor]:
+        """A picture of each head of `field` (latents `ws`) from `yaw_deg` at eye level:
+        {name: (B, k, size, size)}. A generator with a super-resolution network renders at its
+        neural resolution and super-resolves the rgb, as EG3D makes its pictures."""
+        size = size or self.picture_size
+        superresolution = self.generator.config.superresolution
+        if superresolution is None:
+            return render_orbit(field, self.render_config, yaw_deg, 0.0, size, channels, batch=len(ws))
+        rendered = render_orbit(field, self.render_config, yaw_deg, 0.0, superresolution.neural_resolution,
+                                (*channels, "features"), batch=len(ws))
+        out = {name: value for name, value in rendered.items() if name != "features" or "features" in channels}
+        out["rgb"] = self.generator.super_resolve(rendered, ws)
+        return {name: _resized(value, size) for name, value in out.items()}
+
+    def before_after(self, source: Field, edited: Field, ws: Tensor, edited_ws: Tensor, yaw_deg: float,
+                     size: int | None = None) -> tuple[Tensor, Tensor]:
+        """The first head before and after an edit: (source | edited | the edit's mask over it) as
+        one picture (3, H, 3W + gaps), and the mask (H, W). `edited` must give a "mask" channel."""
+        before = self.view(source, ws, yaw_deg, size)["rgb"][0]
+        after = self.view(edited, edited_ws, yaw_deg, size, ("rgb", "mask"))
+        mask = after["mask"][0, 0].clamp(0, 1)
+        return sheet([before, after["rgb"][0], overlay(after["rgb"][0], mask)]), mask
+
+
+def _resized(image: Tensor, size: int) -> Tensor:
+    if image.shape[-1] == size:
+        return image
+    return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)

@@ -21,14 +21,17 @@ class SynthesisBlock(nn.Module):
         use_noise: bool,
         upsampling: str = "bilinear",
         conv_clamp: float | None = None,
+        up: bool = True,
     ):
+        """`up`: the block doubles the resolution of its input (x and img); EG3D's
+        super-resolution has blocks that keep it (SynthesisBlockNoUp)."""
         super().__init__()
-        self.resolution, self.upsampling = resolution, upsampling
+        self.resolution, self.upsampling, self.up = resolution, upsampling, up
         layer = dict(upsampling=upsampling, conv_clamp=conv_clamp)
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
         else:
-            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True, use_noise=use_noise, **layer)
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=up, use_noise=use_noise, **layer)
         self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, up=False, use_noise=use_noise, **layer)
         self.torgb = ToPlanesLayer(out_channels, img_channels, w_dim, conv_clamp)
         self.num_conv = 1 if in_channels == 0 else 2
@@ -44,7 +47,10 @@ class SynthesisBlock(nn.Module):
             x = self.conv0(x, next(w_iter), noise_mode)
             x = self.conv1(x, next(w_iter), noise_mode)
         y = self.torgb(x, next(w_iter))
-        img = y if img is None else upsample(img, self.upsampling) + y
+        if img is None:
+            img = y
+        else:
+            img = (upsample(img, self.upsampling) if self.up else img) + y
         return x, img
 
 

@@ -30,7 +30,8 @@ from bridge.guidance.captions import caption
 from bridge.guidance.clip import HEADCLIP_DIR, ClipModel, import_open_clip, save_clip_folder
 from bridge.prior.model import PRIOR_RENDER
 from bridge.prior.params import describe, sample_params
-from bridge.prior.views import analytic_field, render
+from bridge.prior.views import analytic_field
+from bridge.field.renderer import render_orbit
 
 HEADCLIP_CONFIG = {
     "embed_dim": 128,
@@ -94,7 +95,7 @@ def render_views(
             if should_stop():
                 raise KeyboardInterrupt
             chunk = slice(start, min(start + batch, count))
-            out = render(
+            out = render_orbit(
                 analytic_field(params[chunk], with_parts=True), DATA_RENDER, yaw[chunk], pitch[chunk], resolution,
                 channels=("rgb", "parts"), batch=chunk.stop - chunk.start,
             )

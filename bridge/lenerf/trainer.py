@@ -28,7 +28,6 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from bridge.errors import BridgeError
-from bridge.field import cameras
 from bridge.field.generator import TriPlaneGenerator
 from bridge.field.renderer import RenderConfig, VolumeRenderer
 from bridge.guidance.captions import mask_prompt_ensemble
@@ -121,10 +120,10 @@ class EditTrainer:
         yaw = low + (high - low) * torch.rand(batch, generator=self.rng)
         low, high = self.config.pitch_range
         pitch = low + (high - low) * torch.rand(batch, generator=self.rng)
-        return cameras.orbit_pose(yaw, pitch)
+        return self.renderer.config.orbit(yaw, pitch)
 
     def _render(self, field, poses: Tensor, channels: tuple[str, ...]) -> dict[str, Tensor]:
-        return self.renderer.render(field, poses, cameras.intrinsics_matrix(), self.config.resolution, channels=channels)
+        return self.renderer.render(field, poses, self.renderer.config.intrinsics(), self.config.resolution, channels=channels)
 
     def pseudo_labels(self, source: dict[str, Tensor], target: dict[str, Tensor] | None) -> Tensor:
         """Relevance of the mask prompt in the source renders (and the target's, for geometry edits),

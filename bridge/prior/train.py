@@ -21,7 +21,8 @@ from bridge.field.generator import TriPlaneGenerator
 from bridge.prior import analytic
 from bridge.prior.model import NOISE_DIM, HeadCode, HeadPrior, prochead_generator_config
 from bridge.prior.params import sample_params
-from bridge.prior.views import analytic_field, psnr, render
+from bridge.prior.views import analytic_field, psnr
+from bridge.field.renderer import render_orbit
 
 EVAL_SEED_BASE = 1_000_000  # held-out heads: seeds from here on are never drawn in training
 EVAL_VIEWS = ((0.0, 0.0), (35.0, 5.0), (-30.0, -8.0))
@@ -125,8 +126,8 @@ def evaluate(prior: HeadPrior, heads: int, resolution: int, views=EVAL_VIEWS, se
     truth = analytic_field(params)
     scores = []
     for yaw, pitch in views:
-        a = render(generated, prior.render_config, yaw, pitch, resolution, batch=heads)["rgb"]
-        b = render(truth, prior.render_config, yaw, pitch, resolution, batch=heads)["rgb"]
+        a = render_orbit(generated, prior.render_config, yaw, pitch, resolution, batch=heads)["rgb"]
+        b = render_orbit(truth, prior.render_config, yaw, pitch, resolution, batch=heads)["rgb"]
         scores.append(psnr(a, b))
     scores = torch.cat(scores)
     return {"psnr_db": float(scores.mean()), "psnr_db_min": float(scores.min()), "images": len(scores)}

@@ -8,8 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bridge.field import cameras
-from bridge.field.renderer import RenderConfig, VolumeRenderer
 from bridge.prior import analytic
 
 # One colour per part label (background, skin, eyes, hair, eyebrows, nose, mouth, ears).
@@ -38,38 +36,6 @@ def analytic_field(params: Tensor, with_parts: bool = False) -> Callable[[Tensor
         return result
 
     return field
-
-
-def render(
-    field: Callable[[Tensor], dict[str, Tensor]],
-    render_config: RenderConfig,
-    yaw_deg: float | list[float] | Tensor,
-    pitch_deg: float | list[float] | Tensor,
-    resolution: int,
-    channels: tuple[str, ...] = ("rgb",),
-    batch: int = 1,
-) -> dict[str, Tensor]:
-    """One view per head of the field's batch of `batch` heads; angles are broadcast over it.
-
-    -> {name: (B, k, H, W)}."""
-    yaw, pitch = torch.broadcast_tensors(torch.as_tensor(yaw_deg, dtype=torch.float32), torch.as_tensor(pitch_deg, dtype=torch.float32))
-    yaw, pitch = yaw.reshape(-1), pitch.reshape(-1)
-    if yaw.numel() == 1:
-        yaw, pitch = yaw.expand(batch), pitch.expand(batch)
-    pose = cameras.orbit_pose(yaw, pitch)
-    renderer = VolumeRenderer(render_config)
-    return renderer.render(field, pose, cameras.intrinsics_matrix(), resolution, channels=channels)
-
-
-def before_after(source: Callable, edited: Callable, render_config: RenderConfig, yaw: float, resolution: int) -> tuple[Tensor, Tensor]:
-    """One head before and after an edit: (source | edited | the edit's mask over it) as one
-    picture (3, H, 3W + gaps), and the mask (H, W). `edited` must give a "mask" channel."""
-    from bridge.images import overlay, sheet
-
-    before = render(source, render_config, yaw, 0.0, resolution)["rgb"][0]
-    after = render(edited, render_config, yaw, 0.0, resolution, channels=("rgb", "mask"))
-    mask = after["mask"][0, 0]
-    return sheet([before, after["rgb"][0], overlay(after["rgb"][0], mask)]), mask
 
 
 def parts_to_colours(parts: Tensor) -> Tensor:

@@ -26,10 +26,8 @@ from bridge.images import save_png
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
 from bridge.prior.model import HeadPrior
-from bridge.prior.views import before_after, render
 from bridge.service.jobs import JobContext
 
-PREVIEW_SIZE = 128
 GRID_CHUNK = 1 << 16
 """Points per grid chunk: progress and cancel are checked between chunks."""
 MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -186,7 +184,7 @@ class Engine:
         render_config = self.source.render_config
         with torch.no_grad():
             ws = head.ws[None].to(self.device)
-            field, _ = apply_edits(self.source.generator, ws, steps)
+            field, edited_ws = apply_edits(self.source.generator, ws, steps)
             ctx.check()
             provenance = {
                 "generator": self.source.name, "generator_sha256": self.source.sha256, "head": head.public(),
@@ -205,10 +203,10 @@ class Engine:
             ctx.progress(0.88, "rendering previews")
             yaw = request.get("preview_yaw", 20.0)
             if steps:
-                picture, mask = before_after(self.source.generator.field(ws), field, render_config, yaw, PREVIEW_SIZE)
+                picture, mask = self.source.before_after(self.source.generator.field(ws), field, ws, edited_ws, yaw)
             else:  # the unedited head: its picture, and an empty mask
-                picture = render(field, render_config, yaw, 0.0, PREVIEW_SIZE)["rgb"][0]
-                mask = torch.zeros(PREVIEW_SIZE, PREVIEW_SIZE)
+                picture = self.source.view(field, ws, yaw)["rgb"][0]
+                mask = torch.zeros(picture.shape[-2:])
             save_png(picture, ctx.add_result("preview.png", "image/png"))
             save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))
         ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": grid.edit_steps}

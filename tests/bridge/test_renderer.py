@@ -1,6 +1,3 @@
-import math
-
-import pytest
 import torch
 
 from bridge.field import cameras
@@ -74,3 +71,25 @@ def test_clamp_to_box_removes_density_outside():
     # rays through the middle cross the small box; rays near the border of the view miss it.
     assert out["opacity"][0, 0, 8, 8] > 0.99
     assert out["opacity"][0, 0, 0, 0] < 1e-6
+
+
+def test_box_limits_are_where_rays_cross_the_box():
+    from bridge.field.renderer import box_ray_limits
+
+    origins = torch.tensor([[[0.0, 0.0, 3.0], [0.0, 0.0, 3.0], [0.3, 0.0, 3.0], [5.0, 5.0, 3.0]]])
+    directions = torch.nn.functional.normalize(torch.tensor([[[0.0, 0.0, -1.0], [0.0, 0.1, -1.0], [0.0, 0.0, -1.0], [0.0, 0.0, -1.0]]]), dim=-1)
+    start, end = box_ray_limits(origins, directions, box_size=1.6)
+    assert torch.allclose(start[0, 0], torch.tensor(2.2)) and torch.allclose(end[0, 0], torch.tensor(3.8))
+    slant = directions[0, 1, 2].abs()
+    assert torch.allclose(start[0, 1], 2.2 / slant) and torch.allclose(end[0, 1], 3.8 / slant)
+    assert torch.allclose(start[0, 2], torch.tensor(2.2)) and torch.allclose(end[0, 2], torch.tensor(3.8))
+    # The ray past the box gets EG3D's stand-in range: from the nearest to the farthest entry of the others.
+    assert torch.allclose(start[0, 3], start[0, :3].min()) and torch.allclose(end[0, 3], start[0, :3].max())
+
+
+def test_box_limited_rays_render_the_sphere_like_a_fixed_range():
+    fixed, _ = _render(ray_start=2.25, ray_end=3.3, box_size=1.0)
+    boxed, _ = _render(ray_start=None, ray_end=None, box_size=1.0)
+    assert torch.allclose(boxed["opacity"], fixed["opacity"], atol=0.02)
+    hit = fixed["opacity"][0, 0] > 0.99
+    assert torch.allclose(boxed["depth"][0, 0][hit], fixed["depth"][0, 0][hit], atol=0.01)

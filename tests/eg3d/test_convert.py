@@ -1,10 +1,13 @@
 """An EG3D generator pickled with the released layout and names, imported onto our classes: the
 same random weights give the same outputs as loading them straight into TriPlaneGenerator."""
 
+import dataclasses
+
 import pytest
 import torch
 
-from bridge.eg3d.convert import import_checkpoint
+from bridge.eg3d.checkpoint import generator_record, read_checkpoint
+from bridge.eg3d.convert import convert, import_checkpoint
 from bridge.eg3d.synthetic import TINY, marker_source, random_generator, write_checkpoint
 from bridge.errors import WeightsError
 from bridge.field.weights import load_generator
@@ -17,7 +20,8 @@ def test_imported_generator_matches_the_same_weights_loaded_directly(tmp_path):
     imported, metadata = load_generator(import_checkpoint(path, tmp_path / "imported"))
     assert not marker.exists()
     assert imported.config == TINY
-    assert metadata["converted_from"] == "EG3D" and "superresolution.block0.conv0.weight" in metadata["skipped_tensors"]
+    assert metadata["converted_from"] == "EG3D" and metadata["notes"] == []
+    assert metadata["skipped_tensors"] and all(n.endswith(".resample_filter") for n in metadata["skipped_tensors"])
 
     torch.manual_seed(1)
     z, c = torch.randn(2, 16), torch.randn(2, 25)
@@ -27,7 +31,24 @@ def test_imported_generator_matches_the_same_weights_loaded_directly(tmp_path):
         assert torch.equal(imported.map(z, c), ws)
         assert torch.equal(imported.planes(ws), original.planes(ws))
         theirs, ours = original.field(ws[:1])(points), imported.field(ws[:1])(points)
+        features = torch.rand(2, TINY.decoder_features, 64, 64) * 2 - 1
+        assert torch.equal(imported.superresolution(features, ws), original.superresolution(features, ws))
     assert all(torch.equal(theirs[k], ours[k]) for k in theirs)
+
+
+def test_a_generator_without_super_resolution_imports_without_it(tmp_path):
+    plain = dataclasses.replace(TINY, superresolution=None)
+    imported, _ = load_generator(import_checkpoint(write_checkpoint(random_generator(plain), tmp_path / "plain.pkl"), tmp_path / "out"))
+    assert imported.config == plain and imported.superresolution is None
+
+
+def test_an_unknown_super_resolution_kind_is_left_out_with_a_note(tmp_path):
+    path = write_checkpoint(random_generator(TINY), tmp_path / "eg3d.pkl")
+    record = generator_record(read_checkpoint(path))
+    record.state["rendering_kwargs"]["superresolution_module"] = "training.superresolution.SuperresolutionHybrid16X"
+    imported = convert(record)
+    assert imported.generator.superresolution is None
+    assert "SuperresolutionHybrid16X" in imported.notes[0] and "superresolution.block0.conv0.weight" in imported.skipped
 
 
 def test_wrong_or_missing_tensors_are_named(tmp_path):
@@ -49,6 +70,25 @@ def test_import_command_writes_the_generator_and_says_what_it_left_out(tmp_path,
     path = write_checkpoint(random_generator(TINY), tmp_path / "eg3d.pkl")
     assert main(["import-eg3d", str(path), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "generator.safetensors" in out and "planes 8 x 16^2" in out and "left out 5 tensors" in out
+    assert "generator.safetensors" in out and "planes 8 x 16^2" in out and "SuperresolutionHybrid2X" in out
+    assert "left out 14 FIR filter buffers" in out
     assert main(["import-eg3d", str(tmp_path / "missing.pkl"), "--out", str(tmp_path / "out")]) == 2
     assert "No checkpoint at" in capsys.readouterr().err
+
+
+def test_a_shapenet_cars_style_checkpoint_keeps_its_camera_and_box_limited_rays(tmp_path):
+    from bridge.eg3d.convert import SHAPENET_FOCAL
+    from bridge.eg3d.heads import EG3DHeads
+
+    cars = dataclasses.replace(TINY, conditioning_scale=0.0, render=dataclasses.replace(
+        TINY.render, ray_start=None, ray_end=None, box_size=1.6, background=(1.0, 1.0, 1.0),
+        camera_radius=1.7, camera_pivot=(0.0, 0.0, 0.0), focal=SHAPENET_FOCAL))
+    original = random_generator(cars)
+    heads = EG3DHeads.load(import_checkpoint(write_checkpoint(original, tmp_path / "cars.pkl"), tmp_path / "out"))
+    assert heads.generator.config == cars
+    z, c = torch.randn(2, cars.z_dim), torch.randn(2, cars.c_dim)
+    with torch.no_grad():
+        assert torch.equal(heads.generator.map(z, c), heads.generator.map(z, torch.zeros_like(c))), "cars ignore the camera label"
+        ws, _ = heads.head_ws(1)
+        picture = heads.view(heads.generator.field(ws[None]), ws[None], 30.0)["rgb"]
+    assert picture.shape == (1, 3, 128, 128) and torch.isfinite(picture).all()

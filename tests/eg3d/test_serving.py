@@ -1,6 +1,10 @@
 """The bridge serving an imported EG3D generator instead of the bundled prior: heads by seed, an
 edit job with a module made for that generator, and the FieldGrid it returns."""
 
+import io
+
+from PIL import Image
+
 import mesh_export
 from bridge.eg3d.convert import import_checkpoint
 from bridge.eg3d.heads import SURFACE_LEVEL, EG3DHeads
@@ -35,3 +39,6 @@ def test_bridge_edits_heads_of_an_imported_generator(tmp_path):
         grid = mesh_export.read_bytes(data)
         assert grid.resolution == 64 and grid.level == SURFACE_LEVEL and grid.edit_steps == 1
         assert grid.provenance["generator"] == "EG3D eg3d.pkl"
+        status, png = bridge.call("GET", f"/v1/jobs/{job['id']}/results/preview.png")
+        with Image.open(io.BytesIO(png)) as preview:
+            assert preview.size == (3 * 128 + 2 * 2, 128), "before | after | mask at the super-resolved size"

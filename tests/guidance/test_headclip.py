@@ -76,12 +76,13 @@ def bundled():
 
 
 def test_bundled_clip_tells_hair_colours_apart(bundled):
-    from bridge.prior.views import analytic_field, render
+    from bridge.prior.views import analytic_field
+    from bridge.field.renderer import render_orbit
     from bridge.guidance.headclip import DATA_RENDER
 
     base = sample_params(1, torch.Generator().manual_seed(11))[0]
     heads = torch.stack([with_overrides(base, hair_colour=c, hair_length=0.8) for c in ("red", "black", "blonde")])
-    images = render(analytic_field(heads), DATA_RENDER, 15.0, 0.0, 96, batch=3)["rgb"]
+    images = render_orbit(analytic_field(heads), DATA_RENDER, 15.0, 0.0, 96, batch=3)["rgb"]
     text = bundled.encode_text(["a head with red hair", "a head with black hair", "a head with blonde hair"])
     similarity = bundled.encode_image(images) @ text.T
     assert torch.equal(similarity.argmax(dim=1), torch.arange(3))
