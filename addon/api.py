@@ -104,8 +104,10 @@ def export_glb(path: str | Path, objects: list | None = None) -> Path:
 
 
 def render_preview(path: str | Path, size: int = 512, samples: int = 32, yaw_deg: float = 20.0) -> Path:
-    """A Cycles still of the scene through a camera matching EG3D's."""
-    return camera.render_preview(bpy.context.scene, Path(path), size, samples, yaw_deg)
+    """A Cycles still of the scene through a camera matching the generator's (EG3D's FFHQ camera
+    for the bundled prior)."""
+    scene = bpy.context.scene
+    return camera.render_preview(scene, Path(path), size, samples, yaw_deg, importer.model_camera(scene))
 
 
 def save_blend(path: str | Path) -> Path:

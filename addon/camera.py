@@ -21,18 +21,26 @@ SENSOR_WIDTH_MM = 36.0
 CAMERA_NAME = "Text Edit camera"
 
 
-def eg3d_camera(scene: bpy.types.Scene, yaw_deg: float = 20.0, pitch_deg: float = 0.0) -> bpy.types.Object:
-    """The scene's "Text Edit camera" (made if missing) placed like EG3D's at these angles."""
+def eg3d_camera(scene: bpy.types.Scene, yaw_deg: float = 20.0, pitch_deg: float = 0.0,
+                model_camera: dict | None = None) -> bpy.types.Object:
+    """The scene's "Text Edit camera" (made if missing) placed like EG3D's at these angles.
+
+    `model_camera`: the generator's orbit as the bridge reports it in a FieldGrid's provenance
+    ({"radius", "pivot", "focal"}, e.g. ShapeNet cars' 1.7, origin, 1.025); FFHQ's by default."""
+    model_camera = model_camera or {}
+    radius = float(model_camera.get("radius", coords.CAMERA_RADIUS))
+    pivot = tuple(model_camera.get("pivot", coords.FFHQ_PIVOT))
+    focal = float(model_camera.get("focal", coords.focal_length()))
     camera = bpy.data.objects.get(CAMERA_NAME)
     if camera is None:
         camera = bpy.data.objects.new(CAMERA_NAME, bpy.data.cameras.new(CAMERA_NAME))
         scene.collection.objects.link(camera)
     camera.data.sensor_fit = "HORIZONTAL"
     camera.data.sensor_width = SENSOR_WIDTH_MM
-    camera.data.lens = coords.focal_length() * SENSOR_WIDTH_MM
+    camera.data.lens = focal * SENSOR_WIDTH_MM
     camera.data.clip_start, camera.data.clip_end = 0.05, 10.0
-    location = mathutils.Vector(coords.field_to_blender(coords.orbit_origin(yaw_deg, pitch_deg)).tolist())
-    target = mathutils.Vector(coords.field_to_blender(coords.FFHQ_PIVOT).tolist())
+    location = mathutils.Vector(coords.field_to_blender(coords.orbit_origin(yaw_deg, pitch_deg, radius)).tolist())
+    target = mathutils.Vector(coords.field_to_blender(pivot).tolist())
     camera.location = location
     camera.rotation_mode = "QUATERNION"
     camera.rotation_quaternion = (target - location).to_track_quat("-Z", "Y")
@@ -60,9 +68,9 @@ def _lights(scene: bpy.types.Scene) -> None:
 
 
 def render_preview(scene: bpy.types.Scene, path: Path, size: int = 512, samples: int = 32,
-                   yaw_deg: float = 20.0) -> Path:
-    """A Cycles still through the EG3D camera, saved as PNG."""
-    eg3d_camera(scene, yaw_deg)
+                   yaw_deg: float = 20.0, model_camera: dict | None = None) -> Path:
+    """A Cycles still through the EG3D camera (of `model_camera`, see eg3d_camera), saved as PNG."""
+    eg3d_camera(scene, yaw_deg, model_camera=model_camera)
     _lights(scene)
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"

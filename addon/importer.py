@@ -35,6 +35,7 @@ STACK = "text_edit_stack"
 MASK_MATERIAL = "Text Edit mask"
 MASK_SHOWN = "text_edit_mask_shown"
 PREVIEW = "text_edit_preview"
+CAMERA = "text_edit_camera"
 VERTEX_GROUP_LEVELS = 255
 
 
@@ -53,6 +54,17 @@ def head_objects(scene: bpy.types.Scene) -> list[bpy.types.Object]:
 
 def find_head(scene: bpy.types.Scene, key: str) -> bpy.types.Object | None:
     return next((o for o in head_objects(scene) if o[HEAD_KEY] == key), None)
+
+
+def model_camera(scene: bpy.types.Scene) -> dict:
+    """The generator's orbit camera recorded with the active head (else any head); {} for none."""
+    active = bpy.context.view_layer.objects.active if bpy.context.view_layer else None
+    heads = head_objects(scene)
+    obj = active if active is not None and HEAD_KEY in active else (heads[0] if heads else None)
+    try:
+        return json.loads(obj.get(CAMERA, "{}")) if obj is not None else {}
+    except (TypeError, ValueError):
+        return {}
 
 
 def stack_of(obj: bpy.types.Object | None) -> list[dict]:
@@ -232,6 +244,7 @@ def import_outcome(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version:
     obj["text_edit_strength"] = [float(s.get("strength", 1.0)) for s in steps] if steps else [0.0]
     obj["text_edit_bridge_version"] = provenance.get("bridge_version", bridge_version)
     obj["text_edit_generator"] = provenance.get("generator", "")
+    obj[CAMERA] = json.dumps(provenance.get("camera") or {})
     obj["text_edit_job"] = outcome.job.get("id", "")
     obj[MASK_SHOWN] = False
     preview = preview_image(f"Text Edit preview {key}", outcome.preview_png)

@@ -189,6 +189,8 @@ class Engine:
             provenance = {
                 "generator": self.source.name, "generator_sha256": self.source.sha256, "head": head.public(),
                 "bridge_version": __version__, "job": ctx.job.id,
+                "camera": {"radius": render_config.camera_radius, "pivot": list(render_config.camera_pivot),
+                           "focal": render_config.focal},
                 "edits": [{"module": s.get("module"), "edit": st.module.spec.edit,
                            "mask": st.module.spec.mask, "strength": st.strength} for s, st in zip(request["steps"], steps)],
             }
