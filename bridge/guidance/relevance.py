@@ -3,7 +3,8 @@
 For y = cos(E_T(t_mask), E_I(I)) the attention probabilities A_b of every vision block and their
 gradients dy/dA_b are captured; per block cam_b = mean over heads of clamp(dy/dA_b * A_b, min 0),
 and the relevance R starts at the identity and accumulates R <- R + cam_b @ R over the chosen
-blocks. The row of the pooled token (CLS) over the patch tokens is the map; it is upsampled to the
+blocks. The row of the pooled token (CLS) over the patch tokens is the map (computed as that row
+alone, see `_pooled_relevance_row`); it is upsampled to the
 image size and min-max normalised per image. LENeRF's code uses only the last block
 (`last_blocks=1`); all blocks is Chefer's original.
 
@@ -13,10 +14,15 @@ weights, which keeps the probabilities in the autograd graph.
 
 Prompt ensembles average the unit text embeddings; negative prompts subtract their cosine, so the
 map shows what makes the image more "eyes" than "face".
+
+`token_scale` s > 1 shows the ViT the image s times larger, with its positional embeddings
+interpolated bicubically to the s x finer token grid, so a part smaller than a patch (eyes on a
+96^2 head) spans several tokens.
 """
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import torch
@@ -26,7 +32,7 @@ from torch import Tensor
 from bridge.errors import BridgeError
 from bridge.guidance.clip import ClipModel
 
-PSEUDO_LABEL_OPTIONS = {"last_blocks": None, "shifts": 2, "prompt_choice": "best"}
+PSEUDO_LABEL_OPTIONS = {"last_blocks": None, "shifts": 2, "prompt_choice": "best", "token_scale": 2}
 """How the edit engine computes pseudo-labels (chosen on the head CLIP's validation heads, see
 docs/guidance.md)."""
 
@@ -79,6 +85,30 @@ def captured_attention(clip: ClipModel):
             del block.attention
 
 
+_FINER_TOKENS = threading.Lock()
+
+
+@contextmanager
+def finer_tokens(clip: ClipModel, scale: int):
+    """Within the block the vision tower takes inputs `scale` times the model's size: its token
+    grid is `scale` times finer and its positional embeddings are interpolated to it."""
+    if scale == 1:
+        yield clip.image_size
+        return
+    visual = clip.model.visual
+    with _FINER_TOKENS:
+        original = visual.positional_embedding, visual.grid_size
+        grid_h, grid_w = visual.grid_size
+        cls, grid = original[0][:1], original[0][1:].reshape(1, grid_h, grid_w, -1).permute(0, 3, 1, 2)
+        grid = F.interpolate(grid, size=(grid_h * scale, grid_w * scale), mode="bicubic", align_corners=False)
+        visual.positional_embedding = torch.nn.Parameter(torch.cat([cls, grid[0].flatten(1).T]), requires_grad=False)
+        visual.grid_size = (grid_h * scale, grid_w * scale)
+        try:
+            yield (clip.image_size[0] * scale, clip.image_size[1] * scale)
+        finally:
+            visual.positional_embedding, visual.grid_size = original
+
+
 def _text_directions(clip: ClipModel, pixels: Tensor, prompts, negative_prompts, choice: str) -> tuple[Tensor, Tensor | None]:
     """Per image (B, D): the mean of the prompts' unit embeddings ("mean"), or the one prompt that
     best matches that image ("best": of "blue eyes", "brown eyes", ... the colour it has)."""
@@ -119,6 +149,7 @@ def relevance_maps(
     shifts: int = 1,
     prompt_choice: str = "mean",
     foreground: Tensor | None = None,
+    token_scale: int = 1,
 ) -> Tensor:
     """Relevance of `prompts` in `images` (B, 3, H, W), [0, 1] -> maps (B, h, w) in [0, 1].
 
@@ -129,19 +160,51 @@ def relevance_maps(
     as eyes cover less than a patch of a 96^2 input). `prompt_choice`: how an ensemble becomes one
     text direction per image (see `_text_directions`). `foreground` (B, h, w) in [0, 1]: where the
     object is (a render's opacity); the map is multiplied by it before normalisation, since small
-    ViTs park global information in background tokens, which then look relevant."""
+    ViTs park global information in background tokens, which then look relevant. `token_scale`:
+    see the module's notes."""
     blocks = _blocks(clip)
     chosen = len(blocks) if last_blocks is None else max(1, min(int(last_blocks), len(blocks)))
     size = size or tuple(images.shape[-2:])
-    visual = clip.model.visual
-    grid_h, grid_w = visual.grid_size
-    step_y, step_x = clip.image_size[0] // grid_h // max(shifts, 1), clip.image_size[1] // grid_w // max(shifts, 1)
-    offsets = [(i * step_y, j * step_x) for i in range(max(shifts, 1)) for j in range(max(shifts, 1))]
     with torch.no_grad():
         prepared = clip.prepare(images.detach())
-        batch = torch.cat([_shift(prepared, dy, dx) for dy, dx in offsets])
         positive, negative = _text_directions(clip, prepared, prompts, negative_prompts, prompt_choice)
-        positive = positive.repeat(len(offsets), 1)
+    with finer_tokens(clip, int(token_scale)) as input_size:
+        maps = _chefer_maps(clip, prepared, positive, negative, chosen, shifts, input_size)
+    maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)[:, 0]
+    if foreground is not None:
+        maps = maps * F.interpolate(foreground[:, None].to(maps), size=size, mode="bilinear", align_corners=False)[:, 0]
+    low = maps.flatten(1).min(dim=1).values.view(-1, 1, 1)
+    high = maps.flatten(1).max(dim=1).values.view(-1, 1, 1)
+    return (maps - low) / (high - low).clamp_min(1e-8)
+
+
+def _pooled_relevance_row(probabilities: list[Tensor], gradients: list[Tensor], pooled_by_token: bool) -> Tensor:
+    """The pooled token's row (B, L) of Chefer's R = (I + cam_n) ... (I + cam_1), cam_b = mean over
+    heads of clamp(dy/dA_b * A_b, min 0). Only that row is needed, so it is carried from the last
+    block back as a row vector: O(L^2) per block instead of the O(L^3) of building R."""
+    batch, _, tokens, _ = probabilities[0].shape
+    row = torch.zeros(batch, tokens, device=probabilities[0].device)
+    if pooled_by_token:
+        row[:, 0] = 1.0
+    else:  # mean pooling over the patch tokens
+        row[:, 1:] = 1.0 / (tokens - 1)
+    for attn, grad in reversed(list(zip(probabilities, gradients))):
+        cam = (grad * attn).clamp(min=0).mean(dim=1)
+        row = row + (row.unsqueeze(1) @ cam).squeeze(1)
+    return row
+
+
+def _chefer_maps(clip: ClipModel, prepared: Tensor, positive: Tensor, negative: Tensor | None, chosen: int,
+                 shifts: int, input_size: tuple[int, int]) -> Tensor:
+    """Raw relevance (B, 1, h, w) of the last `chosen` blocks, averaged over the sub-patch shifts."""
+    visual = clip.model.visual
+    if tuple(prepared.shape[-2:]) != tuple(input_size):
+        prepared = F.interpolate(prepared, size=input_size, mode="bilinear", align_corners=False)
+    grid_h, grid_w = visual.grid_size
+    step_y, step_x = input_size[0] // grid_h // max(shifts, 1), input_size[1] // grid_w // max(shifts, 1)
+    offsets = [(i * step_y, j * step_x) for i in range(max(shifts, 1)) for j in range(max(shifts, 1))]
+    batch = torch.cat([_shift(prepared, dy, dx) for dy, dx in offsets])
+    positive = positive.repeat(len(offsets), 1)
     with torch.enable_grad(), captured_attention(clip) as attention:
         pixels = batch.requires_grad_(True)
         embedding = F.normalize(clip.model.encode_image(pixels), dim=-1)
@@ -150,19 +213,8 @@ def relevance_maps(
             score = score - embedding @ negative.to(embedding.device)
         gradients = torch.autograd.grad(score.sum(), attention[-chosen:])
         probabilities = [a.detach() for a in attention[-chosen:]]
-    tokens = probabilities[0].shape[-1]
-    relevance = torch.eye(tokens, device=pixels.device).expand(pixels.shape[0], tokens, tokens)
-    for attn, grad in zip(probabilities, gradients):
-        cam = (grad * attn).clamp(min=0).mean(dim=1)
-        relevance = relevance + cam @ relevance
-    row = relevance[:, 0] if getattr(visual, "pool_type", "tok") == "tok" else relevance[:, 1:].mean(dim=1)
+    row = _pooled_relevance_row(probabilities, gradients, pooled_by_token=getattr(visual, "pool_type", "tok") == "tok")
     maps = row[:, 1:].reshape(-1, 1, grid_h, grid_w)
-    maps = F.interpolate(maps, size=clip.image_size, mode="bilinear", align_corners=False)
-    maps = maps.view(len(offsets), images.shape[0], 1, *clip.image_size)
-    maps = torch.stack([_shift(m, -dy, -dx) for m, (dy, dx) in zip(maps, offsets)]).mean(dim=0)
-    maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)[:, 0]
-    if foreground is not None:
-        maps = maps * F.interpolate(foreground[:, None].to(maps), size=size, mode="bilinear", align_corners=False)[:, 0]
-    low = maps.flatten(1).min(dim=1).values.view(-1, 1, 1)
-    high = maps.flatten(1).max(dim=1).values.view(-1, 1, 1)
-    return (maps - low) / (high - low).clamp_min(1e-8)
+    maps = F.interpolate(maps, size=input_size, mode="bilinear", align_corners=False)
+    maps = maps.view(len(offsets), prepared.shape[0], 1, *input_size)
+    return torch.stack([_shift(m, -dy, -dx) for m, (dy, dx) in zip(maps, offsets)]).mean(dim=0)

@@ -54,12 +54,30 @@ def test_planted_patch_is_the_only_relevant_place(tiny_clip, monkeypatch):
     found = []
     for sign in (1.0, -1.0):
         monkeypatch.setattr(clip, "encode_text", lambda prompts, d=sign * direction: d[None])
-        found.append((relevance_maps(clip, image, "planted")[0], relevance_maps(clip, image, "planted", shifts=2)[0]))
-    plain, shifted = max(found, key=lambda maps: float(maps[0][20, 12]))
+        found.append((relevance_maps(clip, image, "planted")[0], relevance_maps(clip, image, "planted", shifts=2)[0],
+                      relevance_maps(clip, image, "planted", token_scale=2)[0]))
+    plain, shifted, finer = max(found, key=lambda maps: float(maps[0][20, 12]))
     assert float(plain[20, 12]) == pytest.approx(1.0, abs=0.05)  # centre of the planted cell
     assert float(plain[:8].abs().max()) < 1e-6 and float(plain[:, 24:].abs().max()) < 1e-6  # cells not touching it
     row, column = divmod(int(shifted.argmax()), 32)
     assert 16 <= row < 24 and 8 <= column < 16
+    # A 2x finer token grid (the image is up-sampled 2x, so the patch spreads by a pixel into its
+    # neighbours, 4 pixels here): the peak is on the patch or a neighbouring token, and tokens not
+    # touching it stay empty.
+    row, column = divmod(int(finer.argmax()), 32)
+    assert 12 <= row < 28 and 4 <= column < 20
+    assert float(finer[:10].abs().max()) < 1e-6 and float(finer[:, 22:].abs().max()) < 1e-6
+
+
+def test_a_finer_token_grid_leaves_the_model_as_it_was(tiny_clip):
+    visual = tiny_clip.model.visual
+    embedding, grid = visual.positional_embedding.detach().clone(), visual.grid_size
+    images = torch.rand(2, 3, 32, 32)
+    expected = tiny_clip.encode_image(images)
+    maps = relevance_maps(tiny_clip, images, "eyes", token_scale=2)
+    assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
+    assert visual.grid_size == grid and torch.equal(visual.positional_embedding, embedding)
+    assert torch.allclose(tiny_clip.encode_image(images), expected)
 
 
 def test_a_model_without_vit_blocks_is_refused(tiny_clip):
