@@ -12,7 +12,7 @@
   `relevance_iou_token_grid_bound` what a perfect map made of 8-pixel tokens (the model's patches
   at 96^2) or 4-pixel tokens (the 2x finer grid) could reach.
 - relevance_ms: one map for a 224x224 input image (resized to the model's 96x96), this machine;
-  relevance_ms_pseudo_label the same with the edit engine's options (shifts, finer token grid);
+  relevance_ms_pseudo_label the same with the edit engine's options (best prompt, 2x2 shifts);
   `relevance_ms_vit_b32` the same for a ViT-B/32 (random weights: the cost does not depend on them).
 """
 
@@ -88,8 +88,8 @@ def run(quick: bool = False) -> dict:
         "default_without_foreground": (ensemble, PSEUDO_LABEL_OPTIONS),
         "ensemble_mean_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "prompt_choice": "mean", "with_foreground": True}),
         "best_prompt_no_shifts_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "shifts": 1, "with_foreground": True}),
-        "model_token_grid_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "token_scale": 1, "with_foreground": True}),
-        "finer_tokens_4x4_shifts_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "shifts": 4, "with_foreground": True}),
+        "finer_tokens_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "token_scale": 2, "with_foreground": True}),
+        "finer_tokens_4x4_shifts_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "token_scale": 2, "shifts": 4, "with_foreground": True}),
     }
     ious = {name: relevance_iou(clip, images, parts, prompts, **options) for name, (prompts, options) in variants.items()}
     figure = relevance_figure(clip, images[:4], parts[:4], FIGURE)

@@ -32,7 +32,7 @@ from torch import Tensor
 from bridge.errors import BridgeError
 from bridge.guidance.clip import ClipModel
 
-PSEUDO_LABEL_OPTIONS = {"last_blocks": None, "shifts": 2, "prompt_choice": "best", "token_scale": 2}
+PSEUDO_LABEL_OPTIONS = {"last_blocks": None, "shifts": 2, "prompt_choice": "best", "token_scale": 1}
 """How the edit engine computes pseudo-labels (chosen on the head CLIP's validation heads, see
 docs/guidance.md)."""
 
