@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from bridge.field.grid import sample_grid
+from bridge.field.renderer import render_orbit
 from bridge.images import save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import EditLibrary, EditModule
@@ -37,7 +38,6 @@ from bridge.prior.model import PRIOR_RENDER, SURFACE_LEVEL, HeadCode, HeadPrior
 from bridge.prior.params import EYE_COLOURS, HAIR_COLOURS, PARAM_INDEX, with_overrides
 from bridge.prior.train import EVAL_SEED_BASE, sample_points
 from bridge.prior.views import analytic_field
-from bridge.field.renderer import render_orbit
 
 SEED_BASE = EVAL_SEED_BASE + 2000
 FIGURES = Path("out/benchmarks")

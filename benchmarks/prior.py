@@ -14,9 +14,9 @@ import time
 
 import torch
 
+from bridge.field.renderer import render_orbit
 from bridge.prior.model import BUNDLED_WEIGHTS, HeadCode, HeadPrior
 from bridge.prior.train import EVAL_SEED_BASE, EVAL_VIEWS, evaluate
-from bridge.field.renderer import render_orbit
 
 
 def _best_of(repeats: int, fn) -> float:

@@ -42,10 +42,10 @@ def _head_code(seed: int):
 def cmd_render(args: argparse.Namespace) -> int:
     import torch
 
+    from bridge.field.renderer import render_orbit
     from bridge.images import save_png
     from bridge.prior.model import PRIOR_RENDER, HeadPrior
     from bridge.prior.views import analytic_field, parts_to_colours
-    from bridge.field.renderer import render_orbit
 
     if not 16 <= args.res <= 1024:
         raise BridgeError(f"--res must be between 16 and 1024 pixels, got {args.res}.")
@@ -147,10 +147,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
     import mesh_export
+    from bridge.field.renderer import render_orbit
     from bridge.images import save_gif, save_png, sheet
     from bridge.prior.model import PRIOR_RENDER, HeadPrior
     from bridge.prior.views import analytic_field, parts_to_colours
-    from bridge.field.renderer import render_orbit
 
     out = Path(args.out)
     started = time.perf_counter()
@@ -392,8 +392,6 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from bridge.lenerf.apply import EditStep, apply_edits
     from bridge.prior.model import SURFACE_LEVEL, HeadPrior
     from bridge.prior.params import describe
-
-
     from bridge.service.settings import LIMITS
 
     if not LIMITS.grid_min <= args.grid <= LIMITS.grid_max:
@@ -480,17 +478,15 @@ def cmd_inspect_eg3d(args: argparse.Namespace) -> int:
     """What an EG3D checkpoint holds, read without running any code from it."""
     import json
 
-    from bridge.eg3d.checkpoint import PersistentRecord, flat_state, generator_record, read_checkpoint
+    from bridge.eg3d.checkpoint import PersistentRecord, flat_state, generator_record, generator_settings, read_checkpoint
 
-    data = read_checkpoint(args.checkpoint)
-    record = generator_record(data, args.checkpoint)
+    record = generator_record(read_checkpoint(args.checkpoint), args.checkpoint)
     tensors = flat_state(record)
     if isinstance(record, PersistentRecord):
         print(f"generator: {record.class_name} (module source sha256 {record.module_src_sha256[:16]}..., not run)")
-        kwargs, rendering = record.init_kwargs, record.state.get("rendering_kwargs", {})
     else:
         print("generator: converted .pth state dict")
-        kwargs, rendering = dict(data.get("G_init_kwargs") or {}), data.get("G_renderinig_kwargs", {})
+    kwargs, rendering, _ = generator_settings(record)
     print(f"tensors: {len(tensors)}, parameters and buffers: {sum(t.numel() for t in tensors.values()):,}")
     print("init kwargs: " + json.dumps(kwargs, default=str, sort_keys=True))
     print("rendering kwargs: " + json.dumps(rendering, default=str, sort_keys=True))

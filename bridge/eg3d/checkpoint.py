@@ -181,6 +181,18 @@ def generator_record(data: dict, path: Path | str = "the checkpoint") -> Persist
     raise WeightsError(f"{path} has no generator (looked for {', '.join(GENERATOR_KEYS)}); its keys are {', '.join(map(str, data))}.")
 
 
+def generator_settings(source: PersistentRecord | dict) -> tuple[dict, dict, int | None]:
+    """A generator's init kwargs, rendering kwargs (those nested in the init kwargs, overridden by
+    the object's own) and neural rendering resolution, from a record or the `.pth` layout."""
+    if isinstance(source, PersistentRecord):
+        kwargs, rendering = source.init_kwargs, dict(source.state.get("rendering_kwargs") or {})
+        neural_resolution = source.state.get("neural_rendering_resolution")
+    else:
+        kwargs, rendering = dict(source.get("G_init_kwargs") or {}), dict(source.get("G_renderinig_kwargs") or {})
+        neural_resolution = source.get("G_neural_rendering_resolution")
+    return kwargs, {**dict(kwargs.get("rendering_kwargs") or {}), **rendering}, neural_resolution
+
+
 def flat_state(record: PersistentRecord | OpaqueObject | dict, prefix: str = "") -> dict[str, torch.Tensor]:
     """Parameters and buffers of a network record by their state_dict names (e.g. 'mapping.fc0.weight')."""
     if isinstance(record, dict) and "G" in record and "G_init_kwargs" in record:

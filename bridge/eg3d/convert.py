@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from bridge.eg3d.checkpoint import PersistentRecord, flat_state, generator_record, read_checkpoint
+from bridge.eg3d.checkpoint import PersistentRecord, flat_state, generator_record, generator_settings, read_checkpoint
 from bridge.errors import WeightsError
 from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
 from bridge.field.renderer import RenderConfig
@@ -141,13 +141,7 @@ def convert(source: PersistentRecord | dict, where: str = "the checkpoint") -> I
             skipped.append(name)
         else:
             ours[mapped] = tensor.to(torch.float32)
-    if isinstance(source, PersistentRecord):
-        kwargs, rendering = source.init_kwargs, dict(source.state.get("rendering_kwargs") or {})
-        neural_resolution = source.state.get("neural_rendering_resolution")
-    else:
-        kwargs, rendering = dict(source.get("G_init_kwargs") or {}), dict(source.get("G_renderinig_kwargs") or {})
-        neural_resolution = source.get("G_neural_rendering_resolution")
-    rendering = {**dict(kwargs.get("rendering_kwargs") or {}), **rendering}
+    kwargs, rendering, neural_resolution = generator_settings(source)
     superresolution, why_not = superresolution_config(kwargs, rendering, neural_resolution, ours)
     notes = [why_not] if why_not else []
     if superresolution is None:

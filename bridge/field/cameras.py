@@ -23,8 +23,9 @@ from torch import Tensor
 from mesh_export.coords import CAMERA_RADIUS, FFHQ_PIVOT, FOV_DEG, focal_length  # noqa: F401  (the one definition)
 
 
-def intrinsics_matrix(fov_deg: float = FOV_DEG) -> Tensor:
-    f = focal_length(fov_deg)
+def intrinsics_matrix(fov_deg: float = FOV_DEG, focal: float | None = None) -> Tensor:
+    """Normalised intrinsics of EG3D's camera with this field of view (or this focal length)."""
+    f = focal_length(fov_deg) if focal is None else focal
     return torch.tensor([[f, 0.0, 0.5], [0.0, f, 0.5], [0.0, 0.0, 1.0]])
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bridge.field.cameras import CAMERA_RADIUS, FFHQ_PIVOT, focal_length, orbit_pose, ray_bundle
+from bridge.field.cameras import CAMERA_RADIUS, FFHQ_PIVOT, focal_length, intrinsics_matrix, orbit_pose, ray_bundle
 
 Field = Callable[[Tensor], dict[str, Tensor]]
 OUTSIDE_BOX_SIGMA = -100.0
@@ -50,7 +50,7 @@ class RenderConfig:
         return orbit_pose(yaw_deg, pitch_deg, self.camera_radius, self.camera_pivot)
 
     def intrinsics(self) -> Tensor:
-        return torch.tensor([[self.focal, 0.0, 0.5], [0.0, self.focal, 0.5], [0.0, 0.0, 1.0]])
+        return intrinsics_matrix(focal=self.focal)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RenderConfig":
@@ -216,8 +216,8 @@ def render_orbit(
     channels: tuple[str, ...] = ("rgb",),
     batch: int = 1,
 ) -> dict[str, Tensor]:
-    """One orbit view per head of the field's batch of `batch` heads (EG3D's FFHQ camera); angles
-    are broadcast over the batch.
+    """One view per head of the field's batch of `batch` heads from the config's orbit camera;
+    angles are broadcast over the batch.
 
     -> {name: (B, k, H, W)}."""
     yaw, pitch = torch.broadcast_tensors(torch.as_tensor(yaw_deg, dtype=torch.float32), torch.as_tensor(pitch_deg, dtype=torch.float32))

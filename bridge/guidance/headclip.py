@@ -26,12 +26,12 @@ from torch import Tensor
 
 from bridge.budget import Budget, cosine_factor
 from bridge.errors import BridgeError
+from bridge.field.renderer import render_orbit
 from bridge.guidance.captions import caption
 from bridge.guidance.clip import HEADCLIP_DIR, ClipModel, import_open_clip, save_clip_folder
 from bridge.prior.model import PRIOR_RENDER
 from bridge.prior.params import describe, sample_params
 from bridge.prior.views import analytic_field
-from bridge.field.renderer import render_orbit
 
 HEADCLIP_CONFIG = {
     "embed_dim": 128,

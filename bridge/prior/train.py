@@ -16,13 +16,13 @@ import torch
 from torch import Tensor
 
 from bridge.budget import Budget, cosine_factor
-from bridge.field.weights import save_generator
 from bridge.field.generator import TriPlaneGenerator
+from bridge.field.renderer import render_orbit
+from bridge.field.weights import save_generator
 from bridge.prior import analytic
 from bridge.prior.model import NOISE_DIM, HeadCode, HeadPrior, prochead_generator_config
 from bridge.prior.params import sample_params
 from bridge.prior.views import analytic_field, psnr
-from bridge.field.renderer import render_orbit
 
 EVAL_SEED_BASE = 1_000_000  # held-out heads: seeds from here on are never drawn in training
 EVAL_VIEWS = ((0.0, 0.0), (35.0, 5.0), (-30.0, -8.0))

@@ -1,4 +1,4 @@
-"""Rendering prior heads -- generated or analytic -- with the prior's camera and render settings."""
+"""The analytic ProcHead as a renderer field, its part labels as a picture, and render PSNR."""
 
 from __future__ import annotations
 

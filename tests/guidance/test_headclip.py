@@ -76,8 +76,8 @@ def bundled():
 
 
 def test_bundled_clip_tells_hair_colours_apart(bundled):
-    from bridge.prior.views import analytic_field
     from bridge.field.renderer import render_orbit
+    from bridge.prior.views import analytic_field
     from bridge.guidance.headclip import DATA_RENDER
 
     base = sample_params(1, torch.Generator().manual_seed(11))[0]
