@@ -8,11 +8,13 @@
   its best level, IoU against the ground-truth 2D part mask, averaged over held-out 96x96 renders
   from random views; relevance_iou_one_level uses one level for all maps (the best one, reported
   as relevance_level), which is what a pseudo-label without ground truth can rely on.
-  `relevance_iou_variants` shows the other pseudo-label paths side by side, and
+  `relevance_iou_variants` shows the other pseudo-label paths side by side (without the
+  refinement with the image, on the model's own token grid, ...), and
   `relevance_iou_token_grid_bound` what a perfect map made of 8-pixel tokens (the model's patches
   at 96^2) or 4-pixel tokens (the 2x finer grid) could reach.
 - relevance_ms: one map for a 224x224 input image (resized to the model's 96x96), this machine;
-  relevance_ms_pseudo_label the same with the edit engine's options (best prompt, 2x2 shifts);
+  relevance_ms_pseudo_label the same with the edit engine's options (`PSEUDO_LABEL_OPTIONS`: best
+  prompt, 2x finer tokens, refinement with the image);
   `relevance_ms_vit_b32` the same for a ViT-B/32 (random weights: the cost does not depend on them).
 """
 
@@ -83,13 +85,14 @@ def run(quick: bool = False) -> dict:
     accuracy = attribute_accuracy(clip, images, views.params)
     parts = views.parts.long()
     ensemble = {p: mask_prompt_ensemble(p) for p in PARTS}
+    model_tokens = {**PSEUDO_LABEL_OPTIONS, "token_scale": 1, "shifts": 2, "with_foreground": True}
     variants = {
         "default": (ensemble, {**PSEUDO_LABEL_OPTIONS, "with_foreground": True}),
+        "default_without_refinement": (ensemble, {**PSEUDO_LABEL_OPTIONS, "refine": 0, "with_foreground": True}),
         "default_without_foreground": (ensemble, PSEUDO_LABEL_OPTIONS),
         "ensemble_mean_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "prompt_choice": "mean", "with_foreground": True}),
-        "best_prompt_no_shifts_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "shifts": 1, "with_foreground": True}),
-        "finer_tokens_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "token_scale": 2, "with_foreground": True}),
-        "finer_tokens_4x4_shifts_foreground": (ensemble, {**PSEUDO_LABEL_OPTIONS, "token_scale": 2, "shifts": 4, "with_foreground": True}),
+        "model_tokens_2x2_shifts_refined": (ensemble, model_tokens),
+        "model_tokens_2x2_shifts": (ensemble, {**model_tokens, "refine": 0}),
     }
     ious = {name: relevance_iou(clip, images, parts, prompts, **options) for name, (prompts, options) in variants.items()}
     figure = relevance_figure(clip, images[:4], parts[:4], FIGURE)

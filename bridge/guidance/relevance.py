@@ -18,6 +18,11 @@ map shows what makes the image more "eyes" than "face".
 `token_scale` s > 1 shows the ViT the image s times larger, with its positional embeddings
 interpolated bicubically to the s x finer token grid, so a part smaller than a patch (eyes on a
 96^2 head) spans several tokens.
+
+`refine` n > 0 sharpens the map with the image itself (`refine_with_image`): n rounds of joint
+bilateral filtering guided by the image's colours, so relevance spreads over the pixels of the
+part's colour near where the ViT put it and stops at colour edges. A ViT's map is made of its
+tokens and cannot follow an outline finer than a patch; the picture can.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from torch import Tensor
 from bridge.errors import BridgeError
 from bridge.guidance.clip import ClipModel
 
-PSEUDO_LABEL_OPTIONS = {"last_blocks": None, "shifts": 2, "prompt_choice": "best", "token_scale": 1}
+PSEUDO_LABEL_OPTIONS = {"last_blocks": None, "shifts": 1, "prompt_choice": "best", "token_scale": 2, "refine": 12}
 """How the edit engine computes pseudo-labels (chosen on the head CLIP's validation heads, see
 docs/guidance.md)."""
 
@@ -150,6 +155,7 @@ def relevance_maps(
     prompt_choice: str = "mean",
     foreground: Tensor | None = None,
     token_scale: int = 1,
+    refine: int = 0,
 ) -> Tensor:
     """Relevance of `prompts` in `images` (B, 3, H, W), [0, 1] -> maps (B, h, w) in [0, 1].
 
@@ -160,8 +166,8 @@ def relevance_maps(
     as eyes cover less than a patch of a 96^2 input). `prompt_choice`: how an ensemble becomes one
     text direction per image (see `_text_directions`). `foreground` (B, h, w) in [0, 1]: where the
     object is (a render's opacity); the map is multiplied by it before normalisation, since small
-    ViTs park global information in background tokens, which then look relevant. `token_scale`:
-    see the module's notes."""
+    ViTs park global information in background tokens, which then look relevant. `token_scale`
+    and `refine`: see the module's notes."""
     blocks = _blocks(clip)
     chosen = len(blocks) if last_blocks is None else max(1, min(int(last_blocks), len(blocks)))
     size = size or tuple(images.shape[-2:])
@@ -173,9 +179,51 @@ def relevance_maps(
     maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)[:, 0]
     if foreground is not None:
         maps = maps * F.interpolate(foreground[:, None].to(maps), size=size, mode="bilinear", align_corners=False)[:, 0]
+    if refine > 0:
+        guide = F.interpolate(images.detach().to(maps), size=size, mode="bilinear", align_corners=False, antialias=True)
+        maps = refine_with_image(maps, guide, refine)
+    return _normalised(maps)
+
+
+def _normalised(maps: Tensor) -> Tensor:
     low = maps.flatten(1).min(dim=1).values.view(-1, 1, 1)
     high = maps.flatten(1).max(dim=1).values.view(-1, 1, 1)
     return (maps - low) / (high - low).clamp_min(1e-8)
+
+
+REFINE_SPATIAL_SIGMA = 1 / 16
+"""Spatial reach of one refinement round, as a fraction of the map's width (6 pixels at 96^2)."""
+REFINE_COLOUR_SIGMA = 0.025
+"""Colour distance (RGB in [0, 1]) over which relevance stops spreading: a colour edge."""
+
+
+@torch.no_grad()
+def refine_with_image(
+    maps: Tensor, images: Tensor, iterations: int,
+    spatial_sigma: float = REFINE_SPATIAL_SIGMA, colour_sigma: float = REFINE_COLOUR_SIGMA,
+) -> Tensor:
+    """Joint bilateral filtering of `maps` (B, H, W) guided by `images` (B, 3, H, W), [0, 1],
+    repeated `iterations` times: each pixel becomes the average of the map around it, weighted by
+    distance (Gaussian of `spatial_sigma` x the width) and by colour similarity (Gaussian of
+    `colour_sigma`). The weights are computed once; each round spreads relevance one reach further
+    within a region of one colour. -> (B, H, W), not normalised."""
+    batch, height, width = maps.shape
+    sigma = max(spatial_sigma * width, 0.5)
+    radius = max(1, round(sigma))
+    window = 2 * radius + 1
+    offsets = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    spatial = torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma**2)).view(1, -1, 1)
+
+    def neighbourhoods(x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, C, window^2, H * W)
+        padded = F.pad(x, (radius,) * 4, mode="replicate")
+        return F.unfold(padded, window).view(batch, x.shape[1], window * window, height * width)
+
+    colour_distance = (neighbourhoods(images) - images.reshape(batch, 3, 1, height * width)).square().sum(dim=1)
+    weights = spatial * torch.exp(-colour_distance / (2 * colour_sigma**2))
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    for _ in range(iterations):
+        maps = (weights * neighbourhoods(maps[:, None])[:, 0]).sum(dim=1).view(batch, height, width)
+    return maps
 
 
 def _pooled_relevance_row(probabilities: list[Tensor], gradients: list[Tensor], pooled_by_token: bool) -> Tensor:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bridge.errors import BridgeError
-from bridge.guidance.relevance import captured_attention, relevance_maps
+from bridge.guidance.relevance import captured_attention, refine_with_image, relevance_maps
 
 
 def test_maps_have_the_image_size_and_unit_range(tiny_clip):
@@ -78,6 +78,36 @@ def test_a_finer_token_grid_leaves_the_model_as_it_was(tiny_clip):
     assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
     assert visual.grid_size == grid and torch.equal(visual.positional_embedding, embedding)
     assert torch.allclose(tiny_clip.encode_image(images), expected)
+
+
+def _two_colour_image(size: int = 32) -> torch.Tensor:
+    """Left half red, right half blue."""
+    image = torch.zeros(1, 3, size, size)
+    image[:, 0, :, : size // 2] = 1.0
+    image[:, 2, :, size // 2:] = 1.0
+    return image
+
+
+def test_refinement_fills_the_region_of_one_colour_and_stops_at_its_edge():
+    image = _two_colour_image()
+    spot = torch.zeros(1, 32, 32)
+    spot[:, 14:18, 10:14] = 1.0  # in the red half, 2 pixels from the edge
+    refined = refine_with_image(spot, image, iterations=12)
+    red, blue = refined[0, :, :16], refined[0, :, 16:]
+    assert float(blue.abs().max()) < 1e-6  # nothing crosses the colour edge
+    assert float(red[10:22, 8:].min()) > 0.25 * float(red.max())  # the red region fills around the spot
+    assert float(refined.sum()) == pytest.approx(float(spot.sum()), rel=0.35)  # spread, not created
+
+
+def test_refinement_leaves_a_uniform_map_and_zero_rounds_alone(tiny_clip):
+    image = torch.rand(2, 3, 24, 24)
+    uniform = torch.full((2, 24, 24), 0.3)
+    assert torch.allclose(refine_with_image(uniform, image, iterations=5), uniform, atol=1e-6)
+    raw = relevance_maps(tiny_clip, image, "eyes")
+    assert torch.equal(relevance_maps(tiny_clip, image, "eyes", refine=0), raw)
+    refined = relevance_maps(tiny_clip, image, "eyes", refine=4)
+    assert refined.shape == raw.shape and float(refined.min()) == 0.0 and float(refined.max()) == pytest.approx(1.0)
+    assert not torch.allclose(refined, raw)
 
 
 def test_a_model_without_vit_blocks_is_refused(tiny_clip):
