@@ -312,7 +312,8 @@ def cmd_relevance(args: argparse.Namespace) -> int:
 
     image = load_image(args.image)  # the cheap check first
     clip = load_clip(args.clip)
-    maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks)
+    maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks,
+                          refine=max(0, args.refine))
     print(f"wrote {save_png(overlay(image, maps[0]), args.out)}")
     return 0
 
@@ -589,6 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", action="append", required=True, help="mask prompt; repeat for an ensemble")
     p.add_argument("--negative", action="append", default=[], help="negative mask prompt; repeatable")
     p.add_argument("--last-blocks", type=int, default=None, help="aggregate only the last N attention blocks")
+    p.add_argument("--refine", type=int, default=0,
+                   help="rounds of sharpening with the picture's colour edges (the edit engine uses 12)")
     p.add_argument("--out", type=Path, required=True)
     _add_clip_argument(p)
     p.set_defaults(run=cmd_relevance)

@@ -180,9 +180,20 @@ def relevance_maps(
     if foreground is not None:
         maps = maps * F.interpolate(foreground[:, None].to(maps), size=size, mode="bilinear", align_corners=False)[:, 0]
     if refine > 0:
-        guide = F.interpolate(images.detach().to(maps), size=size, mode="bilinear", align_corners=False, antialias=True)
-        maps = refine_with_image(maps, guide, refine)
+        maps = _refined_at_working_size(maps, images.detach().to(maps), refine)
     return _normalised(maps)
+
+
+def _refined_at_working_size(maps: Tensor, images: Tensor, iterations: int) -> Tensor:
+    """`refine_with_image` at most REFINE_MAX_SIZE pixels across (its cost grows with the cube of
+    the width), then back to the maps' size."""
+    size = tuple(maps.shape[-2:])
+    scale = min(1.0, REFINE_MAX_SIZE / max(size))
+    working = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    guide = F.interpolate(images, size=working, mode="bilinear", align_corners=False, antialias=True)
+    small = F.interpolate(maps[:, None], size=working, mode="bilinear", align_corners=False, antialias=True)[:, 0]
+    refined = refine_with_image(small, guide, iterations)
+    return F.interpolate(refined[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
 def _normalised(maps: Tensor) -> Tensor:
@@ -195,6 +206,8 @@ REFINE_SPATIAL_SIGMA = 1 / 16
 """Spatial reach of one refinement round, as a fraction of the map's width (6 pixels at 96^2)."""
 REFINE_COLOUR_SIGMA = 0.025
 """Colour distance (RGB in [0, 1]) over which relevance stops spreading: a colour edge."""
+REFINE_MAX_SIZE = 96
+"""Larger maps are refined at this width and up-sampled (the bundled CLIP sees 96^2 pictures)."""
 
 
 @torch.no_grad()

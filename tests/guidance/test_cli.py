@@ -19,7 +19,7 @@ def test_relevance_command_writes_an_overlay(tiny_clip, tmp_path):
     out = tmp_path / "map.png"
     result = _bridge(
         "relevance", "--image", str(tmp_path / "in.png"), "--prompt", "eyes", "--prompt", "blue eyes",
-        "--clip", f"local-dir:{folder}", "--out", str(out),
+        "--refine", "3", "--clip", f"local-dir:{folder}", "--out", str(out),
     )
     assert result.returncode == 0, result.stderr
     assert Image.open(out).size == (48, 40)
