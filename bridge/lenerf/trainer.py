@@ -262,6 +262,7 @@ class EditTrainer:
             "training": {
                 "command": command,
                 "config": asdict(c),
+                "pseudo_labels": dict(PSEUDO_LABEL_OPTIONS),
                 "steps_done": self.step,
                 "resumed_from_step": first_step if resumed else None,
                 "minutes_this_run": round(minutes, 2),
