@@ -40,6 +40,12 @@ from bridge.guidance.clip import ClipModel
 PSEUDO_LABEL_OPTIONS = {"last_blocks": None, "shifts": 1, "prompt_choice": "best", "token_scale": 2, "refine": 12}
 """How the edit engine computes pseudo-labels (chosen on the head CLIP's validation heads, see
 docs/guidance.md)."""
+REFINE_SPATIAL_SIGMA = 1 / 16
+"""Spatial reach of one refinement round, as a fraction of the map's width (6 pixels at 96^2)."""
+REFINE_COLOUR_SIGMA = 0.025
+"""Colour distance (RGB in [0, 1]) over which relevance stops spreading: a colour edge."""
+REFINE_MAX_SIZE = 96
+"""Larger maps are refined at this width and up-sampled (the bundled CLIP sees 96^2 pictures)."""
 
 
 def _blocks(clip: ClipModel) -> list[torch.nn.Module]:
@@ -200,14 +206,6 @@ def _normalised(maps: Tensor) -> Tensor:
     low = maps.flatten(1).min(dim=1).values.view(-1, 1, 1)
     high = maps.flatten(1).max(dim=1).values.view(-1, 1, 1)
     return (maps - low) / (high - low).clamp_min(1e-8)
-
-
-REFINE_SPATIAL_SIGMA = 1 / 16
-"""Spatial reach of one refinement round, as a fraction of the map's width (6 pixels at 96^2)."""
-REFINE_COLOUR_SIGMA = 0.025
-"""Colour distance (RGB in [0, 1]) over which relevance stops spreading: a colour edge."""
-REFINE_MAX_SIZE = 96
-"""Larger maps are refined at this width and up-sampled (the bundled CLIP sees 96^2 pictures)."""
 
 
 @torch.no_grad()
