@@ -356,7 +356,11 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     prior = HeadPrior.load(args.weights)
     clip = load_clip(args.clip)
     spec = EditSpec(args.edit.strip() or f"like {args.edit_image.name}", args.mask.strip(), args.geometry, image_sha)
-    config = EditTrainingConfig(seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes)
+    if not 0 < args.yaw_range <= 180:
+        raise BridgeError("--yaw-range is in degrees either side of the front, between 0 and 180.")
+    config = EditTrainingConfig(
+        seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, yaw_range=(-args.yaw_range, args.yaw_range)
+    )
     trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, edit_target=target)
     out = Path(args.out)
     command = "python -m bridge " + shlex.join(sys.argv[1:])
@@ -605,6 +609,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
+    p.add_argument(
+        "--yaw-range", type=float, default=35.0,
+        help="training cameras turn up to this many degrees either side of the front (a part seen all round, like hair, wants 90)",
+    )
     p.add_argument("--threads", type=int, default=0)
     _add_clip_argument(p)
     _add_weights_argument(p)

@@ -40,6 +40,10 @@ from bridge.guidance.clip import ClipModel
 PSEUDO_LABEL_OPTIONS = {"last_blocks": None, "shifts": 1, "prompt_choice": "best", "token_scale": 2, "refine": 12}
 """How the edit engine computes pseudo-labels (chosen on the head CLIP's validation heads, see
 docs/guidance.md)."""
+PSEUDO_LABEL_LEVEL = 0.15
+"""The relevance (maps are min-max normalised) at which a pixel counts as the part: a single level
+for all parts, near the best one-level IoU of eyes (0.2), hair (0.05-0.1) and mouth (0.2-0.3) on
+the prior's own 64^2 renders. `pseudo_label` turns a map into a label that is 0.5 there."""
 REFINE_SPATIAL_SIGMA = 1 / 16
 """Spatial reach of one refinement round, as a fraction of the map's width (6 pixels at 96^2)."""
 REFINE_COLOUR_SIGMA = 0.025
@@ -200,6 +204,15 @@ def _refined_at_working_size(maps: Tensor, images: Tensor, iterations: int) -> T
     small = F.interpolate(maps[:, None], size=working, mode="bilinear", align_corners=False, antialias=True)[:, 0]
     refined = refine_with_image(small, guide, iterations)
     return F.interpolate(refined[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def pseudo_label(maps: Tensor, level: float = PSEUDO_LABEL_LEVEL) -> Tensor:
+    """A relevance map as a mask to learn: 0 below level/2, 1 above 3 level/2, linear between.
+
+    Inside a part the normalised relevance is mostly well below 1 (about 0.4 on average), so a
+    mask fitted to the map itself by MSE stays below 0.5 on most of the part and is cut away when
+    the mask is thresholded; the ramp puts 0.5 where the map's best level is."""
+    return ((maps - level / 2) / level).clamp(0.0, 1.0)
 
 
 def _normalised(maps: Tensor) -> Tensor:

@@ -33,7 +33,7 @@ from bridge.field.renderer import RenderConfig, VolumeRenderer
 from bridge.guidance.captions import mask_prompt_ensemble
 from bridge.guidance.clip import ClipModel
 from bridge.guidance.losses import ClipEditLoss, ClipLossConfig
-from bridge.guidance.relevance import PSEUDO_LABEL_OPTIONS, relevance_maps
+from bridge.guidance.relevance import PSEUDO_LABEL_LEVEL, PSEUDO_LABEL_OPTIONS, pseudo_label, relevance_maps
 from bridge.lenerf import losses
 from bridge.lenerf.edit_module import EditModule, EditSpec
 from bridge.lenerf.fusion import EditedField, PlaneFeatures
@@ -127,7 +127,8 @@ class EditTrainer:
 
     def pseudo_labels(self, source: dict[str, Tensor], target: dict[str, Tensor] | None) -> Tensor:
         """Relevance of the mask prompt in the source renders (and the target's, for geometry edits),
-        limited to where each render has something (its opacity)."""
+        limited to where each render has something (its opacity), as a label 0.5 at the
+        relevance level that best separates the part (`pseudo_label`)."""
 
         def relevance(render: dict[str, Tensor]) -> Tensor:
             return relevance_maps(
@@ -138,7 +139,7 @@ class EditTrainer:
         maps = relevance(source)
         if target is not None:
             maps = torch.maximum(maps, relevance(target))
-        return maps[:, None]
+        return pseudo_label(maps)[:, None]
 
     def batch_losses(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One batch: the loss terms and the renders they came from."""
@@ -262,7 +263,7 @@ class EditTrainer:
             "training": {
                 "command": command,
                 "config": asdict(c),
-                "pseudo_labels": dict(PSEUDO_LABEL_OPTIONS),
+                "pseudo_labels": {**PSEUDO_LABEL_OPTIONS, "level": PSEUDO_LABEL_LEVEL},
                 "steps_done": self.step,
                 "resumed_from_step": first_step if resumed else None,
                 "minutes_this_run": round(minutes, 2),

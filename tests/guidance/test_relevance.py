@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bridge.errors import BridgeError
-from bridge.guidance.relevance import captured_attention, refine_with_image, relevance_maps
+from bridge.guidance.relevance import captured_attention, pseudo_label, refine_with_image, relevance_maps
 
 
 def test_maps_have_the_image_size_and_unit_range(tiny_clip):
@@ -108,6 +108,12 @@ def test_refinement_leaves_a_uniform_map_and_zero_rounds_alone(tiny_clip):
     refined = relevance_maps(tiny_clip, image, "eyes", refine=4)
     assert refined.shape == raw.shape and float(refined.min()) == 0.0 and float(refined.max()) == pytest.approx(1.0)
     assert not torch.allclose(refined, raw)
+
+
+def test_pseudo_label_is_half_at_the_level_and_saturates_around_it():
+    maps = torch.tensor([0.0, 0.1, 0.2, 0.3, 0.4, 1.0])
+    label = pseudo_label(maps, level=0.2)
+    assert label.tolist() == pytest.approx([0.0, 0.0, 0.5, 1.0, 1.0, 1.0])
 
 
 def test_a_model_without_vit_blocks_is_refused(tiny_clip):

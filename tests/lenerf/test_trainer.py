@@ -70,9 +70,9 @@ def test_cancel_stops_before_the_next_step_and_resume_continues(generator, tiny_
     module = again.train(tmp_path, "gen-sha")
     assert module is not None and again.step == FAST.steps
     assert module.info["training"]["resumed_from_step"] == 1
-    from bridge.guidance.relevance import PSEUDO_LABEL_OPTIONS
+    from bridge.guidance.relevance import PSEUDO_LABEL_LEVEL, PSEUDO_LABEL_OPTIONS
 
-    assert module.info["training"]["pseudo_labels"] == PSEUDO_LABEL_OPTIONS  # how its labels were made
+    assert module.info["training"]["pseudo_labels"] == {**PSEUDO_LABEL_OPTIONS, "level": PSEUDO_LABEL_LEVEL}  # how its labels were made
 
 
 def test_edit_module_round_trip_and_generator_check(generator, tiny_clip, tmp_path):
