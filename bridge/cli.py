@@ -346,6 +346,10 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         raise BridgeError(
             f"Prompts are limited to {LIMITS.edit_prompt_chars} characters (edit) and {LIMITS.mask_prompt_chars} (mask); shorten them."
         )
+    if not 0 < args.yaw_range <= 180:
+        raise BridgeError("--yaw-range is in degrees either side of the front: give a value above 0 and up to 180.")
+    if not 16 <= args.resolution <= 256:
+        raise BridgeError("--resolution must be between 16 and 256 pixels (64 is the default).")
     target = None
     image_sha = None
     if args.edit_image:
@@ -356,10 +360,9 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     prior = HeadPrior.load(args.weights)
     clip = load_clip(args.clip)
     spec = EditSpec(args.edit.strip() or f"like {args.edit_image.name}", args.mask.strip(), args.geometry, image_sha)
-    if not 0 < args.yaw_range <= 180:
-        raise BridgeError("--yaw-range is in degrees either side of the front, between 0 and 180.")
     config = EditTrainingConfig(
-        seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, yaw_range=(-args.yaw_range, args.yaw_range)
+        seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, yaw_range=(-args.yaw_range, args.yaw_range),
+        resolution=args.resolution,
     )
     trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, edit_target=target)
     out = Path(args.out)
@@ -613,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--yaw-range", type=float, default=35.0,
         help="training cameras turn up to this many degrees either side of the front (a part seen all round, like hair, wants 90)",
     )
+    p.add_argument("--resolution", type=int, default=64, help="training renders are this many pixels across (time per step grows with its square)")
     p.add_argument("--threads", type=int, default=0)
     _add_clip_argument(p)
     _add_weights_argument(p)
