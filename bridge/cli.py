@@ -362,7 +362,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     spec = EditSpec(args.edit.strip() or f"like {args.edit_image.name}", args.mask.strip(), args.geometry, image_sha)
     config = EditTrainingConfig(
         seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, yaw_range=(-args.yaw_range, args.yaw_range),
-        resolution=args.resolution,
+        resolution=args.resolution, alternate=not args.joint,
     )
     trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, edit_target=target)
     out = Path(args.out)
@@ -615,6 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--yaw-range", type=float, default=35.0,
         help="training cameras turn up to this many degrees either side of the front (a part seen all round, like hair, wants 90)",
+    )
+    p.add_argument(
+        "--joint", action="store_true",
+        help="update the mapper and the attention field every step (default: on alternate steps, as LENeRF's code does)",
     )
     p.add_argument("--resolution", type=int, default=64, help="training renders are this many pixels across (time per step grows with its square)")
     p.add_argument("--threads", type=int, default=0)
