@@ -346,9 +346,9 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         raise BridgeError(
             f"Prompts are limited to {LIMITS.edit_prompt_chars} characters (edit) and {LIMITS.mask_prompt_chars} (mask); shorten them."
         )
-    if not 0 < args.yaw_range <= 180:
+    if args.yaw_range is not None and not 0 < args.yaw_range <= 180:
         raise BridgeError("--yaw-range is in degrees either side of the front: give a value above 0 and up to 180.")
-    if not 16 <= args.resolution <= 256:
+    if args.resolution is not None and not 16 <= args.resolution <= 256:
         raise BridgeError("--resolution must be between 16 and 256 pixels (64 is the default).")
     target = None
     image_sha = None
@@ -360,9 +360,10 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     prior = HeadPrior.load(args.weights)
     clip = load_clip(args.clip)
     spec = EditSpec(args.edit.strip() or f"like {args.edit_image.name}", args.mask.strip(), args.geometry, image_sha)
+    chosen = {"yaw_range": None if args.yaw_range is None else (-args.yaw_range, args.yaw_range), "resolution": args.resolution}
     config = EditTrainingConfig(
-        seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, yaw_range=(-args.yaw_range, args.yaw_range),
-        resolution=args.resolution, alternate=not args.joint,
+        seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint,
+        **{name: value for name, value in chosen.items() if value is not None},
     )
     trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, edit_target=target)
     out = Path(args.out)
@@ -613,14 +614,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
     p.add_argument(
-        "--yaw-range", type=float, default=35.0,
-        help="training cameras turn up to this many degrees either side of the front (a part seen all round, like hair, wants 90)",
+        "--yaw-range", type=float, default=None,
+        help="training cameras turn up to this many degrees either side of the front (default 35; a part seen all round, like hair, wants 90)",
     )
     p.add_argument(
         "--joint", action="store_true",
         help="update the mapper and the attention field every step (default: on alternate steps, as LENeRF's code does)",
     )
-    p.add_argument("--resolution", type=int, default=64, help="training renders are this many pixels across (time per step grows with its square)")
+    p.add_argument("--resolution", type=int, default=None, help="training renders are this many pixels across (default 64; time per step grows with its square)")
     p.add_argument("--threads", type=int, default=0)
     _add_clip_argument(p)
     _add_weights_argument(p)
