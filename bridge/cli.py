@@ -350,6 +350,9 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         raise BridgeError("--yaw-range is in degrees either side of the front: give a value above 0 and up to 180.")
     if args.resolution is not None and not 16 <= args.resolution <= 256:
         raise BridgeError("--resolution must be between 16 and 256 pixels (64 is the default).")
+    for option, weight in (("--residual-weight", args.residual_weight), ("--preservation-weight", args.preservation_weight)):
+        if weight is not None and not 0 <= weight <= 1000:
+            raise BridgeError(f"{option} must be between 0 and 1000; leave it out for the default.")
     target = None
     image_sha = None
     if args.edit_image:
@@ -360,7 +363,12 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     prior = HeadPrior.load(args.weights)
     clip = load_clip(args.clip)
     spec = EditSpec(args.edit.strip() or f"like {args.edit_image.name}", args.mask.strip(), args.geometry, image_sha)
-    chosen = {"yaw_range": None if args.yaw_range is None else (-args.yaw_range, args.yaw_range), "resolution": args.resolution}
+    chosen = {
+        "yaw_range": None if args.yaw_range is None else (-args.yaw_range, args.yaw_range),
+        "resolution": args.resolution,
+        "residual_weight": args.residual_weight,
+        "preservation_weight": args.preservation_weight,
+    }
     config = EditTrainingConfig(
         seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint,
         **{name: value for name, value in chosen.items() if value is not None},
@@ -622,6 +630,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="update the mapper and the attention field every step (default: on alternate steps, as LENeRF's code does)",
     )
     p.add_argument("--resolution", type=int, default=None, help="training renders are this many pixels across (default 64; time per step grows with its square)")
+    p.add_argument(
+        "--residual-weight", type=float, default=None,
+        help="weight of the latent residual's length (default 0.02); lower it for an edit that must move w far, like a hair colour",
+    )
+    p.add_argument(
+        "--preservation-weight", type=float, default=None,
+        help="weight of keeping the render unchanged outside the mask (default 0.3); raise it for geometry edits, whose deformation can drift",
+    )
     p.add_argument("--threads", type=int, default=0)
     _add_clip_argument(p)
     _add_weights_argument(p)

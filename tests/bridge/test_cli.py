@@ -41,7 +41,12 @@ def test_bad_resolution_is_refused_clearly(tmp_path):
 
 
 def test_train_edit_refuses_impossible_cameras_and_sizes_before_loading_anything(tmp_path):
-    for option, value, words in (("--yaw-range", "0", "--yaw-range is in degrees"), ("--resolution", "4", "--resolution must be between")):
+    for option, value, words in (
+        ("--yaw-range", "0", "--yaw-range is in degrees"),
+        ("--resolution", "4", "--resolution must be between"),
+        ("--residual-weight", "-1", "--residual-weight must be between"),
+        ("--preservation-weight", "1e9", "--preservation-weight must be between"),
+    ):
         result = _bridge("train-edit", "--edit", "blue eyes", "--mask", "eyes", "--out", str(tmp_path / "e"), option, value)
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
         assert not (tmp_path / "e").exists()
