@@ -331,6 +331,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     import torch
 
     from bridge.guidance.clip import load_clip
+    from bridge.guidance.losses import ClipLossConfig
     from bridge.images import load_image, save_png, sheet
     from bridge.lenerf.edit_module import EditSpec
     from bridge.lenerf.trainer import EditTrainer, EditTrainingConfig
@@ -373,7 +374,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint,
         **{name: value for name, value in chosen.items() if value is not None},
     )
-    trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, edit_target=target)
+    trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, clip_loss=ClipLossConfig(kind=args.clip_loss), edit_target=target)
     out = Path(args.out)
     command = "python -m bridge " + shlex.join(sys.argv[1:])
 
@@ -637,6 +638,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preservation-weight", type=float, default=None,
         help="weight of keeping the render unchanged outside the mask (default 0.3); raise it for geometry edits, whose deformation can drift",
+    )
+    p.add_argument(
+        "--clip-loss", choices=("contrastive", "directional", "global"), default="contrastive",
+        help="contrastive (LENeRF, default), directional, or global (StyleCLIP: the picture must match the prompt; "
+        "for changes the direction losses cannot reach step by step, like black hair to red)",
     )
     p.add_argument("--threads", type=int, default=0)
     _add_clip_argument(p)

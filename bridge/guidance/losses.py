@@ -1,5 +1,5 @@
-"""The CLIP losses that drive an edit: LENeRF's contrastive direction loss (Eq. 8) and the
-directional cosine loss.
+"""The CLIP losses that drive an edit: LENeRF's contrastive direction loss (Eq. 8), the
+directional cosine loss, and StyleCLIP's global loss.
 
 Both compare the CLIP-space direction q = E_I(aug(I_edited)) - E_I(aug(I_source)) with the
 direction the prompt asks for. The contrastive form (LENeRF) uses the positives
@@ -11,6 +11,13 @@ are unit vectors and q is not: the logits q.s / temperature grow with the size o
 the loss keeps asking for a clearer edit instead of being satisfied by a faint one in the right
 direction (with q normalised too, a barely visible tint scores as well as blue eyes). The loss is averaged over the plain view and `augment_copies` augmented views,
 with the same augmentation applied to the edited and the source image.
+
+The global loss, 1 - cos(E_I(aug(I_edited)), E(t_edit)), asks only that the edited picture match
+the prompt, as StyleCLIP's latent mapper is trained. The direction losses compare a change with
+where it should go, and for a change that must travel far they can have a barrier on the way: on
+the prior's straight path in w from a black- or green-haired head to its red-haired twin the
+contrastive loss rises from 0.6 to 1.0-1.5 before it falls to 0.01, so a mapper that starts at
+the identity never crosses; the picture's similarity to "red hair" rises all the way.
 """
 
 from __future__ import annotations
@@ -24,13 +31,15 @@ from torch import Tensor
 from bridge.guidance.augment import AugmentConfig, random_corners, warp
 from bridge.guidance.clip import ClipModel
 
+CLIP_LOSS_KINDS = ("contrastive", "directional", "global")
 NEUTRAL_PROMPTS = ("a head", "a render of a head", "a 3D head", "a photo of a person", "a face")
 
 
 @dataclass(frozen=True)
 class ClipLossConfig:
     kind: str = "contrastive"
-    """"contrastive" (LENeRF Eq. 8) or "directional" (1 - cos(q, E_T(t_edit) - E_T(t_src)))."""
+    """"contrastive" (LENeRF Eq. 8), "directional" (1 - cos(q, E_T(t_edit) - E_T(t_src))) or
+    "global" (1 - cos(E_I(I_edited), E(t_edit)), StyleCLIP)."""
     neutral_prompts: tuple[str, ...] = NEUTRAL_PROMPTS
     augment_copies: int = 4
     temperature: float = 0.05
@@ -43,8 +52,8 @@ class ClipEditLoss:
     """L_CLIP for one edit target; call with edited and source renders (B, 3, H, W) in [0, 1]."""
 
     def __init__(self, clip: ClipModel, target: str | Tensor, config: ClipLossConfig = ClipLossConfig()):
-        if config.kind not in ("contrastive", "directional"):
-            raise ValueError(f"Unknown CLIP loss {config.kind!r}; use 'contrastive' or 'directional'.")
+        if config.kind not in CLIP_LOSS_KINDS:
+            raise ValueError(f"Unknown CLIP loss {config.kind!r}; use one of {', '.join(CLIP_LOSS_KINDS)}.")
         self.clip = clip
         self.config = config
         with torch.no_grad():
@@ -67,6 +76,9 @@ class ClipEditLoss:
         losses = []
         for edited_view, source_view in self.views(edited, source.detach(), generator):
             e_edit = self.clip.encode_image(edited_view)
+            if self.config.kind == "global":
+                losses.append(1 - F.cosine_similarity(e_edit, self.target.to(e_edit.device)[None], dim=-1).mean())
+                continue
             with torch.no_grad():
                 e_source = self.clip.encode_image(source_view)
             losses.append(self.direction_loss(e_edit - e_source, e_source))

@@ -1,8 +1,8 @@
 """The regularisers of a LENeRF edit, on rendered 2D masks (B, 1, H, W) in [0, 1].
 
 L_mask (MSE against the relevance pseudo-label), total variation (Eq. 9), top-k / bottom-k
-sparsity (Eq. 10), the binarisation term, the L2 norm of the latent residual, and the identity
-slot. LENeRF's identity term is ArcFace, which does not exist for ProcHead heads (and cannot be
+sparsity (Eq. 10), the binarisation term, the L2 norm of the latent residual, the identity
+slot, and (not in the paper) the deformation's size outside the mask, on 3D points. LENeRF's identity term is ArcFace, which does not exist for ProcHead heads (and cannot be
 downloaded here); its substitute is `preservation`: the edited render must match the source render
 where the mask is off, which is what identity preservation means for a local edit.
 """
@@ -46,3 +46,10 @@ def preservation(edited: Tensor, source: Tensor, mask: Tensor) -> Tensor:
     """The identity slot's substitute: squared colour change where the (detached) mask is off."""
     keep = 1 - mask.detach()
     return (keep * (edited - source).square()).sum() / (3 * keep.sum()).clamp_min(1.0)
+
+
+def deformation_outside_mask(offsets: Tensor, keep: Tensor) -> Tensor:
+    """Mean squared offset (B, M, 3) over the points weighted by `keep` (B, M, 1): where the head
+    has matter and the mask is off, the deformation must leave it where it is. The rendered
+    preservation term barely sees such a drift (a shifted cheek changes few pixels by little)."""
+    return (keep * offsets.square().sum(dim=-1, keepdim=True)).sum() / keep.sum().clamp_min(1.0)

@@ -8,6 +8,8 @@ and takes one optimiser step on
   + residual_weight * ||dw||  + preservation_weight * L_id-substitute
   + mask_weight * MSE(mask, relevance pseudo-label)      (max of source and target maps for geometry)
   + tv_weight * TV(mask) + sparsity_weight * L_sparsity + binarisation_weight * L_bin
+  + deformation_weight * mean |T(x)|^2 / max_offset^2    geometry edits: at random points of the
+                                                         source head's matter, where the mask is off
 
 The mapper (with the deformation network) and the attention field have their own Adam optimisers
 and update on alternate steps, as LENeRF's code does; `alternate=False` updates both every step.
@@ -36,7 +38,7 @@ from bridge.guidance.losses import ClipEditLoss, ClipLossConfig
 from bridge.guidance.relevance import PSEUDO_LABEL_LEVEL, PSEUDO_LABEL_OPTIONS, pseudo_label, relevance_maps
 from bridge.lenerf import losses
 from bridge.lenerf.edit_module import EditModule, EditSpec
-from bridge.lenerf.fusion import EditedField, PlaneFeatures
+from bridge.lenerf.fusion import ACTIVE_SIGMA, EditedField, PlaneFeatures
 from bridge.lenerf.modules import EditModules, ModuleConfig
 
 LatentSampler = Callable[[int, torch.Generator], Tensor]
@@ -63,6 +65,9 @@ class EditTrainingConfig:
     tv_weight: float = 0.05
     sparsity_weight: float = 0.02
     binarisation_weight: float = 0.05
+    deformation_weight: float = 10.0
+    deformation_points: int = 2048
+    """Random box points per head at which the deformation's drift outside the mask is measured."""
     mapper_warmup: float = 0.3
     """The first fraction of the steps shows CLIP the mapper's edit everywhere (m = 1) while the
     attention field learns where the mask prompt is: the mapper cannot learn through a mask that
@@ -103,6 +108,8 @@ class EditTrainer:
         base = render_config or generator.config.render
         self.renderer = VolumeRenderer(replace(base, depth_samples=config.samples, importance_samples=config.samples))
         self.clip_loss = ClipEditLoss(clip, spec.edit if edit_target is None else edit_target, clip_loss)
+        self.settings = json.loads(json.dumps({"config": asdict(config), "clip_loss": asdict(clip_loss)}))
+        """What a checkpoint must have been made with to be resumed."""
         self.mask_prompts = mask_prompt_ensemble(spec.mask)
         mapper_params = list(self.modules.mapper.parameters())
         if self.modules.deformation is not None:
@@ -180,8 +187,22 @@ class EditTrainer:
             "sparsity": c.sparsity_weight * losses.sparsity(mask),
             "binarisation": c.binarisation_weight * losses.binarisation(mask),
         }
+        if self.modules.deformation is not None:
+            terms["deformation"] = c.deformation_weight * self.deformation_drift(field)
         images = {"source": source[0], "edited": edited["rgb"][0].detach(), "mask": mask[0].detach(), "pseudo_label": pseudo[0]}
         return terms, images
+
+    def deformation_drift(self, field: EditedField) -> Tensor:
+        """The deformation's offsets (in units of the largest allowed) where the source head has
+        matter and the mask is off, at random points of the box."""
+        heads = field.ws_source.shape[0]
+        box = self.generator.config.render.box_size
+        points = ((torch.rand(heads, self.config.deformation_points, 3, generator=self.rng) - 0.5) * box).to(field.ws_source.device)
+        offsets = self.modules.deformation.offsets(points, field.ws_source, field.ws_target) / self.module_config.max_offset
+        with torch.no_grad():
+            at = field.mask_field(points)
+            keep = (at["sigma"] > ACTIVE_SIGMA).float() * (1 - at["mask"])
+        return losses.deformation_outside_mask(offsets, keep)
 
     def train_step(self) -> tuple[dict[str, float], dict[str, Tensor]]:
         terms, images = self.batch_losses()
@@ -206,7 +227,7 @@ class EditTrainer:
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().contiguous() for k, v in self.modules.state_dict().items()}, str(folder / "checkpoint.safetensors"))
         torch.save({name: o.state_dict() for name, o in self.optimisers.items()}, folder / "checkpoint_optimisers.pt")
-        state = {"step": self.step, "config": asdict(self.config), "rng": self.rng.get_state().tolist(), "history": self.history}
+        state = {"step": self.step, **self.settings, "rng": self.rng.get_state().tolist(), "history": self.history}
         (folder / "checkpoint.json").write_text(json.dumps(state) + "\n")
 
     def resume(self, folder: Path) -> bool:
@@ -215,7 +236,7 @@ class EditTrainer:
         if not meta.is_file():
             return False
         state = json.loads(meta.read_text())
-        if state.get("config") != json.loads(json.dumps(asdict(self.config))):
+        if any(state.get(name) != value for name, value in self.settings.items()):
             raise BridgeError(
                 f"The checkpoint in {folder} was made with other training settings; use a new --out folder "
                 "or the same settings to resume."
@@ -263,6 +284,7 @@ class EditTrainer:
             "training": {
                 "command": command,
                 "config": asdict(c),
+                "clip_loss": self.settings["clip_loss"],
                 "pseudo_labels": {**PSEUDO_LABEL_OPTIONS, "level": PSEUDO_LABEL_LEVEL},
                 "steps_done": self.step,
                 "resumed_from_step": first_step if resumed else None,

@@ -50,3 +50,11 @@ def test_train_edit_refuses_impossible_cameras_and_sizes_before_loading_anything
         result = _bridge("train-edit", "--edit", "blue eyes", "--mask", "eyes", "--out", str(tmp_path / "e"), option, value)
         assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
         assert not (tmp_path / "e").exists()
+
+
+def test_train_edit_offers_every_clip_loss_the_trainer_knows():
+    from bridge.cli import build_parser
+    from bridge.guidance.losses import CLIP_LOSS_KINDS
+
+    train_edit = next(a for a in build_parser()._subparsers._group_actions[0].choices["train-edit"]._actions if a.dest == "clip_loss")
+    assert tuple(train_edit.choices) == CLIP_LOSS_KINDS

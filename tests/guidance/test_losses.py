@@ -42,7 +42,7 @@ def _optimise(loss_fn, source, steps=40):
     return initial, final
 
 
-@pytest.mark.parametrize("kind", ["contrastive", "directional"])
+@pytest.mark.parametrize("kind", ["contrastive", "directional", "global"])
 def test_loss_falls_when_an_image_is_optimised_toward_the_prompt(tiny_clip, kind):
     torch.manual_seed(0)
     source = torch.rand(2, 3, 32, 32)

@@ -53,7 +53,7 @@ def test_a_step_reports_every_term_and_changes_the_modules(generator, tiny_clip)
     trainer = _trainer(generator, tiny_clip, geometry=True)
     before = {k: v.clone() for k, v in trainer.modules.state_dict().items()}
     figures, images = trainer.train_step()
-    assert set(figures) == {"clip", "residual", "preservation", "mask", "tv", "sparsity", "binarisation", "total"}
+    assert set(figures) == {"clip", "residual", "preservation", "mask", "tv", "sparsity", "binarisation", "deformation", "total"}
     assert all(torch.isfinite(torch.tensor(v)) for v in figures.values())
     assert images["edited"].shape == (3, 16, 16) and images["mask"].shape == (1, 16, 16)
     changed = [k for k, v in trainer.modules.state_dict().items() if not torch.equal(v, before[k])]
@@ -123,3 +123,43 @@ def test_mapper_warmup_lets_clip_reach_the_mapper_through_a_closed_mask(generato
     terms["clip"].backward()
     gradient = sum(p.grad.abs().sum() for p in trainer.modules.mapper.parameters() if p.grad is not None)
     assert (gradient > 1e-6) == reaches_mapper, float(gradient)
+
+
+def test_deformation_drift_counts_only_matter_outside_the_mask():
+    from bridge.lenerf.losses import deformation_outside_mask
+
+    offsets = torch.tensor([[[0.5, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 0.0]]])
+    keep = torch.tensor([[[1.0], [1.0], [0.0]]])  # the moved third point is inside the mask (or empty)
+    assert float(deformation_outside_mask(offsets, keep)) == pytest.approx(0.25 / 2)
+    assert float(deformation_outside_mask(offsets, torch.zeros_like(keep))) == 0.0
+
+
+def test_geometry_training_pulls_a_drifting_deformation_back(tiny_clip):
+    torch.manual_seed(1)
+    solid = TriPlaneGenerator(TINY).eval()
+    with torch.no_grad():  # matter everywhere, so every random point counts
+        solid.decoder.fc1.bias[0] = 50.0 / solid.decoder.fc1.bias_gain
+    trainer = _trainer(solid, tiny_clip, geometry=True)
+
+    def drift() -> float:
+        return float(trainer.deformation_drift(_edited_field(trainer)).detach())
+
+    assert drift() == 0.0  # an untrained deformation is the identity
+    with torch.no_grad():
+        trainer.modules.deformation.layers[-1].bias.fill_(1.0)
+        trainer.modules.attention.layers[-1].bias.fill_(-20.0)  # the mask off everywhere
+    optimiser = torch.optim.Adam(trainer.modules.deformation.parameters(), lr=1e-2)
+    first = drift()
+    for _ in range(20):
+        optimiser.zero_grad()
+        trainer.deformation_drift(_edited_field(trainer)).backward()
+        optimiser.step()
+    assert first > 0.3 and drift() < 0.5 * first
+
+
+def _edited_field(trainer):
+    from bridge.lenerf.fusion import EditedField, PlaneFeatures
+
+    ws = trainer.sample_ws(1, torch.Generator().manual_seed(0))
+    planes = PlaneFeatures(trainer.generator.planes(ws))
+    return EditedField(trainer.generator.decoder, planes, planes, ws, ws, trainer.modules.attention, trainer.modules.deformation)
