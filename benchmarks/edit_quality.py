@@ -5,8 +5,11 @@ For every valid module in the bundled edit library, over `heads` held-out heads 
 - psnr_out_db: source vs edited render outside the ground-truth region of the mask part (dilated
   by one pixel: the renders' soft borders are not an edit), as LENeRF's Table 1 does with a face
   parser; psnr_out_db_no_afn the same for the mapper alone (the target head, the paper's
-  "w/o AFN" row).
-- mask_iou_3d: the attention field thresholded at 0.5 against the ground-truth part volume, on
+  "w/o AFN" row). The region is the part before or after the edit: in the source head and in the
+  same analytic head with the prompt's attribute set (`ground_truth_edit`); they differ only for a
+  geometry edit, where an opened mouth covers more of the face than the closed lips did.
+- mask_iou_3d: the attention field thresholded at 0.5 against the ground-truth part volume (before
+  or after the edit, as above), on
   points of the analytic head's outer 0.02 (-0.02 < sdf <= 0: the matter a render or a mesh
   shows). mask_iou_3d_band is the same on the band |sdf| < 0.02, which also counts the empty air
   just outside the head as part of the nearest part; the attention field is 0 by design where
@@ -35,7 +38,7 @@ from bridge.field.grid import sample_grid
 from bridge.field.renderer import render_orbit
 from bridge.images import save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
-from bridge.lenerf.edit_module import EditLibrary, EditModule
+from bridge.lenerf.edit_module import EditLibrary, EditModule, EditSpec
 from bridge.prior import analytic
 from bridge.prior.model import PRIOR_RENDER, SURFACE_LEVEL, HeadCode, HeadPrior
 from bridge.prior.params import EYE_COLOURS, HAIR_COLOURS, PARAM_INDEX, with_overrides
@@ -46,6 +49,8 @@ SEED_BASE = EVAL_SEED_BASE + 2000
 FIGURES = Path("out/benchmarks")
 PREVIEW_HEADS = 4
 VIEWS = ((-20.0, 0.0), (20.0, 0.0))
+MOUTH_OPENED = 0.6
+"""The analytic mouth opening an "open mouth" edit is measured against."""
 PALETTES = {"eyes": ("eye_colour", EYE_COLOURS), "hair": ("hair_colour", HAIR_COLOURS)}
 
 
@@ -81,8 +86,9 @@ def reference_colours(prior: HeadPrior, code: HeadCode, group: str, palette: dic
     return references
 
 
-def _part_of(module: EditModule) -> str:
-    mask = module.spec.mask.lower()
+def part_of(spec: EditSpec) -> str:
+    """The analytic part a mask prompt names ("eyes", "the hair" -> "hair")."""
+    mask = spec.mask.lower()
     for part in analytic.PART_NAMES[1:]:
         if part in mask or part.rstrip("s") in mask:
             return part
@@ -97,12 +103,12 @@ def _psnr_outside(a: torch.Tensor, b: torch.Tensor, outside: torch.Tensor) -> fl
 
 @torch.no_grad()
 def evaluate_module(prior: HeadPrior, module: EditModule, heads: int, resolution: int) -> dict:
-    part = _part_of(module)
+    part = part_of(module.spec)
     part_id = analytic.PART_IDS[part]
-    words = module.spec.edit.lower().split()
+    changes = ground_truth_edit(module.spec)
     group, palette = PALETTES.get(part, (None, {}))
-    colour = next((w for w in words if w in palette), None)
-    opening = "open" in words and part == "mouth"
+    colour = changes.get(group)
+    opening = "mouth_open" in changes
     psnr_out, psnr_no_afn, ious, band_ious, successes = [], [], [], [], []
     for index in range(heads):
         code = HeadCode.from_seed(SEED_BASE + index)
@@ -113,8 +119,9 @@ def evaluate_module(prior: HeadPrior, module: EditModule, heads: int, resolution
             a = render_orbit(source, prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
             b = render_orbit(edited, prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
             c = render_orbit(target, prior.render_config, yaw, pitch, resolution, channels=("rgb",))["rgb"]
-            parts = render_orbit(analytic_field(code.params[None], with_parts=True), PRIOR_RENDER, yaw, pitch, resolution, channels=("parts",))["parts"]
-            region = parts.argmax(dim=1) == part_id
+            region = _part_region(code.params, part_id, yaw, pitch, resolution)
+            if changes:
+                region |= _part_region(with_overrides(code.params, **changes), part_id, yaw, pitch, resolution)
             dilated = F.max_pool2d(region.float()[:, None], 3, 1, 1)[:, 0] > 0
             psnr_out.append(_psnr_outside(a, b, ~dilated))
             psnr_no_afn.append(_psnr_outside(a, c, ~dilated))
@@ -126,9 +133,10 @@ def evaluate_module(prior: HeadPrior, module: EditModule, heads: int, resolution
                         successes.append(nearest_colour(after, references) == colour)
         points, truth = sample_points(code.params[None], 2048, 8192, 0.02, torch.Generator().manual_seed(index))
         sdf = truth["sdf"][0, :, 0]
-        labels = analytic.query(points, code.params[None])["label"][0]
         mask = edited(points)["mask"][0, :, 0] > 0.5
-        gt = labels == part_id
+        gt = analytic.query(points, code.params[None])["label"][0] == part_id
+        if changes:
+            gt |= analytic.query(points, with_overrides(code.params, **changes)[None])["label"][0] == part_id
         volume, band = part_iou_3d(mask, gt, sdf)
         ious.append(volume)
         band_ious.append(band)
@@ -143,6 +151,26 @@ def evaluate_module(prior: HeadPrior, module: EditModule, heads: int, resolution
         "edit_success": round(sum(successes) / len(successes), 4) if successes else None,
         "edit_success_heads": len(successes),
     }
+
+
+def ground_truth_edit(spec: EditSpec) -> dict:
+    """The prior parameters an edit's prompt sets, as `with_overrides` takes them (a palette
+    colour of the part, or the mouth opened); {} for a prompt the benchmark cannot read."""
+    part = part_of(spec)
+    words = spec.edit.lower().split()
+    group, palette = PALETTES.get(part, (None, {}))
+    colour = next((w for w in words if w in palette), None)
+    if colour:
+        return {group: colour}
+    if "open" in words and part == "mouth":
+        return {"mouth_open": MOUTH_OPENED}
+    return {}
+
+
+def _part_region(params: torch.Tensor, part_id: int, yaw: float, pitch: float, resolution: int) -> torch.Tensor:
+    """(1, H, W): where the analytic head with `params` shows the part."""
+    parts = render_orbit(analytic_field(params[None], with_parts=True), PRIOR_RENDER, yaw, pitch, resolution, channels=("parts",))["parts"]
+    return parts.argmax(dim=1) == part_id
 
 
 def part_iou_3d(mask: torch.Tensor, part: torch.Tensor, sdf: torch.Tensor, depth: float = 0.02) -> tuple[float, float]:
@@ -166,7 +194,7 @@ def _mouth_opened(prior: HeadPrior, code: HeadCode, edited, resolution: int) -> 
     def depth(field, config) -> float:
         return float(render_orbit(field, config, 0.0, 0.0, resolution, channels=())["depth"][:, 0][region].mean())
 
-    opened = with_overrides(code.params, mouth_open=0.6)[None]
+    opened = with_overrides(code.params, mouth_open=MOUTH_OPENED)[None]
     wanted = depth(analytic_field(opened), PRIOR_RENDER) - depth(analytic_field(params), PRIOR_RENDER)
     source = prior.generator.field(prior.ws(params, code.noise[None]))
     got = depth(edited, prior.render_config) - depth(source, prior.render_config)

@@ -369,6 +369,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         "resolution": args.resolution,
         "residual_weight": args.residual_weight,
         "preservation_weight": args.preservation_weight,
+        "geometry_labels": args.geometry_labels,
     }
     config = EditTrainingConfig(
         seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint,
@@ -638,6 +639,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--preservation-weight", type=float, default=None,
         help="weight of keeping the render unchanged outside the mask (default 0.3); raise it for geometry edits, whose deformation can drift",
+    )
+    p.add_argument(
+        "--geometry-labels", choices=("both", "target"), default=None,
+        help="a geometry edit's mask labels from the source and the edited render (both, LENeRF, default) or the edited "
+        "render alone (target: for a part the CLIP finds only once it is edited, like an open mouth)",
     )
     p.add_argument(
         "--clip-loss", choices=("contrastive", "directional", "global"), default="contrastive",

@@ -52,9 +52,12 @@ def test_train_edit_refuses_impossible_cameras_and_sizes_before_loading_anything
         assert not (tmp_path / "e").exists()
 
 
-def test_train_edit_offers_every_clip_loss_the_trainer_knows():
+def test_train_edit_offers_every_choice_the_trainer_knows():
+    """The parser stays free of torch, so it names the choices itself."""
     from bridge.cli import build_parser
     from bridge.guidance.losses import CLIP_LOSS_KINDS
+    from bridge.lenerf.trainer import GEOMETRY_LABELS
 
-    train_edit = next(a for a in build_parser()._subparsers._group_actions[0].choices["train-edit"]._actions if a.dest == "clip_loss")
-    assert tuple(train_edit.choices) == CLIP_LOSS_KINDS
+    options = {a.dest: a for a in build_parser()._subparsers._group_actions[0].choices["train-edit"]._actions}
+    assert tuple(options["clip_loss"].choices) == CLIP_LOSS_KINDS
+    assert tuple(options["geometry_labels"].choices) == GEOMETRY_LABELS

@@ -163,3 +163,19 @@ def _edited_field(trainer):
     ws = trainer.sample_ws(1, torch.Generator().manual_seed(0))
     planes = PlaneFeatures(trainer.generator.planes(ws))
     return EditedField(trainer.generator.decoder, planes, planes, ws, ws, trainer.modules.attention, trainer.modules.deformation)
+
+
+def test_geometry_labels_come_from_both_renders_or_the_target_alone(generator, tiny_clip):
+    from dataclasses import replace
+
+    torch.manual_seed(3)
+    source = {"rgb": torch.rand(1, 3, 16, 16), "opacity": torch.ones(1, 1, 16, 16)}
+    target = {"rgb": torch.rand(1, 3, 16, 16), "opacity": torch.ones(1, 1, 16, 16)}
+    both = _trainer(generator, tiny_clip, geometry=True)
+    alone = _trainer(generator, tiny_clip, replace(FAST, geometry_labels="target"), geometry=True)
+    of_source, of_target = both.pseudo_labels(source, None), both.pseudo_labels(target, None)
+    assert torch.equal(alone.pseudo_labels(source, target), of_target)
+    assert torch.allclose(both.pseudo_labels(source, target), torch.maximum(of_source, of_target))
+    assert not torch.equal(of_source, of_target)
+    with pytest.raises(ValueError, match="geometry_labels"):
+        _trainer(generator, tiny_clip, replace(FAST, geometry_labels="source"), geometry=True)
