@@ -343,9 +343,9 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         raise BridgeError("Give an edit prompt (--edit \"blue eyes\") or a reference picture (--edit-image).")
     from bridge.service.settings import LIMITS
 
-    if len(args.edit) > LIMITS.edit_prompt_chars or len(args.mask) > LIMITS.mask_prompt_chars:
+    if len(args.edit) > LIMITS.edit_prompt_chars or max(len(args.mask), len(args.label_baseline or "")) > LIMITS.mask_prompt_chars:
         raise BridgeError(
-            f"Prompts are limited to {LIMITS.edit_prompt_chars} characters (edit) and {LIMITS.mask_prompt_chars} (mask); shorten them."
+            f"Prompts are limited to {LIMITS.edit_prompt_chars} characters (edit) and {LIMITS.mask_prompt_chars} (mask, label baseline); shorten them."
         )
     if args.yaw_range is not None and not 0 < args.yaw_range <= 180:
         raise BridgeError("--yaw-range is in degrees either side of the front: give a value above 0 and up to 180.")
@@ -370,6 +370,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         "residual_weight": args.residual_weight,
         "preservation_weight": args.preservation_weight,
         "geometry_labels": args.geometry_labels,
+        "label_baseline": args.label_baseline.strip() if args.label_baseline else None,
     }
     config = EditTrainingConfig(
         seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint,
@@ -644,6 +645,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--geometry-labels", choices=("both", "target"), default=None,
         help="a geometry edit's mask labels from the source and the edited render (both, LENeRF, default) or the edited "
         "render alone (target: for a part the CLIP finds only once it is edited, like an open mouth)",
+    )
+    p.add_argument(
+        "--label-baseline", default=None, metavar="PROMPT",
+        help='take this prompt\'s relevance off the mask prompt\'s before labelling, e.g. "a face": removes the eyes, '
+        "which a small CLIP finds relevant whatever it is asked (for hair or mouth edits; not for eyes)",
     )
     p.add_argument(
         "--clip-loss", choices=("contrastive", "directional", "global"), default="contrastive",

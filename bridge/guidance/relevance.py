@@ -215,6 +215,18 @@ def pseudo_label(maps: Tensor, level: float = PSEUDO_LABEL_LEVEL) -> Tensor:
     return ((maps - level / 2) / level).clamp(0.0, 1.0)
 
 
+def relevance_above(maps: Tensor, baseline: Tensor) -> Tensor:
+    """What a mask prompt's maps (B, H, W) show beyond a baseline prompt's maps of the same images
+    (such as "a face"): their difference, clamped at 0 and normalised again.
+
+    A small ViT parks attention on the eyes whatever the prompt: the head CLIP's "hair" label
+    covers a third of the eyes' pixels and its "mouth" label two thirds. A neutral prompt's map has
+    the same sink, and the difference removes it (on 24 held-out renders: the hair label on the eyes
+    0.34 -> 0.09 with its IoU 0.56 -> 0.58; the mouth label on the eyes 0.67 -> 0.22). Not for a
+    part that is itself the sink: the eyes' own IoU falls from 0.40 to 0.16."""
+    return _normalised((maps - baseline).clamp_min(0))
+
+
 def _normalised(maps: Tensor) -> Tensor:
     low = maps.flatten(1).min(dim=1).values.view(-1, 1, 1)
     high = maps.flatten(1).max(dim=1).values.view(-1, 1, 1)

@@ -36,7 +36,7 @@ from bridge.field.renderer import RenderConfig, VolumeRenderer
 from bridge.guidance.captions import mask_prompt_ensemble
 from bridge.guidance.clip import ClipModel
 from bridge.guidance.losses import ClipEditLoss, ClipLossConfig
-from bridge.guidance.relevance import PSEUDO_LABEL_LEVEL, PSEUDO_LABEL_OPTIONS, pseudo_label, relevance_maps
+from bridge.guidance.relevance import PSEUDO_LABEL_LEVEL, PSEUDO_LABEL_OPTIONS, pseudo_label, relevance_above, relevance_maps
 from bridge.lenerf import losses
 from bridge.lenerf.edit_module import EditModule, EditSpec
 from bridge.lenerf.fusion import ACTIVE_SIGMA, EditedField, PlaneFeatures
@@ -71,6 +71,9 @@ class EditTrainingConfig:
     """Geometry edits' pseudo-labels: "both" (the max of the source's and the target's relevance,
     LENeRF) or "target" (the target's alone, for a part the CLIP finds only after the edit: the
     head CLIP's "mouth" map of a closed mouth covers the face, precision 0.01; of an open one 0.79)."""
+    label_baseline: str | None = None
+    """A prompt whose relevance is taken off the mask prompt's before labelling (`relevance_above`),
+    e.g. "a face": removes the eyes a small CLIP finds relevant for any prompt (not for eye edits)."""
     deformation_weight: float = 10.0
     deformation_points: int = 2048
     """Random box points per head at which the deformation's drift outside the mask is measured."""
@@ -146,10 +149,14 @@ class EditTrainer:
         relevance level that best separates the part (`pseudo_label`)."""
 
         def relevance(render: dict[str, Tensor]) -> Tensor:
-            return relevance_maps(
-                self.clip, render["rgb"], self.mask_prompts, size=tuple(render["rgb"].shape[-2:]),
-                foreground=render["opacity"][:, 0], **PSEUDO_LABEL_OPTIONS,
-            )
+            def of(prompts: list[str]) -> Tensor:
+                return relevance_maps(
+                    self.clip, render["rgb"], prompts, size=tuple(render["rgb"].shape[-2:]),
+                    foreground=render["opacity"][:, 0], **PSEUDO_LABEL_OPTIONS,
+                )
+
+            maps = of(self.mask_prompts)
+            return maps if self.config.label_baseline is None else relevance_above(maps, of([self.config.label_baseline]))
 
         if target is None:
             maps = relevance(source)
@@ -296,7 +303,7 @@ class EditTrainer:
                 "command": command,
                 "config": asdict(c),
                 "clip_loss": self.settings["clip_loss"],
-                "pseudo_labels": {**PSEUDO_LABEL_OPTIONS, "level": PSEUDO_LABEL_LEVEL},
+                "pseudo_labels": {**PSEUDO_LABEL_OPTIONS, "level": PSEUDO_LABEL_LEVEL, "baseline": c.label_baseline},
                 "steps_done": self.step,
                 "resumed_from_step": first_step if resumed else None,
                 "minutes_this_run": round(minutes, 2),

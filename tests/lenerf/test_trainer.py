@@ -72,7 +72,7 @@ def test_cancel_stops_before_the_next_step_and_resume_continues(generator, tiny_
     assert module.info["training"]["resumed_from_step"] == 1
     from bridge.guidance.relevance import PSEUDO_LABEL_LEVEL, PSEUDO_LABEL_OPTIONS
 
-    assert module.info["training"]["pseudo_labels"] == {**PSEUDO_LABEL_OPTIONS, "level": PSEUDO_LABEL_LEVEL}  # how its labels were made
+    assert module.info["training"]["pseudo_labels"] == {**PSEUDO_LABEL_OPTIONS, "level": PSEUDO_LABEL_LEVEL, "baseline": None}  # how its labels were made
 
 
 def test_edit_module_round_trip_and_generator_check(generator, tiny_clip, tmp_path):
@@ -179,3 +179,23 @@ def test_geometry_labels_come_from_both_renders_or_the_target_alone(generator, t
     assert not torch.equal(of_source, of_target)
     with pytest.raises(ValueError, match="geometry_labels"):
         _trainer(generator, tiny_clip, replace(FAST, geometry_labels="source"), geometry=True)
+
+
+def test_a_label_baseline_takes_what_any_prompt_finds_off_the_labels(generator, tiny_clip, monkeypatch):
+    from dataclasses import replace
+
+    import bridge.lenerf.trainer as trainer_module
+
+    sink, part = torch.zeros(1, 8, 8), torch.zeros(1, 8, 8)
+    sink[:, 1, 1] = 1.0  # relevant whatever the prompt (the eyes of a small ViT)
+    part[:, 5:, 5:] = 1.0  # the mask prompt's part
+
+    def planted(clip, images, prompts, **options):
+        return torch.maximum(sink, part) if prompts != ["a face"] else sink
+
+    monkeypatch.setattr(trainer_module, "relevance_maps", planted)
+    render = {"rgb": torch.rand(1, 3, 8, 8), "opacity": torch.ones(1, 1, 8, 8)}
+    plain = _trainer(generator, tiny_clip).pseudo_labels(render, None)
+    above = _trainer(generator, tiny_clip, replace(FAST, label_baseline="a face")).pseudo_labels(render, None)
+    assert plain[0, 0, 1, 1] == 1.0 and above[0, 0, 1, 1] == 0.0
+    assert torch.equal(above[0, 0] > 0.5, part[0] > 0.5)
