@@ -3,7 +3,8 @@
 Every step draws heads and cameras, renders the source, the edited (fused) head and its mask,
 and takes one optimiser step on
 
-    clip_weight * L_CLIP(edited, source)                 LENeRF Eq. 8 (bridge.guidance.losses);
+    clip_weight * L_CLIP(edited, source)                 LENeRF Eq. 8 (bridge.guidance.losses), or the
+                                                         directional or global loss (ClipLossConfig.kind);
                                                          the mapper's edit everywhere during warm-up
   + residual_weight * ||dw||  + preservation_weight * L_id-substitute
   + mask_weight * MSE(mask, relevance pseudo-label)      (geometry: max of source and target maps,
