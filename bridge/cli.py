@@ -639,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--preservation-weight", type=float, default=None,
-        help="weight of keeping the render unchanged outside the mask (default 0.3); raise it for geometry edits, whose deformation can drift",
+        help="weight of keeping the render unchanged outside the mask (default 0.3; the identity term LENeRF fills with ArcFace)",
     )
     p.add_argument(
         "--geometry-labels", choices=("both", "target"), default=None,
