@@ -186,8 +186,8 @@ def part_iou_3d(mask: torch.Tensor, part: torch.Tensor, sdf: torch.Tensor, depth
 def _mouth_opened(prior: HeadPrior, code: HeadCode, edited, resolution: int) -> bool:
     """Mean depth over the mouth region from the front grew by >= half the analytic closed -> open step."""
     params = code.params[None]
-    parts = render_orbit(analytic_field(params, with_parts=True), PRIOR_RENDER, 0.0, 0.0, resolution, channels=("parts",))["parts"]
-    region = F.max_pool2d((parts.argmax(dim=1) == analytic.PART_IDS["mouth"]).float()[:, None], 5, 1, 2)[:, 0] > 0
+    mouth = _part_region(code.params, analytic.PART_IDS["mouth"], 0.0, 0.0, resolution)
+    region = F.max_pool2d(mouth.float()[:, None], 5, 1, 2)[:, 0] > 0
     if region.sum() < 3:
         return False
 

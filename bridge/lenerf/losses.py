@@ -2,7 +2,9 @@
 
 L_mask (MSE against the relevance pseudo-label), total variation (Eq. 9), top-k / bottom-k
 sparsity (Eq. 10), the binarisation term, the L2 norm of the latent residual, the identity
-slot, and (not in the paper) the deformation's size outside the mask, on 3D points. LENeRF's identity term is ArcFace, which does not exist for ProcHead heads (and cannot be
+slot, and (not in the paper) the deformation's size outside the mask, on 3D points.
+
+LENeRF's identity term is ArcFace, which does not exist for ProcHead heads (and cannot be
 downloaded here); its substitute is `preservation`: the edited render must match the source render
 where the mask is off, which is what identity preservation means for a local edit.
 """
