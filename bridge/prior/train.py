@@ -8,6 +8,7 @@ train; render PSNR against the analytic renders is the evaluation (`evaluate`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +44,9 @@ class PriorTrainingConfig:
     learning_rate: float = 3e-3
     final_lr_fraction: float = 0.05
     time_limit_minutes: float | None = None
+    ema_half_life: float | None = 300.0
+    """Steps after which a step's weights count half in the running average (StyleGAN's G_ema);
+    batches of four heads make single steps noisy. None: no average."""
     eval_every: int = 1000
     eval_heads: int = 4
     eval_resolution: int = 64
@@ -116,6 +120,20 @@ def field_loss(predicted: dict[str, Tensor], target: dict[str, Tensor], colour_w
     return sigma_loss + colour_weight * colour_loss
 
 
+def ema_beta(step: int, half_life: float) -> float:
+    """Decay of the weight average at `step`: 0.5 ** (1 / half_life), ramped up from 0 so that the
+    first steps' weights, which are far from any head, do not linger."""
+    return min(0.5 ** (1.0 / half_life), (1.0 + step) / (10.0 + step))
+
+
+@torch.no_grad()
+def update_average(average: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
+    for a, p in zip(average.parameters(), model.parameters()):
+        a.lerp_(p, 1.0 - beta)
+    for a, b in zip(average.buffers(), model.buffers()):
+        a.copy_(b)
+
+
 @torch.no_grad()
 def evaluate(prior: HeadPrior, heads: int, resolution: int, views=EVAL_VIEWS, seed_base: int = EVAL_SEED_BASE) -> dict:
     """Render PSNR of generated against analytic heads, held-out seeds, several views."""
@@ -145,7 +163,9 @@ def train_prior(
     generator = torch.Generator().manual_seed(config.seed)
     model = TriPlaneGenerator(prochead_generator_config(plane_resolution=config.plane_resolution))
     start_empty(model)
+    average = copy.deepcopy(model).requires_grad_(False).eval() if config.ema_half_life else None
     prior = HeadPrior(model)
+    evaluated = HeadPrior(average) if average is not None else prior
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(0.9, 0.99))
     budget = Budget(config.steps, config.time_limit_minutes)
 
@@ -158,9 +178,9 @@ def train_prior(
     history = []
     last_eval = None
 
-    def write(final: bool) -> dict:
+    def write(final: bool, weights: TriPlaneGenerator) -> dict:
         return save_generator(
-            model,
+            weights,
             out_path,
             {
                 "prior": {"family": "ProcHead", "noise_dim": NOISE_DIM, "conditioning": "normalised head parameters"},
@@ -195,16 +215,27 @@ def train_prior(
         optimizer.step()
         schedule.step()
         step += 1
+        if average is not None:
+            update_average(average, model, ema_beta(step, config.ema_half_life))
         progress = Progress(step, config.steps, loss.item(), budget.seconds)
         if step % config.eval_every == 0 or step == config.steps:
             model.eval()
-            last_eval = evaluate(prior, config.eval_heads, config.eval_resolution)
+            last_eval = evaluate(evaluated, config.eval_heads, config.eval_resolution)
             model.train()
             progress.eval_psnr_db = last_eval["psnr_db"]
             history.append({"step": step, "loss": round(progress.loss, 6), "psnr_db": round(last_eval["psnr_db"], 3)})
-            write(final=False)
+            write(final=False, weights=evaluated.generator)
         if on_progress:
             on_progress(progress)
     model.eval()
     last_eval = evaluate(prior, config.eval_heads, config.eval_resolution)
-    return write(final=step >= config.steps)
+    shipped = model
+    if average is not None:
+        averaged_eval = evaluate(evaluated, config.eval_heads, config.eval_resolution)
+        last_eval["raw_weights_psnr_db"] = last_eval["psnr_db"]
+        last_eval["averaged_weights_psnr_db"] = averaged_eval["psnr_db"]
+        if averaged_eval["psnr_db"] >= last_eval["raw_weights_psnr_db"]:
+            last_eval.update(averaged_eval)
+            shipped = average
+        last_eval["weights"] = "averaged" if shipped is average else "raw"
+    return write(final=step >= config.steps, weights=shipped)

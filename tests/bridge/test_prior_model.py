@@ -10,7 +10,7 @@ from bridge.field.generator import TriPlaneGenerator
 from bridge.field.weights import metadata_path
 from bridge.prior.model import BUNDLED_WEIGHTS, NOISE_DIM, HeadCode, HeadPrior, prochead_generator_config
 from bridge.prior.params import PARAM_DIM
-from bridge.prior.train import PriorTrainingConfig, evaluate, field_loss, train_prior
+from bridge.prior.train import PriorTrainingConfig, ema_beta, evaluate, field_loss, train_prior, update_average
 
 
 def test_head_code_is_deterministic_per_seed():
@@ -64,6 +64,28 @@ def test_training_command_writes_loadable_weights_and_can_be_cancelled(tmp_path)
     prior = HeadPrior.load(tmp_path / "prochead.safetensors")
     assert prior.generator.config.plane_resolution == 16
     assert "psnr_db" in metadata["metrics"]
+
+
+def test_weight_average_ramps_up_and_follows_the_model():
+    assert ema_beta(0, 300.0) == pytest.approx(0.1)
+    assert ema_beta(10_000, 300.0) == pytest.approx(0.5 ** (1 / 300))
+    model = TriPlaneGenerator(prochead_generator_config(plane_resolution=8))
+    average = TriPlaneGenerator(prochead_generator_config(plane_resolution=8))
+    before = [a.clone() for a in average.parameters()]
+    update_average(average, model, 0.75)
+    for a, old, p in zip(average.parameters(), before, model.parameters()):
+        assert torch.allclose(a, 0.75 * old + 0.25 * p, atol=1e-6)
+
+
+def test_training_writes_the_better_of_the_raw_and_averaged_weights(tmp_path):
+    config = PriorTrainingConfig(steps=3, batch=1, uniform_points=64, surface_points=128, eval_every=1000,
+                                 eval_heads=1, eval_resolution=16, plane_resolution=16, ema_half_life=2.0)
+    metrics = train_prior(config, tmp_path, command="python -m bridge train-prior --test")["metrics"]
+    assert metrics["weights"] in ("averaged", "raw")
+    best = max(metrics["raw_weights_psnr_db"], metrics["averaged_weights_psnr_db"])
+    assert metrics["psnr_db"] == best
+    shipped = HeadPrior.load(tmp_path / "prochead.safetensors")
+    assert evaluate(shipped, 1, 16)["psnr_db"] == pytest.approx(best, abs=1e-4)
 
 
 def test_part_weights_put_more_training_points_on_small_parts():
