@@ -228,14 +228,9 @@ def train_prior(
         if on_progress:
             on_progress(progress)
     model.eval()
-    last_eval = evaluate(prior, config.eval_heads, config.eval_resolution)
-    shipped = model
-    if average is not None:
-        averaged_eval = evaluate(evaluated, config.eval_heads, config.eval_resolution)
-        last_eval["raw_weights_psnr_db"] = last_eval["psnr_db"]
-        last_eval["averaged_weights_psnr_db"] = averaged_eval["psnr_db"]
-        if averaged_eval["psnr_db"] >= last_eval["raw_weights_psnr_db"]:
-            last_eval.update(averaged_eval)
-            shipped = average
-        last_eval["weights"] = "averaged" if shipped is average else "raw"
-    return write(final=step >= config.steps, weights=shipped)
+    candidates = {"raw": prior} if average is None else {"averaged": evaluated, "raw": prior}
+    scores = {name: evaluate(c, config.eval_heads, config.eval_resolution) for name, c in candidates.items()}
+    chosen = max(scores, key=lambda name: scores[name]["psnr_db"])
+    last_eval = {**scores[chosen], "weights": chosen}
+    last_eval.update({f"{name}_weights_psnr_db": score["psnr_db"] for name, score in scores.items()})
+    return write(final=step >= config.steps, weights=candidates[chosen].generator)
