@@ -334,6 +334,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     from bridge.guidance.losses import ClipLossConfig
     from bridge.images import load_image, save_png, sheet
     from bridge.lenerf.edit_module import EditSpec
+    from bridge.lenerf.recipes import LENERF_DEFAULTS, recipe_for
     from bridge.lenerf.trainer import EditTrainer, EditTrainingConfig
     from bridge.prior.model import HeadPrior
 
@@ -364,7 +365,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     prior = HeadPrior.load(args.weights)
     clip = load_clip(args.clip)
     spec = EditSpec(args.edit.strip() or f"like {args.edit_image.name}", args.mask.strip(), args.geometry, image_sha)
-    chosen = {
+    given = {
         "yaw_range": None if args.yaw_range is None else (-args.yaw_range, args.yaw_range),
         "resolution": args.resolution,
         "residual_weight": args.residual_weight,
@@ -372,11 +373,12 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         "geometry_labels": args.geometry_labels,
         "label_baseline": args.label_baseline.strip() if args.label_baseline else None,
     }
-    config = EditTrainingConfig(
-        seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint,
-        **{name: value for name, value in chosen.items() if value is not None},
-    )
-    trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, clip_loss=ClipLossConfig(kind=args.clip_loss), edit_target=target)
+    recipe = recipe_for(spec) if args.recipe == "auto" else LENERF_DEFAULTS
+    chosen = {**recipe.options, **{name: value for name, value in given.items() if value is not None}}
+    clip_loss = args.clip_loss or recipe.clip_loss
+    config = EditTrainingConfig(seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint, **chosen)
+    print(f"recipe: {recipe.name}; " + ", ".join([f"{name}={value}" for name, value in chosen.items()] + [f"clip_loss={clip_loss}"]))
+    trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, clip_loss=ClipLossConfig(kind=clip_loss), edit_target=target)
     out = Path(args.out)
     command = "python -m bridge " + shlex.join(sys.argv[1:])
 
@@ -635,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=None, help="training renders are this many pixels across (default 64; time per step grows with its square)")
     p.add_argument(
         "--residual-weight", type=float, default=None,
-        help="weight of the latent residual's length (default 0.02); lower it for an edit that must move w far, like a hair colour",
+        help="weight of the latent residual's length (LENeRF: 0.02; the recipes of edits that must move w far, like a hair colour, 0.002)",
     )
     p.add_argument(
         "--preservation-weight", type=float, default=None,
@@ -644,17 +646,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--geometry-labels", choices=("both", "target"), default=None,
         help="a geometry edit's mask labels from the source and the edited render (both, LENeRF, default) or the edited "
-        "render alone (target: for a part the CLIP finds only once it is edited, like an open mouth)",
+        "render alone (target: for a part the CLIP finds only once it is edited, like an open mouth); default: the recipe's",
     )
     p.add_argument(
         "--label-baseline", default=None, metavar="PROMPT",
         help='take this prompt\'s relevance off the mask prompt\'s before labelling, e.g. "a face": removes the eyes, '
-        "which a small CLIP finds relevant whatever it is asked (for hair or mouth edits; not for eyes)",
+        "which a small CLIP finds relevant whatever it is asked (the recipes use it for every part but the eyes)",
     )
     p.add_argument(
-        "--clip-loss", choices=("contrastive", "directional", "global"), default="contrastive",
-        help="contrastive (LENeRF, default), directional, or global (StyleCLIP: the picture must match the prompt; "
-        "for changes the direction losses cannot reach step by step, like black hair to red)",
+        "--clip-loss", choices=("contrastive", "directional", "global"), default=None,
+        help="contrastive (LENeRF), directional, or global (StyleCLIP: the picture must match the prompt; "
+        "for changes the direction losses cannot reach step by step, like black hair to red); default: the recipe's",
+    )
+    p.add_argument(
+        "--recipe", choices=("auto", "lenerf"), default="auto",
+        help="auto (default): start from the settings the shipped edit of the same part and kind was trained with "
+        "(bridge/lenerf/recipes.py); lenerf: LENeRF's defaults. Options given here win either way",
     )
     p.add_argument("--threads", type=int, default=0)
     _add_clip_argument(p)

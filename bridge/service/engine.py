@@ -221,6 +221,8 @@ class Engine:
         return self._clip
 
     def run_training(self, ctx: JobContext) -> None:
+        from bridge.guidance.losses import ClipLossConfig
+        from bridge.lenerf.recipes import recipe_for
         from bridge.lenerf.trainer import EditTrainer, EditTrainingConfig
 
         request = ctx.job.request
@@ -228,8 +230,9 @@ class Engine:
         out = self.modules_dir / name
         ctx.progress(0.0, "loading CLIP")
         spec = EditSpec(request["edit"], request["mask"], request.get("geometry", False))
-        config = EditTrainingConfig(seed=request.get("seed", 0), steps=request["steps"], time_limit_minutes=request.get("minutes"))
-        trainer = EditTrainer(self.source.generator, self.source.sample_ws, self.clip(), spec, config)
+        recipe = recipe_for(spec)
+        config = EditTrainingConfig(seed=request.get("seed", 0), steps=request["steps"], time_limit_minutes=request.get("minutes"), **recipe.options)
+        trainer = EditTrainer(self.source.generator, self.source.sample_ws, self.clip(), spec, config, clip_loss=ClipLossConfig(kind=recipe.clip_loss))
         if trainer.resume(out):
             ctx.progress(trainer.step / config.steps, f"resumed at step {trainer.step}")
 
@@ -241,4 +244,4 @@ class Engine:
         if module is None:
             ctx.check()
         self._modules.pop(name, None)
-        ctx.job.info = {"module": name, "steps_done": trainer.step}
+        ctx.job.info = {"module": name, "steps_done": trainer.step, "recipe": recipe.name}
