@@ -45,10 +45,13 @@ def figure(prior: HeadPrior, path: Path, heads: int, resolution: int) -> Path:
         code = HeadCode.from_seed(HELD_OUT_SEED_BASE + index)
         generated = prior.field_for(code)
         truth = analytic_field(code.params[None], with_parts=True)
-        for yaw, pitch in (EVAL_VIEWS[0], EVAL_VIEWS[1]):
-            pictures += [render_orbit(f, prior.render_config, yaw, pitch, resolution)["rgb"][0] for f in (generated, truth)]
-        parts = render_orbit(truth, prior.render_config, 0.0, 0.0, resolution, channels=("parts",))["parts"]
-        pictures.append(parts_to_colours(parts)[0])
+        front = render_orbit(truth, prior.render_config, 0.0, 0.0, resolution, channels=("rgb", "parts"))
+        three_quarter = render_orbit(truth, prior.render_config, *EVAL_VIEWS[1], resolution)
+        pictures += [
+            render_orbit(generated, prior.render_config, 0.0, 0.0, resolution)["rgb"][0], front["rgb"][0],
+            render_orbit(generated, prior.render_config, *EVAL_VIEWS[1], resolution)["rgb"][0], three_quarter["rgb"][0],
+            parts_to_colours(front["parts"])[0],
+        ]
     return save_png(sheet(pictures, columns=5), path)
 
 

@@ -21,11 +21,8 @@ PART_WORDS = {
     "hair": ("hair", "hairs", "haircut", "hairstyle", "fringe", "bangs"),
     "mouth": ("mouth", "lip", "lips", "teeth"),
 }
-FAR_IN_W = {"residual_weight": 0.002}
-"""The residual cost every shipped edit trained with: a tenth of LENeRF's."""
 EYES_OUT = {"label_baseline": "a face"}
 """Every mask but the eyes' takes a neutral prompt's relevance off (red hair, open mouth)."""
-
 
 @dataclass(frozen=True)
 class Recipe:
@@ -50,9 +47,14 @@ def mask_part(mask_prompt: str) -> str | None:
 def recipe_for(spec: EditSpec) -> Recipe:
     part = mask_part(spec.mask)
     if part == "eyes":
-        return Recipe("eyes (as blue eyes)", dict(FAR_IN_W), "global")
+        return far_in_w("eyes (as blue eyes)")
     if part == "hair":
-        return Recipe("hair (as red hair)", {"yaw_range": (-90.0, 90.0), **FAR_IN_W, **EYES_OUT}, "global")
+        return far_in_w("hair (as red hair)", yaw_range=(-90.0, 90.0), **EYES_OUT)
     if part == "mouth" and spec.geometry:
-        return Recipe("mouth shape (as open mouth)", {**FAR_IN_W, **EYES_OUT, "geometry_labels": "target"}, "global")
-    return Recipe("other (as red hair, front views)", {**FAR_IN_W, **EYES_OUT}, "global")
+        return far_in_w("mouth shape (as open mouth)", geometry_labels="target", **EYES_OUT)
+    return far_in_w("other (as red hair, front views)", **EYES_OUT)
+
+
+def far_in_w(name: str, **options) -> Recipe:
+    """What every shipped edit trained with: a tenth of LENeRF's residual cost and the global loss."""
+    return Recipe(name, {"residual_weight": 0.002, **options}, "global")
