@@ -174,3 +174,36 @@ def test_best_prompt_choice_follows_the_image(tiny_clip, monkeypatch):
     assert float(best[1].max()) == pytest.approx(1.0, abs=1e-6)
     assert torch.allclose(best[1], only_second[1], atol=1e-5)
     assert not torch.allclose(best[0], only_second[0], atol=1e-3)
+
+
+def _reference_all_block_map(clip, image, direction):
+    """Chefer et al.'s reference, written out in full: y = logit_scale * cos(E_I, t), the whole
+    relevance matrix R = prod (I + mean_h clamp(dy/dA * A, 0)) built block by block, the CLS row."""
+    prepared = clip.prepare(image)
+    with torch.enable_grad(), captured_attention(clip) as attention:
+        embedding = torch.nn.functional.normalize(clip.model.encode_image(prepared.requires_grad_(True)), dim=-1)
+        y = clip.model.logit_scale.exp() * (embedding @ direction)
+        gradients = torch.autograd.grad(y.sum(), attention)
+    tokens = attention[0].shape[-1]
+    relevance = torch.eye(tokens)[None]
+    for attn, grad in zip(attention, gradients):
+        cam = (grad * attn).clamp(min=0).mean(dim=1)
+        relevance = relevance + cam @ relevance
+    row = relevance[:, 0, 1:]
+    return row.reshape(1, 1, 4, 4)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 100.0])
+def test_all_block_maps_use_the_models_logit_scale_like_the_reference(tiny_clip, monkeypatch, temperature):
+    """With y = cos the all-block maps drift from the reference's once the logit scale is far from 1;
+    with the model's own scale they are the reference's, at every scale."""
+    from bridge.guidance.relevance import _chefer_maps
+
+    with torch.no_grad():
+        tiny_clip.model.logit_scale.fill_(float(torch.log(torch.tensor(temperature))))
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    direction = torch.nn.functional.normalize(torch.randn(32, generator=torch.Generator().manual_seed(2)), dim=0)
+    ours = _chefer_maps(tiny_clip, tiny_clip.prepare(image), direction[None], None, 2, 1, (32, 32))
+    reference = torch.nn.functional.interpolate(_reference_all_block_map(tiny_clip, image, direction).detach(), size=(32, 32),
+                                                mode="bilinear", align_corners=False)
+    assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-6 * float(reference.abs().max()))
