@@ -1,0 +1,145 @@
+"""Instruction sentences ("make the eyes green", "give her pink hair", "open the mouth wide") as an
+(edit prompt, mask prompt) pair, parsed locally: no language model can be had here.
+
+A small grammar does most of it: the part is the noun that names a part of a head (a synonym
+table), the edit is that noun with the words that describe the change (adjectives, and the state
+a verb asks for: "open", "close", "lengthen" -> "open", "closed", "long"), and everything else
+(verbs of making, articles, pronouns, politeness, "colour of") is left out. A noun the table does
+not know is matched by CLIP text similarity against the part vocabulary, with whichever CLIP the
+bridge uses (the bundled one or a user's): "pupils", "locks" or "complexion" find their part
+without being listed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from bridge.errors import BridgeError
+
+MAX_INSTRUCTION_CHARS = 300
+PARTS: dict[str, tuple[str, ...]] = {
+    "eyes": ("eyes", "eye", "irises", "iris", "pupils", "pupil", "eyeballs", "eyeball"),
+    "hair": ("hair", "hairs", "haircut", "hairstyle", "hairdo", "fringe", "bangs", "locks", "curls", "mane"),
+    "mouth": ("mouth", "lips", "lip", "teeth", "smile"),
+    "nose": ("nose", "nostrils", "nostril"),
+    "ears": ("ears", "ear"),
+    "eyebrows": ("eyebrows", "eyebrow", "brows", "brow"),
+    "skin": ("skin", "complexion", "face"),
+    "jaw": ("jaw", "chin", "jawline"),
+}
+"""Part -> the words that name it; the first word of each is the part's mask prompt."""
+OWN_MASKS = ("irises", "lips")
+"""Words that are mask prompts of their own (a smaller region than their part's)."""
+VERB_STATES = {
+    "open": "open", "opens": "open", "opened": "open",
+    "close": "closed", "shut": "closed", "closed": "closed",
+    "widen": "wide", "enlarge": "big", "grow": "long", "lengthen": "long", "extend": "long",
+    "shorten": "short", "trim": "short", "shrink": "small", "darken": "dark", "lighten": "light",
+    "redden": "red", "whiten": "white", "thicken": "thick", "thin": "thin", "narrow": "narrow",
+}
+"""Verbs that name the state they ask for ("open the mouth" -> "open mouth")."""
+FILLER = set(
+    """a an the her his their its my your our them him it she he they me you us this that these those
+    make makes made turn turns change changes set give gives want wants would like please can could will
+    you i i'd id we let lets let's be is are was become becomes into to of so with have has do does
+    should must now just bit little some colour color colours colors shade tone look looking
+    and also then more very really paint recolour recolor dye love on for in at get add put wish need i'll""".split()
+)
+"""Words that carry no part of the edit. "very" and "more" go too: CLIP reads "green eyes" and
+"very green eyes" alike, and the strength slider is how much."""
+KEEP_INTENSITY = {"bright", "dark", "light", "pale", "deep", "vivid", "wide", "long", "short"}
+MIN_PART_SIMILARITY = 0.5
+PART_MARGIN = 0.01
+"""An unknown noun names a part when its CLIP text cosine to that part's name is at least
+MIN_PART_SIMILARITY and PART_MARGIN above both the next part's and a neutral word's."""
+
+
+@dataclass(frozen=True)
+class Instruction:
+    sentence: str
+    edit: str
+    mask: str
+    part: str
+    found_by: str
+    """"grammar" (a listed word) or "clip" (text similarity)."""
+
+    def as_dict(self) -> dict:
+        return {"sentence": self.sentence, "edit": self.edit, "mask": self.mask, "part": self.part, "found_by": self.found_by}
+
+
+def _words(sentence: str) -> list[str]:
+    return re.findall(r"[a-z]+(?:'[a-z]+)?", sentence.lower())
+
+
+def _part_of_word(word: str) -> str | None:
+    for part, names in PARTS.items():
+        if word in names:
+            return part
+    return None
+
+
+@torch.no_grad()
+def _part_by_clip(clip, candidates: list[str]) -> tuple[int, str] | None:
+    """(index of the candidate word, part) that CLIP reads most like one part name, if one stands out:
+    its similarity to the part above `MIN_PART_SIMILARITY`, and clear of both the next part and a
+    neutral word. A CLIP whose text encoder reads every unknown noun alike (the bundled one, trained
+    on captions only) finds nothing, which is the honest answer."""
+    if clip is None or not candidates:
+        return None
+    parts = list(PARTS)
+    names = clip.encode_text([PARTS[p][0] for p in parts])
+    words = clip.encode_text(candidates)
+    neutral = clip.encode_text(["something"])
+    top = (words @ names.T).topk(2, dim=1)
+    best, second = top.values[:, 0], top.values[:, 1]
+    clear = (best >= MIN_PART_SIMILARITY) & (best - second >= PART_MARGIN) & (best - (words @ neutral.T)[:, 0] >= PART_MARGIN)
+    if not bool(clear.any()):
+        return None
+    index = int(torch.where(clear, best - second, torch.full_like(best, -1.0)).argmax())
+    return index, parts[int(top.indices[index, 0])]
+
+
+def parse_instruction(sentence: str, clip=None) -> Instruction:
+    """The (edit, mask) pair of an instruction; one sentence (BridgeError) when it names no part."""
+    text = " ".join(str(sentence).split())
+    if not text:
+        raise BridgeError("The instruction is empty; write what to change, e.g. 'make the eyes green'.")
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise BridgeError(f"The instruction has {len(text)} characters; shorten it to at most {MAX_INSTRUCTION_CHARS}.")
+    words = _words(text)
+    found_by = "grammar"
+    at = next((i for i, w in enumerate(words) if _part_of_word(w)), None)
+    if at is not None:
+        part = _part_of_word(words[at])
+    else:
+        candidates = [(i, w) for i, w in enumerate(words) if w not in FILLER and w not in VERB_STATES]
+        match = _part_by_clip(clip, [w for _, w in candidates])
+        if match is None:
+            raise BridgeError(
+                f"The instruction {text[:60]!r} names no part of the head; say where, e.g. 'make the eyes green' "
+                f"(parts: {', '.join(PARTS)})."
+            )
+        at, part = candidates[match[0]][0], match[1]
+        found_by = "clip"
+    noun = words[at]
+    describing: list[str] = []
+    for i, word in enumerate(words):
+        if i == at or _part_of_word(word) == part:
+            continue
+        state = VERB_STATES.get(word)
+        if state and state not in describing:
+            describing.append(state)
+        elif word not in FILLER and word not in VERB_STATES and word not in describing:
+            describing.append(word)
+    if not describing:
+        raise BridgeError(f"The instruction {text[:60]!r} says where ({noun}) but not what to change; e.g. 'make the {noun} green'.")
+    states = [w for w in describing if w in VERB_STATES.values() and w not in KEEP_INTENSITY]
+    others = [w for w in describing if w not in states]
+    edit = " ".join(others + states + [noun])
+    if part == "mouth" and "open" in states:
+        edit = " ".join(others + ["open", noun])
+    mask = noun if noun in OWN_MASKS or found_by == "clip" else PARTS[part][0]
+    return Instruction(text, edit, mask, part, found_by)

@@ -1,0 +1,58 @@
+"""Instruction sentences become (edit, mask) pairs locally; a sentence that names no part gets one sentence back."""
+
+import pytest
+
+from bridge.errors import BridgeError
+from bridge.guidance.instructions import PARTS, parse_instruction
+
+
+@pytest.mark.parametrize(
+    ("sentence", "edit", "mask", "part"),
+    [
+        ("make the eyes green", "green eyes", "eyes", "eyes"),
+        ("Give her pink hair!", "pink hair", "hair", "hair"),
+        ("open the mouth wide", "wide open mouth", "mouth", "mouth"),
+        ("could you turn his irises amber, please", "amber irises", "irises", "eyes"),
+        ("change the colour of the hair to blonde", "blonde hair", "hair", "hair"),
+        ("paint the lips bright red", "bright red lips", "lips", "mouth"),
+        ("shorten her hair", "short hair", "hair", "hair"),
+        ("close the mouth", "closed mouth", "mouth", "mouth"),
+        ("the nostrils should be bigger", "bigger nostrils", "nose", "nose"),
+    ],
+)
+def test_sentences_read_as_their_pair(sentence, edit, mask, part):
+    parsed = parse_instruction(sentence)
+    assert (parsed.edit, parsed.mask, parsed.part, parsed.found_by) == (edit, mask, part, "grammar")
+
+
+def test_every_part_word_names_its_part():
+    for part, words in PARTS.items():
+        for word in words:
+            assert parse_instruction(f"make the {word} blue").part == part
+
+
+@pytest.fixture(scope="module")
+def bundled_clip():
+    from bridge.guidance.clip import load_clip
+
+    return load_clip("bundled")
+
+
+@pytest.mark.parametrize("sentence", ["", "   ", "make it nicer", "blue sky", "x" * 10_000, "make the eyes"])
+def test_sentences_without_a_part_or_a_change_get_one_sentence(sentence, bundled_clip):
+    with pytest.raises(BridgeError) as error:
+        parse_instruction(sentence, bundled_clip)
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 250 and message.endswith(".")
+
+
+def test_an_unlisted_noun_is_looked_up_with_clip_or_refused(tiny_clip):
+    """The CLIP fallback either names one of the parts or refuses in one sentence, for any CLIP
+    (here a random tiny one, whose text similarities mean nothing)."""
+    for sentence in ("make the tresses red", "turn the peepers blue", "make the cheeks pink"):
+        try:
+            parsed = parse_instruction(sentence, tiny_clip)
+        except BridgeError as error:
+            assert "names no part" in str(error)
+        else:
+            assert parsed.part in PARTS and parsed.found_by == "clip" and parsed.mask in sentence
