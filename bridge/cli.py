@@ -211,6 +211,16 @@ def _demo_bridge(out: Path, seed: int, grid: int) -> list[Path]:
             client.wait(job["id"], _ProgressPrinter())
             for result in ("field.npz", "preview.png"):
                 written.append(client.download(job["id"], result, out / f"edit_seed{seed}_{name}_{result}"))
+        # the newest ability: prompts no module was trained for, edited at once by the open model
+        for name, step in (("green_eyes", {"edit": "green eyes", "mask": "eyes"}), ("instruction", {"instruction": "give her pink hair"})):
+            if "instruction" in step:
+                pair = client.parse_instruction(step["instruction"])
+                print(f"  '{step['instruction']}' reads as '{pair['edit']}' on '{pair['mask']}'", flush=True)
+            job = client.submit_edit(head["id"], [step], grid)
+            print(f"  bridge job {job['id']}: {step} (open model)", flush=True)
+            done = client.wait(job["id"], _ProgressPrinter())
+            print(f"  {done.get('info', {}).get('message', '')}", flush=True)
+            written.append(client.download(job["id"], "preview.png", out / f"edit_seed{seed}_open_{name}_preview.png"))
         edited = mesh_export.read(written[-2])
         mesh = mesh_export.grid_to_mesh(edited, mesh_export.ExportOptions(texture_size=1024))
         written.append(mesh_export.write_glb(mesh, out / f"edit_seed{seed}_stack.glb"))
@@ -376,6 +386,8 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     recipe = recipe_for(spec) if args.recipe == "auto" else LENERF_DEFAULTS
     chosen = {**recipe.options, **{name: value for name, value in given.items() if value is not None}}
     clip_loss = args.clip_loss or recipe.clip_loss
+    if args.from_open_model:
+        chosen["mapper_warmup"] = 0.0  # the open model's mask already lets CLIP reach the mapper
     config = EditTrainingConfig(seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint, **chosen)
     print(f"recipe: {recipe.name}; " + ", ".join([f"{name}={value}" for name, value in chosen.items()] + [f"clip_loss={clip_loss}"]))
     trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, clip_loss=ClipLossConfig(kind=clip_loss), edit_target=target)
@@ -396,6 +408,16 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     if trainer.resume(out):
         first_step = trainer.step
         print(f"resuming from step {trainer.step} in {out}")
+    elif args.from_open_model:
+        from bridge.lenerf.open_model import BUNDLED_OPEN_MODEL, OpenEditModel
+        from bridge.lenerf.open_trainer import distil_prompt_edit
+
+        open_model = OpenEditModel.load(BUNDLED_OPEN_MODEL if args.from_open_model == "bundled" else Path(args.from_open_model), prior.sha256)
+        open_model.check_clip(clip)
+        prompt = open_model.edit(clip, spec.edit, spec.mask, geometry=spec.geometry, image=target, image_sha256=image_sha)
+        started = time.perf_counter()
+        figures = distil_prompt_edit(trainer.modules, prompt, prior.generator, prior.sample_ws, seed=args.seed)
+        print(f"started from the open model's edit in {time.perf_counter() - started:.0f} s ({figures})", flush=True)
     module = trainer.train(out, prior.sha256, on_progress=report, command=command)
     if module is None:
         print(f"stopped at step {trainer.step}; run the same command again to resume")
@@ -418,21 +440,36 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
     if not LIMITS.grid_min <= args.grid <= LIMITS.grid_max:
         raise BridgeError(f"--grid must be between {LIMITS.grid_min} and {LIMITS.grid_max} voxels, got {args.grid}.")
+    from bridge.open_cli import prompt_step, wants_prompt
+
+    if not args.module and not wants_prompt(args):
+        raise BridgeError('Say what to edit: --module NAME, --edit "green eyes" --mask eyes, --instruction "make the eyes green" or --image-prompt PICTURE --mask hair.')
     prior = HeadPrior.load(args.weights)
-    modules = [_edit_module(m, prior) for m in args.module]
+    modules = [_edit_module(m, prior) for m in args.module or []]
     masks = [_edit_module(m, prior) if m else None for m in (args.mask_module or [])]
     steps = [EditStep(m, args.strength, masks[i] if i < len(masks) else None) for i, m in enumerate(modules)]
+    clip = None
+    if wants_prompt(args):
+        step, clip = prompt_step(args, prior, args.strength)
+        steps.append(step)
     code = _head_code(args.seed)
     started = time.perf_counter()
     with torch.no_grad():
         ws = prior.ws(code.params[None], code.noise[None])
         field, edited_ws = apply_edits(prior.generator, ws, steps)
+        if clip is not None:
+            from bridge.lenerf.open_model import clip_gain, describe_gain
+
+            before = prior.view(prior.generator.field(ws), ws, args.yaw, 128)["rgb"][0]
+            after = prior.view(field, edited_ws, args.yaw, 128)["rgb"][0]
+            print(describe_gain(clip_gain(clip, before, after, steps[-1].module.spec.edit), steps[-1].module.spec.edit))
         if args.preview:
             picture, _ = prior.before_after(prior.generator.field(ws), field, ws, edited_ws, args.yaw, 256)
             print(f"wrote {save_png(picture, args.preview)}")
         provenance = {
             "generator": "ProcHead prior", "seed": args.seed, "head": describe(code.params), "bridge_version": __version__,
-            "edits": [{"edit": s.module.spec.edit, "mask": s.module.spec.mask, "strength": s.strength} for s in steps],
+            "edits": [{"edit": s.module.spec.edit, "mask": s.module.spec.mask, "strength": s.strength,
+                       "model": getattr(s.module, "source", "module")} for s in steps],
         }
         grid = sample_grid(field, args.grid, SURFACE_LEVEL, prior.render_config.box_size, provenance)
     print(f"wrote {mesh_export.write(grid, args.out)} ({grid.edit_steps} mask(s)) in {time.perf_counter() - started:.1f} s")
@@ -446,7 +483,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    return serve(args.host, args.port, args.device, args.allow_remote, args.clip, args.generator)
+    return serve(args.host, args.port, args.device, args.allow_remote, args.clip, args.generator, args.open_model)
 
 
 class _ProgressPrinter:
@@ -486,11 +523,21 @@ def cmd_client(args: argparse.Namespace) -> int:
         job = client.wait(job["id"], _ProgressPrinter(), poll_s=5.0)
         print(f"trained the edit module {job['info'].get('module')}")
     elif args.action == "edit":
+        steps = [{"module": name, "strength": args.strength} for name in args.module or []]
+        if args.instruction:
+            pair = client.parse_instruction(args.instruction)
+            print(f"instruction {args.instruction!r} -> edit {pair['edit']!r} on {pair['mask']!r}")
+            steps.append({"edit": pair["edit"], "mask": pair["mask"], "strength": args.strength})
+        elif args.edit or args.mask:
+            steps.append({"edit": args.edit or "", "mask": args.mask or "", "strength": args.strength})
+        if not steps:
+            raise BridgeError('Say what to edit: --module NAME, --edit "green eyes" --mask eyes, or --instruction "make the eyes green".')
         head = client.create_head(seed=args.seed)
-        steps = [{"module": name, "strength": args.strength} for name in args.module]
         job = client.submit_edit(head["id"], steps, args.grid, args.yaw)
         print(f"edit job {job['id']} on head {head['id']} (seed {args.seed})")
-        client.wait(job["id"], _ProgressPrinter())
+        done = client.wait(job["id"], _ProgressPrinter())
+        if done.get("info", {}).get("message"):
+            print(done["info"]["message"])
         for name in ("field.npz", "preview.png", "mask.png"):
             print(f"wrote {client.download(job['id'], name, args.out / name)}")
     return 0
@@ -663,6 +710,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (default): start from the settings the shipped edit of the same part and kind was trained with "
         "(bridge/lenerf/recipes.py); lenerf: LENeRF's defaults. Options given here win either way",
     )
+    p.add_argument(
+        "--from-open-model", nargs="?", const="bundled", default=None, metavar="FOLDER",
+        help="start from the open model's edit of the same prompts (the bundled model, or FOLDER) instead of the identity edit",
+    )
     p.add_argument("--threads", type=int, default=0)
     _add_clip_argument(p)
     _add_weights_argument(p)
@@ -670,15 +721,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("edit", help="apply edit modules to a prior head; write its field grid (.npz) and a preview")
     p.add_argument("--seed", type=int, default=0, help="head seed")
-    p.add_argument("--module", action="append", required=True, help="edit module folder or library name; repeat to stack")
+    p.add_argument("--module", action="append", default=None, help="edit module folder or library name; repeat to stack")
     p.add_argument("--mask-module", action="append", default=None, help="take the mask of this module instead (partial edit)")
     p.add_argument("--strength", type=float, default=1.0, help="0 .. 1.5")
     p.add_argument("--grid", type=int, default=128, help="field grid resolution (64..512)")
     p.add_argument("--yaw", type=float, default=20.0, help="preview camera yaw (degrees)")
     p.add_argument("--out", type=Path, required=True, help="the field grid to write (.npz)")
     p.add_argument("--preview", type=Path, default=None, help="PNG: source | edited | mask overlay")
+    from bridge import open_cli
+
+    open_cli.add_prompt_arguments(p)
     _add_weights_argument(p)
     p.set_defaults(run=cmd_edit)
+    open_cli.register(commands, _add_weights_argument, _add_clip_argument)
 
     from bridge.service.settings import DEFAULT_HOST, DEFAULT_PORT
 
@@ -690,6 +745,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--generator", type=Path, help="an imported EG3D generator (DIR/generator.safetensors from import-eg3d) "
                                                   "instead of the bundled prior")
+    p.add_argument("--open-model", type=Path, default=None,
+                   help="the open edit model for the generator (default: the bundled prior's; train-open-edit writes OUT/model)")
     _add_clip_argument(p)
     p.set_defaults(run=cmd_serve)
 
@@ -702,9 +759,12 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("jobs", help="jobs and their states")
     a = actions.add_parser("cancel", help="cancel a job")
     a.add_argument("job")
-    a = actions.add_parser("edit", help="edit a prior head with library modules; download the field grid and previews")
+    a = actions.add_parser("edit", help="edit a prior head with library modules and/or any prompt; download the field grid and previews")
     a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--module", action="append", required=True, help="library module name; repeat to stack")
+    a.add_argument("--module", action="append", default=None, help="library module name; repeat to stack")
+    a.add_argument("--edit", default=None, help="any edit prompt (with --mask): the open model edits it at once")
+    a.add_argument("--mask", default=None, help="where the prompt edit applies")
+    a.add_argument("--instruction", default=None, help='a sentence such as "make the eyes green"')
     a.add_argument("--strength", type=float, default=1.0)
     a.add_argument("--grid", type=int, default=128)
     a.add_argument("--yaw", type=float, default=20.0)

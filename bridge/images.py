@@ -16,15 +16,23 @@ def to_pil(image: Tensor) -> Image.Image:
     return Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
 
 
+MAX_IMAGE_PIXELS = 40_000_000
+"""Larger pictures are refused before they are decoded (a 20000^2 PNG would take 4.8 GB as floats)."""
+
+
 def load_image(path: Path) -> Tensor:
     """An image file -> (3, H, W) float in [0, 1]; unreadable files raise BridgeError."""
     from bridge.errors import BridgeError
 
     try:
         with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise BridgeError(f"The image {path} is {image.width} x {image.height} pixels; use one of at most {MAX_IMAGE_PIXELS // 10**6} megapixels.")
             array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise BridgeError(f"No image at {path}; check the path.") from None
+    except Image.DecompressionBombError:
+        raise BridgeError(f"The image {path} declares more pixels than any picture needs; use a smaller one.") from None
     except (OSError, ValueError) as error:
         raise BridgeError(f"Cannot read the image {path} ({error}); use a PNG or JPEG file.") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()

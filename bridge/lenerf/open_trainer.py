@@ -1,0 +1,434 @@
+"""Training the open-vocabulary edit model of one generator: one command, two phases, resumable.
+
+1. **Data** (`make_shard`): random heads of the generator, each rendered from the front (its CLIP
+   image embedding, for the mapper's pairs) and, for every `mask_every`-th head, from a random
+   view whose CLIP relevance maps of the mask vocabulary (`MASK_VOCABULARY`) become pseudo-labels
+   at the surface points of its pixels (their plane features are kept). Shards of `shard_heads`
+   heads are files, so an interrupted run keeps what it made; no text names an edit.
+2. **Fit** (`OpenTrainer`): the `DeltaMapper` regresses w_j - w_i from w_i and the unit direction
+   between the two heads' image embeddings (DeltaEdit: L2 plus cosine); the `PromptMaskField`
+   fits the pseudo-labels of each vocabulary prompt (BCE at the surface point and just inside).
+   Every step draws its global batch from a generator seeded by (seed, step), so a resumed run
+   and a run spread over processes see the same batches. Under `torchrun` (WORLD_SIZE > 1) each
+   process makes every WORLD_SIZE-th shard and takes its slice of every global batch; gradients are
+   averaged by DistributedDataParallel (gloo on CPU, nccl on GPU), which equals one process on the
+   global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from bridge.errors import BridgeError
+from bridge.field.cameras import ray_bundle
+from bridge.field.renderer import VolumeRenderer
+from bridge.field.triplane import sample_planes
+from bridge.guidance.captions import mask_prompt_ensemble
+from bridge.guidance.relevance import PSEUDO_LABEL_OPTIONS, pseudo_label, relevance_above, relevance_maps
+from bridge.lenerf.open_model import OpenEditModel, mask_embedding
+
+MASK_VOCABULARY = ("eyes", "irises", "hair", "haircut", "mouth", "lips", "nose", "ears", "eyebrows", "skin")
+"""The part prompts whose relevance the mask field learns; other wordings are answered through
+their text embeddings."""
+PART_OF_PROMPT = {"eyes": "eyes", "irises": "eyes", "hair": "hair", "haircut": "hair", "mouth": "mouth", "lips": "mouth",
+                  "nose": "nose", "ears": "ears", "eyebrows": "eyebrows", "skin": "skin"}
+"""Which prompts name the same part: a pixel's label goes to the part whose prompts find it most
+relevant (`competing_labels`)."""
+NO_BASELINE = ("eyes", "irises", "skin")
+"""Prompts whose relevance is used as it is: for the rest a neutral prompt's relevance is taken off
+(`relevance_above`, "a face"), which removes the eyes a small ViT finds relevant for any prompt."""
+LABEL_BASELINE = "a face"
+INSIDE = 0.015
+"""The second labelled point of a pixel lies this far behind the surface (field units)."""
+IN_FRONT = 0.03
+"""With the generator at hand, a third point this far in front of the surface takes the pixel's label too."""
+
+
+@dataclass(frozen=True)
+class OpenTrainingConfig:
+    seed: int = 0
+    heads: int = 960
+    shard_heads: int = 8
+    mask_every: int = 3
+    resolution: int = 64
+    samples: int = 24
+    mask_yaw: float = 60.0
+    mask_pitch: float = 12.0
+    steps: int = 4000
+    pair_batch: int = 256
+    mask_batch: int = 8192
+    learning_rate: float = 1e-3
+    cosine_weight: float = 1.0
+    checkpoint_every: int = 250
+    time_limit_minutes: float | None = None
+
+
+@dataclass
+class OpenProgress:
+    phase: str
+    done: int
+    total: int
+    seconds: float
+    losses: dict[str, float]
+
+
+def _distributed() -> tuple[int, int]:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        torch.distributed.barrier()
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def make_shard(source, clip, config: OpenTrainingConfig, index: int) -> dict[str, Tensor]:
+    """Shard `index`: its heads' ws, front-view CLIP embeddings and the mask samples of its
+    labelled heads (mean plane features and points at the surface and behind it, opacity, labels)."""
+    device = source.device
+    rng = torch.Generator().manual_seed(config.seed * 1_000_003 + index)
+    ws = source.sample_ws(config.shard_heads, rng).to(device)
+    base = source.render_config
+    renderer = VolumeRenderer(replace(base, depth_samples=config.samples, importance_samples=config.samples))
+    planes = source.generator.planes(ws)
+    field = source.generator.field(ws)
+    front = renderer.render(field, base.orbit(torch.zeros(len(ws)), torch.zeros(len(ws))), base.intrinsics(), config.resolution, ("rgb",))
+    shard = {"ws": ws.cpu(), "image_embedding": clip.encode_image(front["rgb"]).cpu()}
+    labelled = [i for i in range(len(ws)) if (index * config.shard_heads + i) % config.mask_every == 0]
+    if not labelled:
+        return shard
+    chosen = torch.tensor(labelled)
+    yaw = (torch.rand(len(chosen), generator=rng) * 2 - 1) * config.mask_yaw
+    pitch = (torch.rand(len(chosen), generator=rng) * 2 - 1) * config.mask_pitch
+    poses = base.orbit(yaw, pitch)
+    view = renderer.render(source.generator.field(ws[chosen.to(device)]), poses, base.intrinsics(), config.resolution, ("rgb",))
+    origins, directions = ray_bundle(poses.to(device), base.intrinsics(), config.resolution)
+    depth = view["depth"].flatten(2).transpose(1, 2)
+    points = torch.stack([origins + directions * depth, origins + directions * (depth + INSIDE)], dim=2)  # (b, R, 2, 3)
+    features = sample_planes(planes[chosen.to(device)], points.flatten(1, 2), base.box_size).mean(dim=1)
+    opacity = view["opacity"][:, 0]
+
+    def maps(prompts: list[str]) -> Tensor:
+        return relevance_maps(clip, view["rgb"], prompts, size=(config.resolution,) * 2, foreground=opacity, **PSEUDO_LABEL_OPTIONS)
+
+    baseline = maps([LABEL_BASELINE])
+    labels = []
+    for prompt in MASK_VOCABULARY:
+        relevance = maps(mask_prompt_ensemble(prompt))
+        if prompt not in NO_BASELINE:
+            relevance = relevance_above(relevance, baseline)
+        labels.append(pseudo_label(relevance))
+    shard.update({
+        "mask_head": chosen,
+        "points": points.reshape(len(chosen), -1, 2, 3).cpu(),
+        "features": features.reshape(len(chosen), -1, 2, features.shape[-1]).to(torch.float16).cpu(),
+        "opacity": opacity.flatten(1).cpu(),
+        "labels": (torch.stack(labels, dim=1).flatten(2) * 255).round().to(torch.uint8).cpu(),
+        "rgb": (view["rgb"] * 255).round().to(torch.uint8).cpu(),
+    })
+    return shard
+
+
+DATA_SETTINGS = ("seed", "heads", "shard_heads", "mask_every", "resolution", "samples", "mask_yaw", "mask_pitch")
+
+
+def _check_data_settings(folder: Path, config: OpenTrainingConfig, rank: int) -> None:
+    """Shards on disk must come from the same data settings: a resumed run may not mix two kinds."""
+    path = folder / "data" / "settings.json"
+    wanted = {name: getattr(config, name) for name in DATA_SETTINGS} | {"mask_vocabulary": list(MASK_VOCABULARY)}
+    if path.is_file():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            found = None
+        if found != json.loads(json.dumps(wanted)):
+            raise BridgeError(f"The data in {path.parent} was made with other settings; use a new --out folder or the same settings.")
+    elif rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(wanted) + "\n")
+        partial.replace(path)
+
+
+def shard_path(folder: Path, index: int) -> Path:
+    return Path(folder) / "data" / f"shard_{index:05d}.safetensors"
+
+
+def make_data(source, clip, config: OpenTrainingConfig, folder: Path, on_progress=None, should_stop=lambda: False) -> bool:
+    """Every shard of this process that is not on disk yet; False when stopped early."""
+    rank, world = _distributed()
+    shards = -(-config.heads // config.shard_heads)
+    started = time.perf_counter()
+    _check_data_settings(Path(folder), config, rank)
+    mine = [i for i in range(shards) if i % world == rank]
+    for n, index in enumerate(mine):
+        path = shard_path(folder, index)
+        if path.is_file():
+            continue
+        if should_stop():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        save_file({k: v.contiguous() for k, v in make_shard(source, clip, config, index).items()}, str(partial))
+        partial.replace(path)
+        if on_progress:
+            on_progress(OpenProgress("data", n + 1, len(mine), time.perf_counter() - started, {}))
+    _barrier(world)
+    return True
+
+
+@dataclass
+class OpenData:
+    ws: Tensor            # (N, num_ws, w_dim)
+    embeddings: Tensor    # (N, D)
+    points: Tensor        # (V, R, S, 3): per labelled pixel, in front of the surface, on it, behind it
+    features: Tensor      # (V, R, S, C) float16
+    opacity: Tensor       # (V, R)
+    labels: Tensor        # (V, K, R) uint8
+
+    @classmethod
+    @torch.no_grad()
+    def load(cls, folder: Path, config: OpenTrainingConfig, generator=None) -> "OpenData":
+        """All shards; with the `generator`, each labelled pixel also gets the point IN_FRONT of its
+        surface (features computed here from the head's planes), where an opened mouth or a removed
+        part is empty in the edited head and the mask must still say "mouth"."""
+        shards = [load_file(str(shard_path(folder, i))) for i in range(-(-config.heads // config.shard_heads))]
+        labelled = [s for s in shards if "labels" in s]
+        points, features = torch.cat([s["points"] for s in labelled]), torch.cat([s["features"] for s in labelled])
+        if generator is not None:
+            view_ws = torch.cat([s["ws"][s["mask_head"]] for s in labelled])
+            surface, inside = points[:, :, 0], points[:, :, 1]
+            front = surface - (inside - surface) * (IN_FRONT / INSIDE)
+            device = next(generator.parameters()).device
+            box = generator.config.render.box_size
+            ahead = torch.cat([
+                sample_planes(generator.planes(view_ws[v : v + 8].to(device)), front[v : v + 8].to(device), box).mean(dim=1).cpu()
+                for v in range(0, len(view_ws), 8)
+            ])
+            points = torch.cat([front[:, :, None], points], dim=2)
+            features = torch.cat([ahead[:, :, None].to(features.dtype), features], dim=2)
+        return cls(
+            torch.cat([s["ws"] for s in shards]), torch.cat([s["image_embedding"] for s in shards]), points, features,
+            torch.cat([s["opacity"] for s in labelled]), torch.cat([s["labels"] for s in labelled]),
+        )
+
+
+# --- fit -------------------------------------------------------------------------------------
+
+
+def competing_labels(labels: Tensor) -> Tensor:
+    """Pseudo-labels (V, K, R) of the vocabulary's prompts -> each pixel kept only for the prompts of
+    the part that wins it (the highest label of any of its prompts), zero for the others.
+
+    A small CLIP's relevance of one prompt is often spread over the whole face ("eyes" on a head
+    whose eyes it does not see); against the other parts' relevance of the same pixels (LERF
+    scores a query against canonical phrases the same way) such spill loses to the part that is
+    really there."""
+    parts = sorted(set(PART_OF_PROMPT.values()))
+    index = torch.tensor([parts.index(PART_OF_PROMPT[p]) for p in MASK_VOCABULARY])
+    by_part = torch.stack([labels[:, index == i].max(dim=1).values for i in range(len(parts))], dim=1)  # (V, P, R)
+    winner = by_part.argmax(dim=1)  # (V, R)
+    return labels * (winner[:, None] == index[None, :, None]).to(labels.dtype)
+
+
+MAX_POSITIVE_WEIGHT = 6.0
+
+
+def positive_weights(labels: Tensor, opacity: Tensor) -> Tensor:
+    """(K,) BCE weight of each prompt's positive labels: sqrt(negatives / positives) on the heads'
+    pixels, within [1, MAX_POSITIVE_WEIGHT]. Unweighted, a small part's noisy labels leave its mask
+    under 0.5 where it is right (the eyes' mask averaged 0.26 on the eyes and 0.03 on the skin)."""
+    foreground = (opacity > 0.5)[:, None].expand_as(labels)
+    positive = ((labels > 127) & foreground).transpose(0, 1).flatten(1).sum(dim=1).float()
+    total = foreground.transpose(0, 1).flatten(1).sum(dim=1).float()
+    return ((total - positive) / positive.clamp_min(1)).sqrt().clamp(1.0, MAX_POSITIVE_WEIGHT)
+
+
+def validation_heads(heads: int) -> int:
+    """Heads kept out of the mapper's training pairs (the last ones), for its held-out figures."""
+    return min(64, heads // 4)
+
+
+class OpenTrainer:
+    def __init__(self, model: OpenEditModel, data: OpenData, clip, config: OpenTrainingConfig):
+        self.model, self.data, self.config = model, data, config
+        self.rank, self.world = _distributed()
+        if config.pair_batch % self.world or config.mask_batch % self.world:
+            raise BridgeError(f"The pair and mask batches ({config.pair_batch}, {config.mask_batch}) must divide by the {self.world} processes.")
+        heads = data.ws.shape[0]
+        self.validation = validation_heads(heads)
+        self.train_heads = heads - self.validation
+        if model.config.retrieval_heads != self.train_heads:
+            raise ValueError(f"the model keeps {model.config.retrieval_heads} pictures for retrieval, the data has {self.train_heads} training heads")
+        self.labels = competing_labels(data.labels)
+        self.positive_weight = positive_weights(self.labels, data.opacity)
+        with torch.no_grad():
+            self.prompt_embeddings = torch.stack([mask_embedding(clip, p) for p in MASK_VOCABULARY])
+            model.mean_image_embedding.copy_(data.embeddings.mean(dim=0))
+            model.image_embeddings.copy_(data.embeddings[: self.train_heads])
+            model.mapper.delta_std.copy_(self._pair_deltas(torch.Generator().manual_seed(config.seed), 4096, 0, self.train_heads)[2].flatten(0, 1).std(dim=0).clamp_min(1e-4))
+        self.network = model
+        if self.world > 1:
+            self.network = torch.nn.parallel.DistributedDataParallel(model)
+        self.optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+        self.step = 0
+        self.history: list[dict] = []
+
+    def _pair_deltas(self, rng: torch.Generator, count: int, low: int, high: int) -> tuple[Tensor, Tensor, Tensor]:
+        i = torch.randint(low, high, (count,), generator=rng)
+        j = torch.randint(low, high - 1, (count,), generator=rng)
+        j = j + (j >= i).long()  # never a head with itself
+        direction = F.normalize(self.data.embeddings[j] - self.data.embeddings[i], dim=-1)
+        return self.data.ws[i], direction, self.data.ws[j] - self.data.ws[i]
+
+    def _mask_samples(self, rng: torch.Generator, count: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        views, rays = self.data.opacity.shape
+        v = torch.randint(0, views, (count,), generator=rng)
+        r = torch.randint(0, rays, (count,), generator=rng)
+        k = torch.randint(0, len(MASK_VOCABULARY), (count,), generator=rng)
+        return (self.data.features[v, r].float(), self.data.points[v, r], self.labels[v, k, r].float() / 255,
+                self.data.opacity[v, r], k)
+
+    def _slice(self, tensor: Tensor) -> Tensor:
+        return tensor[self.rank::self.world] if self.world > 1 else tensor
+
+    def batch_losses(self, rng: torch.Generator) -> dict[str, Tensor]:
+        c = self.config
+        ws, direction, delta = (self._slice(t) for t in self._pair_deltas(rng, c.pair_batch, 0, self.train_heads))
+        features, points, labels, opacity, k = (self._slice(t) for t in self._mask_samples(rng, c.mask_batch))
+        predicted, logits = self.network(ws, direction, features, points, self.prompt_embeddings[k])
+        target = delta / self.model.mapper.delta_std
+        predicted = predicted / self.model.mapper.delta_std
+        samples = features.shape[1]
+        weight = (opacity > 0.5).float()[:, None].expand(-1, samples)
+        bce = F.binary_cross_entropy_with_logits(logits[..., 0], labels[:, None].expand(-1, samples), reduction="none",
+                                                 pos_weight=self.positive_weight[k][:, None])
+        return {
+            "mapper_l2": (predicted - target).square().mean(),
+            "mapper_cosine": c.cosine_weight * (1 - F.cosine_similarity(predicted.flatten(1), target.flatten(1), dim=-1)).mean(),
+            "mask_bce": (bce * weight).mean(),  # a mean over the slice: equal slices average to the global batch's
+        }
+
+    def train_step(self) -> dict[str, float]:
+        rng = torch.Generator().manual_seed(self.config.seed * 7919 + self.step)
+        terms = self.batch_losses(rng)
+        total = sum(terms.values())
+        self.optimiser.zero_grad(set_to_none=True)
+        total.backward()
+        for group in self.optimiser.param_groups:
+            group["lr"] = self.config.learning_rate * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * self.step / self.config.steps))).item()
+        self.optimiser.step()
+        self.step += 1
+        return {name: float(value.detach()) for name, value in terms.items()}
+
+    @torch.no_grad()
+    def calibrate(self) -> dict:
+        """Set the mapper's edit scale so that its residuals on held-out pairs are, on average, as
+        long as the true ones (a regression to the mean shortens them), and report the held-out fit."""
+        rng = torch.Generator().manual_seed(self.config.seed + 1)
+        ws, direction, delta = self._pair_deltas(rng, 2048, self.train_heads, self.data.ws.shape[0])
+        predicted = self.model.mapper(ws, direction)
+        scale = delta.flatten(1).norm(dim=-1).mean() / predicted.flatten(1).norm(dim=-1).mean().clamp_min(1e-6)
+        self.model.mapper.edit_scale.fill_(float(scale))
+        cosine = F.cosine_similarity(predicted.flatten(1), delta.flatten(1), dim=-1).mean()
+        return {"edit_scale": round(float(scale), 4), "heldout_pair_cosine": round(float(cosine), 4)}
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    def save_checkpoint(self, folder: Path) -> None:
+        if self.rank != 0:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous() for k, v in self.model.state_dict().items()}, str(folder / "checkpoint.safetensors"))
+        torch.save(self.optimiser.state_dict(), folder / "checkpoint_optimiser.pt")
+        state = {"step": self.step, "config": json.loads(json.dumps(asdict(self.config))), "history": self.history}
+        (folder / "checkpoint.json").write_text(json.dumps(state) + "\n")
+
+    def resume(self, folder: Path) -> bool:
+        meta = folder / "checkpoint.json"
+        if not meta.is_file():
+            return False
+        state = json.loads(meta.read_text())
+        if state.get("config") != json.loads(json.dumps(asdict(self.config))):
+            raise BridgeError(f"The checkpoint in {folder} was made with other settings; use a new --out folder or the same settings to resume.")
+        self.model.load_state_dict(load_file(str(folder / "checkpoint.safetensors")))
+        self.optimiser.load_state_dict(torch.load(folder / "checkpoint_optimiser.pt", weights_only=True))
+        self.step, self.history = state["step"], state["history"]
+        return True
+
+    def fit(self, folder: Path, on_progress: Callable[[OpenProgress], None] | None = None,
+            should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Train to `steps` (or the time limit); False when stopped early (the checkpoint keeps it)."""
+        started = time.perf_counter()
+        c = self.config
+        while self.step < c.steps:
+            if should_stop() or (c.time_limit_minutes and time.perf_counter() - started > 60 * c.time_limit_minutes):
+                self.save_checkpoint(folder)
+                return False
+            figures = self.train_step()
+            if self.step % 50 == 0 or self.step == c.steps:
+                self.history.append({"step": self.step, **{k: round(v, 5) for k, v in figures.items()}})
+            if self.step % c.checkpoint_every == 0:
+                self.save_checkpoint(folder)
+            if on_progress:
+                on_progress(OpenProgress("fit", self.step, c.steps, time.perf_counter() - started, figures))
+        self.save_checkpoint(folder)
+        return True
+
+
+
+# --- refining one prompt: a per-prompt module started from the open model's edit -----------------
+
+
+def distil_prompt_edit(modules, prompt_edit, generator, sample_ws, steps: int = 300, heads: int = 4, points: int = 4096,
+                       seed: int = 0, refresh_every: int = 10) -> dict:
+    """Start LENeRF modules (`EditModules`) from the open model's edit of the same prompts: the
+    latent residual mapper regresses the open mapper's target latents on random heads, and the
+    attention field its masks at random points of heads (refreshed every `refresh_every` steps)
+    where the source or the target has matter. No rendering and no CLIP. -> the last fit figures."""
+    from bridge.lenerf.fusion import ACTIVE_SIGMA
+
+    rng = torch.Generator().manual_seed(seed)
+    box = generator.config.render.box_size
+    bound = prompt_edit.modules
+    optimiser = torch.optim.Adam([p for m in (modules.mapper, modules.attention) for p in m.parameters()], lr=3e-3)
+    figures: dict[str, float] = {}
+    for step in range(steps):
+        with torch.no_grad():
+            ws = sample_ws(heads, rng)
+            wanted = bound.mapper.target(ws)
+            if step % refresh_every == 0:  # planes are the cost: new heads and points now and then
+                mask_ws, mask_wanted = ws, wanted
+                at = (torch.rand(heads, points, 3, generator=rng) - 0.5) * box
+                source = sample_planes(generator.planes(ws), at, box)
+                target = sample_planes(generator.planes(wanted), at, box)
+                active = (generator.decoder(source)["sigma"][..., 0] > ACTIVE_SIGMA) | (generator.decoder(target)["sigma"][..., 0] > ACTIVE_SIGMA)
+                query = bound.attention.embed(ws, wanted)[:, None].expand(-1, points, -1)
+                wanted_mask = bound.attention(source.mean(1), at, target.mean(1), at, query)[..., 0][active]
+        mapper_loss = (modules.mapper.target(ws) - wanted).square().mean()
+        latent = modules.attention.embed(mask_ws, mask_wanted)[:, None].expand(-1, points, -1)
+        mask = modules.attention(source.mean(1)[active], at[active], target.mean(1)[active], at[active], latent[active])[..., 0]
+        mask_loss = F.binary_cross_entropy(mask.clamp(1e-5, 1 - 1e-5), wanted_mask)
+        optimiser.zero_grad(set_to_none=True)
+        (mapper_loss + mask_loss).backward()
+        optimiser.step()
+        figures = {"mapper_mse": round(float(mapper_loss), 5), "mask_bce": round(float(mask_loss), 5)}
+    return figures
