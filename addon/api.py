@@ -54,9 +54,10 @@ def connect(url: str | None = None, token: str | None = None, bridge_python: str
 
 def edit(seed: int = 0, module: str | None = None, edit: str | None = None, mask: str | None = None,
          strength: float = 1.0, texture_only: bool = False, on_top: bool = False, params: dict | None = None,
-         grid: int | None = None, texture_size: int | None = None) -> bpy.types.Object:
-    """Edit the head `seed` with a library `module` (or the `edit`/`mask` prompts of a trained one)
-    and import the result; with no module and no prompts, import the unedited head.
+         grid: int | None = None, texture_size: int | None = None, instruction: str | None = None) -> bpy.types.Object:
+    """Edit the head `seed` with a library `module`, with `edit`/`mask` prompts (any prompt: the
+    open model answers those no module was trained for) or with an `instruction` sentence, and
+    import the result; with none of them, import the unedited head.
 
     The head's object is updated in place; `on_top=True` adds the edit to its stack instead of
     replacing the last one."""
@@ -65,10 +66,10 @@ def edit(seed: int = 0, module: str | None = None, edit: str | None = None, mask
     head = HeadSpec(int(seed), dict(params or {}))
     stack = importer.stack_of(importer.find_head(scene, head.key))
     try:
-        if module is None and edit is None:
+        if module is None and edit is None and instruction is None:
             steps = []
         else:
-            step = operators.make_step(module, edit, mask, strength, texture_only)
+            step = operators.make_step(module, edit, mask, strength, texture_only, instruction)
             steps = stack + [step] if on_top or not stack else stack[:-1] + [step]
         operators.start_edit(bpy.context, head, steps, f"Edit {head.key}", grid or prefs.default_grid,
                              texture_size or int(prefs.default_texture))

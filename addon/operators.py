@@ -78,15 +78,20 @@ def step_from_panel(settings) -> dict:
         if not BRIDGE.modules or settings.module == "NONE":
             raise BridgeError("No edit chosen; press Connect to list the bridge's trained edits.")
         return make_step(module=settings.module, strength=settings.strength, texture_only=settings.texture_only)
+    if settings.source == "INSTRUCTION":
+        return make_step(instruction=settings.instruction, strength=settings.strength, texture_only=settings.texture_only)
     return make_step(edit=settings.edit_prompt, mask=settings.mask_prompt, strength=settings.strength,
                      texture_only=settings.texture_only)
 
 
 def make_step(module: str | None = None, edit: str | None = None, mask: str | None = None, strength: float = 1.0,
-              texture_only: bool = False) -> dict:
-    """A bridge edit step: a library module, or the prompts of a trained one."""
+              texture_only: bool = False, instruction: str | None = None) -> dict:
+    """A bridge edit step: a library module, an edit and a mask prompt (a trained module for them
+    if the library has one, else the open model), or an instruction sentence."""
     if module:
         step = {"module": module}
+    elif instruction is not None:
+        step = {"instruction": check_prompt("instruction", instruction, LIMITS.edit_prompt_chars)}
     else:
         step = {"edit": check_prompt("edit", edit or "", LIMITS.edit_prompt_chars),
                 "mask": check_prompt("mask", mask or "", LIMITS.mask_prompt_chars)}
@@ -101,7 +106,8 @@ def make_step(module: str | None = None, edit: str | None = None, mask: str | No
 def check_prompt(which: str, text: str, limit: int) -> str:
     text = " ".join(text.split())
     if not text:
-        raise BridgeError(f"The {which} prompt is empty; type what to {'change' if which == 'edit' else 'edit'}.")
+        hint = {"edit": "what to change", "mask": "where to edit", "instruction": "a sentence such as 'make the eyes green'"}[which]
+        raise BridgeError(f"The {which} prompt is empty; type {hint}.")
     if len(text) > limit:
         raise BridgeError(f"The {which} prompt has {len(text)} characters; the bridge accepts at most {limit}.")
     return text
@@ -126,7 +132,8 @@ def start_edit(context, head: HeadSpec, steps: list[dict], label: str, grid: int
         _make_active(obj)
         BRIDGE.last_object = obj.name
         _undo_push(f"Text Edit: {label}")
-        return f"{obj.name}: {len(obj.data.polygons)} triangles imported."
+        said = outcome.job.get("info", {}).get("message")
+        return f"{obj.name}: {len(obj.data.polygons)} triangles imported." + (f" {said}" if said else "")
 
     RUNNER.start(Task(label, work, done, remote.cancel))
 

@@ -66,6 +66,8 @@ class VIEW3D_PT_text_edit(bpy.types.Panel):
             chosen = next((m for m in BRIDGE.modules if m["name"] == settings.module), None)
             if chosen is not None:
                 box.label(text=f"'{chosen.get('edit')}' @ '{chosen.get('mask')}'" + (" (shape)" if chosen.get("geometry") else ""))
+        elif settings.source == "INSTRUCTION":
+            box.prop(settings, "instruction", text="")
         else:
             box.prop(settings, "edit_prompt")
             box.prop(settings, "mask_prompt")

@@ -36,8 +36,12 @@ class TextEditSettings(bpy.types.PropertyGroup):
                                 description="Optional prior parameters for the head, e.g. 'eye_colour=brown, hair_length=0.3'")
     source: EnumProperty(name="Edit from", items=[
         ("LIBRARY", "Library", "Apply a trained edit module from the bridge's library"),
-        ("PROMPTS", "Prompts", "Describe the edit and where it applies (needs a module trained for these prompts)"),
+        ("PROMPTS", "Prompts", "Describe the edit and where it applies: any prompt edits at once (the open model; "
+                               "a module trained for the same prompts is used when there is one)"),
+        ("INSTRUCTION", "Sentence", "Say it in a sentence, e.g. 'make the eyes green'; the bridge reads it into an edit and a mask"),
     ], default="LIBRARY")
+    instruction: StringProperty(name="Instruction", default="make the eyes green",
+                                description="A sentence such as 'give her pink hair' or 'open the mouth wide'")
     module: EnumProperty(name="Edit", items=module_items, description="A trained edit of the bridge's library")
     edit_prompt: StringProperty(name="Edit", default="blue eyes", description="What to change, e.g. 'blue eyes'")
     mask_prompt: StringProperty(name="Where", default="eyes", description="Where the edit applies, e.g. 'eyes'")

@@ -8,7 +8,7 @@ FieldGrid, and turn it into a textured, masked mesh in Blender's frame."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +38,8 @@ class HeadSpec:
 class EditRequest:
     head: HeadSpec
     steps: tuple[dict, ...]
-    """Bridge edit steps ({"module": ...} or {"edit": ..., "mask": ...}, strength, texture_only)."""
+    """Bridge edit steps ({"module": ...}, {"edit": ..., "mask": ...} or {"instruction": ...}, strength,
+    texture_only). Instructions are read into edit and mask prompts by the bridge before the edit runs."""
     grid: int = 128
     texture_size: int = 1024
 
@@ -53,7 +54,30 @@ class EditOutcome:
 
 
 def step_label(step: dict) -> str:
-    return step.get("module") or step.get("edit", "?")
+    if step.get("module"):
+        return step["module"]
+    if step.get("edit"):
+        return f"{step['edit']} @ {step.get('mask', '?')}"
+    return step.get("instruction", "?")
+
+
+def read_instructions(client: BridgeClient, steps: tuple[dict, ...], progress: Progress) -> tuple[dict, ...]:
+    """Steps with every instruction replaced by the (edit, mask) pair the bridge reads it as; the
+    pair is shown as the progress stage before the edit runs, and kept in the head's stack."""
+    read = []
+    for step in steps:
+        if "instruction" in step:
+            pair = client.parse_instruction(step["instruction"])
+            progress(0.01, f"'{step['instruction']}' reads as '{pair['edit']}' on '{pair['mask']}'")
+            step = {**{k: v for k, v in step.items() if k != "instruction"}, "edit": pair["edit"], "mask": pair["mask"],
+                    "instruction": step["instruction"]}
+        read.append(step)
+    return tuple(read)
+
+
+def bridge_step(step: dict) -> dict:
+    """A stack step as the bridge takes it (an instruction already read travels as its prompts)."""
+    return {k: v for k, v in step.items() if k != "instruction"} if "edit" in step else step
 
 
 def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[float, float],
@@ -80,8 +104,9 @@ def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[
 def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, timeout_s: float,
              on_job: Callable[[str], None] | None = None) -> EditOutcome:
     progress(0.0, "creating the head")
+    request = replace(request, steps=read_instructions(client, request.steps, progress))
     head = client.create_head(seed=request.head.seed, params=request.head.params or None)
-    job = client.submit_edit(head["id"], list(request.steps), grid=request.grid)
+    job = client.submit_edit(head["id"], [bridge_step(s) for s in request.steps], grid=request.grid)
     if on_job is not None:
         on_job(job["id"])
     job = follow_job(client, job, progress, (0.02, 0.6), timeout_s)

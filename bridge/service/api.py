@@ -44,15 +44,25 @@ class EditStepRequest(Strict):
     module: str | None = Field(None, max_length=64, description="a module of the library (GET /v1/modules)")
     edit: str | None = Field(None, min_length=1, max_length=LIMITS.edit_prompt_chars, description="or the edit prompt of a trained module")
     mask: str | None = Field(None, min_length=1, max_length=LIMITS.mask_prompt_chars, description="with its mask prompt")
+    instruction: str | None = Field(None, min_length=1, max_length=LIMITS.edit_prompt_chars,
+                                    description='or a sentence such as "make the eyes green" (POST /v1/instructions shows its pair)')
     strength: float = Field(1.0, ge=0.0, le=1.5)
     mask_module: str | None = Field(None, max_length=64, description="use this module's attention field (a partial edit)")
     texture_only: bool | None = Field(None, description="true: colours only (no Deformation Network); null: as trained")
 
     @model_validator(mode="after")
     def module_or_prompts(self):
-        if (self.module is None) == (self.edit is None or self.mask is None):
-            raise ValueError("give either module, or both edit and mask prompts")
+        ways = [self.module is not None, self.edit is not None or self.mask is not None, self.instruction is not None]
+        if sum(ways) != 1 or (ways[1] and (self.edit is None or self.mask is None)):
+            raise ValueError("give one of: module, both edit and mask prompts, or an instruction")
+        for name in ("edit", "mask", "instruction"):
+            if getattr(self, name) is not None and not getattr(self, name).strip():
+                raise ValueError(f"{name} must not be blank")
         return self
+
+
+class InstructionRequest(Strict):
+    instruction: str = Field(..., min_length=1, max_length=LIMITS.edit_prompt_chars)
 
 
 class EditJobRequest(Strict):
@@ -142,9 +152,17 @@ def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host
             for name in (step.module, step.mask_module):
                 if name is not None:
                     engine.module(name)
-            if step.module is None:
-                engine.module_for_prompts(step.edit, step.mask)
+            if step.instruction is not None:
+                parsed = engine.parse_instruction(step.instruction)
+                step.edit, step.mask, step.instruction = parsed["edit"], parsed["mask"], None
+            if step.module is None and engine.module_for_prompts(step.edit, step.mask) is None:
+                engine.open_model()
         return worker.submit("edit", body.model_dump()).public()
+
+    @app.post("/v1/instructions")
+    def parse_instruction(body: InstructionRequest) -> dict[str, Any]:
+        """The (edit, mask) pair an instruction sentence is read as, before anything runs."""
+        return engine.parse_instruction(body.instruction)
 
     @app.post("/v1/jobs/train", status_code=202)
     async def submit_training(body: TrainJobRequest) -> dict[str, Any]:

@@ -64,6 +64,10 @@ class BridgeClient:
     def submit_edit(self, head: str, steps: list[dict], grid: int = 128, preview_yaw: float = 20.0) -> dict:
         return self._request("POST", "/v1/jobs/edit", {"head": head, "steps": steps, "grid": grid, "preview_yaw": preview_yaw})
 
+    def parse_instruction(self, sentence: str) -> dict:
+        """The (edit, mask) pair the bridge reads an instruction sentence as: {"edit", "mask", "part", ...}."""
+        return self._request("POST", "/v1/instructions", {"instruction": sentence})
+
     def submit_training(self, edit: str, mask: str, **options) -> dict:
         return self._request("POST", "/v1/jobs/train", {"edit": edit, "mask": mask, **options})
 

@@ -65,7 +65,7 @@ def resolve_device(name: str) -> torch.device:
 
 class Engine:
     def __init__(self, cache: Path, device: str = "auto", clip_source: str = "bundled", weights: Path | None = None,
-                 generator: Path | None = None):
+                 generator: Path | None = None, open_model: Path | None = None):
         """`generator`: an imported EG3D generator (python -m bridge import-eg3d) instead of the bundled prior."""
         self.device = resolve_device(device)
         if generator is not None:
@@ -82,6 +82,9 @@ class Engine:
         self.modules_dir.mkdir(parents=True, exist_ok=True)
         self.library = EditLibrary(BUNDLED_LIBRARY, self.modules_dir, generator_sha256=self.source.sha256)
         self._modules: dict[str, EditModule] = {}
+        self.open_model_dir = open_model
+        self._open_model = None
+        self._prompt_edits: dict[tuple, object] = {}
 
     # --- description -------------------------------------------------------------------------
 
@@ -163,22 +166,57 @@ class Engine:
                 raise NotFound(str(error)) from None
         return self._modules[name]
 
-    def module_for_prompts(self, edit: str, mask: str) -> str:
+    def module_for_prompts(self, edit: str, mask: str) -> str | None:
+        """The library module trained for exactly these prompts, or None (the open model answers them)."""
         for entry in self.library.entries():
-            if entry.problem is None and entry.edit.lower() == edit.lower() and entry.mask.lower() == mask.lower():
+            if entry.problem is None and entry.edit.lower() == edit.strip().lower() and entry.mask.lower() == mask.strip().lower():
                 return entry.name
-        raise NotFound(f"No trained edit for {edit!r} on {mask!r}; submit a training job (POST /v1/jobs/train) first.")
+        return None
+
+    # --- the open-vocabulary model -----------------------------------------------------------
+
+    def open_model(self):
+        """The open edit model of this generator (any prompt, no training), loaded on first use."""
+        if self._open_model is None:
+            from bridge.lenerf.open_model import BUNDLED_OPEN_MODEL, OpenEditModel, OpenModelError
+
+            folder = self.open_model_dir or BUNDLED_OPEN_MODEL
+            try:
+                model = OpenEditModel.load(folder, self.source.sha256, self.device)
+                model.check_clip(self.clip())
+            except OpenModelError as error:
+                raise NotFound(f"{error} Until then, edit with a trained module or train one (POST /v1/jobs/train).") from None
+            self._open_model = model
+        return self._open_model
+
+    def prompt_edit(self, edit: str, mask: str, geometry: bool = True):
+        key = (edit.strip().lower(), mask.strip().lower(), geometry)
+        if key not in self._prompt_edits:
+            if len(self._prompt_edits) >= 64:
+                self._prompt_edits.pop(next(iter(self._prompt_edits)))
+            self._prompt_edits[key] = self.open_model().edit(self.clip(), edit, mask, geometry)
+        return self._prompt_edits[key]
+
+    def parse_instruction(self, sentence: str) -> dict:
+        from bridge.guidance.instructions import parse_instruction
+
+        return parse_instruction(sentence, self.clip()).as_dict()
 
     # --- jobs --------------------------------------------------------------------------------
 
     def run_edit(self, ctx: JobContext) -> None:
         request = ctx.job.request
         head = self.head(request["head"])
-        steps = []
+        steps, prompted = [], []
         for step in request["steps"]:
             name = step.get("module") or self.module_for_prompts(step["edit"], step["mask"])
             mask_module = self.module(step["mask_module"]) if step.get("mask_module") else None
-            steps.append(EditStep(self.module(name), step.get("strength", 1.0), mask_module, step.get("texture_only")))
+            if name is None:  # no trained module: the open model
+                module = self.prompt_edit(step["edit"], step["mask"], geometry=not step.get("texture_only"))
+                prompted.append(len(steps))
+            else:
+                module = self.module(name)
+            steps.append(EditStep(module, step.get("strength", 1.0), mask_module, step.get("texture_only")))
         ctx.progress(0.02, "applying edits")
         started = time.perf_counter()
         render_config = self.source.render_config
@@ -191,8 +229,9 @@ class Engine:
                 "bridge_version": __version__, "job": ctx.job.id,
                 "camera": {"radius": render_config.camera_radius, "pivot": list(render_config.camera_pivot),
                            "focal": render_config.focal},
-                "edits": [{"module": s.get("module"), "edit": st.module.spec.edit,
-                           "mask": st.module.spec.mask, "strength": st.strength} for s, st in zip(request["steps"], steps)],
+                "edits": [{"module": s.get("module"), "edit": st.module.spec.edit, "mask": st.module.spec.mask,
+                           "strength": st.strength, "model": "open model" if i in prompted else "module"}
+                          for i, (s, st) in enumerate(zip(request["steps"], steps))],
             }
 
             def grid_progress(fraction: float) -> None:
@@ -211,7 +250,16 @@ class Engine:
                 mask = torch.zeros(picture.shape[-2:])
             save_png(picture, ctx.add_result("preview.png", "image/png"))
             save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))
-        ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": grid.edit_steps}
+            info = {}
+            if prompted:  # how far CLIP says the prompt edits moved the head, in one sentence
+                from bridge.lenerf.open_model import clip_gain, describe_gain
+
+                before = self.source.view(self.source.generator.field(ws), ws, yaw, 128)["rgb"][0]
+                after = self.source.view(field, edited_ws, yaw, 128)["rgb"][0]
+                text = steps[prompted[-1]].module.spec.edit
+                gain = clip_gain(self.clip(), before, after, text)
+                info = {"clip_gain": round(gain, 4), "message": describe_gain(gain, text)}
+        ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": grid.edit_steps, **info}
 
     def clip(self):
         if self._clip is None:

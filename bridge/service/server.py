@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False, clip: str = "bundled",
-          generator=None) -> int:
+          generator=None, open_model=None) -> int:
     import uvicorn
 
     from bridge.service import security
@@ -29,7 +29,7 @@ def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False
     cache = cache_dir()
     store = JobStore(cache / "jobs", LIMITS.result_days)
     store.recover()
-    engine = Engine(cache, device, clip, generator=generator)
+    engine = Engine(cache, device, clip, generator=generator, open_model=open_model)
     worker = Worker(store, {"edit": engine.run_edit, "train": engine.run_training}, LIMITS.queued_jobs)
     worker.start()
     app = create_app(engine, store, worker, token, host, port)

@@ -29,8 +29,11 @@ settings = bpy.context.scene.text_edit
 settings.grid, settings.source = 64, "PROMPTS"
 settings.edit_prompt = "x" * 10240
 report["long"] = attempt(bpy.ops.text_edit.edit)
-settings.edit_prompt, settings.mask_prompt = "purple ears", "ears"
-report["untrained"] = attempt(bpy.ops.text_edit.edit)
+settings.source, settings.instruction = "INSTRUCTION", "make it nicer"
+report["no_part"] = attempt(bpy.ops.text_edit.edit)
+settings.instruction = ""
+report["empty_instruction"] = attempt(bpy.ops.text_edit.edit)
+settings.source = "PROMPTS"
 settings.head_params = "eye_colour"
 report["params_syntax"] = attempt(bpy.ops.text_edit.new_head)
 settings.head_params = "ear_wiggle=2"
@@ -50,7 +53,8 @@ result(report)
     assert "401" in report["token"] and "token" in report["token"]
     assert report["connected"] == "ok"
     assert "10240 characters" in report["long"] and "at most 300" in report["long"]
-    assert "404" in report["untrained"] and "train" in report["untrained"].lower()
+    assert "names no part" in report["no_part"] and "make the eyes green" in report["no_part"]
+    assert "instruction prompt is empty" in report["empty_instruction"]
     assert "not an http address" in report["scheme"]
     assert "write name=value" in report["params_syntax"]
     assert "400" in report["params_unknown"] and "ear_wiggle" in report["params_unknown"]

@@ -121,3 +121,33 @@ def test_train_new_edit_then_edit_by_its_prompts(blender, live_bridge):
     new = set(report["after"]) - set(report["before"])
     assert len(new) == 1 and report["chosen"] in new, report
     assert "green eyes @ eyes" in report["edits"]
+
+
+PROMPTS = r'''
+url = sys.argv[-1]
+prefs.bridge_url = url
+bpy.ops.wm.read_homefile(use_empty=True)
+settings = bpy.context.scene.text_edit
+settings.grid, settings.texture_size, settings.seed = 64, "512", 4
+assert bpy.ops.text_edit.connect() == {"FINISHED"}
+settings.source, settings.edit_prompt, settings.mask_prompt = "PROMPTS", "purple hair", "hair"
+assert bpy.ops.text_edit.edit() == {"FINISHED"}   # no module was trained for it: the open model
+report = {"prompt_message": text_edit.properties.RUNNER.status.message}
+settings.source, settings.instruction = "INSTRUCTION", "make the eyes green"
+assert bpy.ops.text_edit.edit(on_top=True) == {"FINISHED"}
+head = bpy.context.view_layer.objects.active
+report.update({"stack": json.loads(head["text_edit_stack"]), "edits": head["text_edit_edits"],
+               "heads": len(text_edit.importer.head_objects(bpy.context.scene)),
+               "message": text_edit.properties.RUNNER.status.message})
+result(report)
+'''
+
+
+def test_any_prompt_and_a_sentence_edit_at_once_through_the_operators(blender, live_bridge):
+    done, report = blender.run(PROMPTS, live_bridge.url, env=bridge_env(live_bridge))
+    assert done.returncode == 0 and report, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "purple hair" in report["prompt_message"] and "CLIP" in report["prompt_message"]
+    first, second = report["stack"]
+    assert (first["edit"], first["mask"]) == ("purple hair", "hair")
+    assert (second["instruction"], second["edit"], second["mask"]) == ("make the eyes green", "green eyes", "eyes")
+    assert report["heads"] == 1 and "green eyes" in report["edits"]

@@ -112,8 +112,13 @@ def test_limits_get_clear_client_errors(bridge, identity_module):
     assert bridge.call("POST", "/v1/heads", raw_body=b" " * (2 << 20))[0] == 413
     status, body = edit(steps=[{"module": "no_such_edit"}])
     assert status == 404 and "No edit named" in body["detail"]
-    status, body = edit(steps=[{"edit": "purple ears", "mask": "ears"}])
-    assert status == 404 and "training job" in body["detail"]
+    status, body = edit(steps=[{"instruction": "make it nicer"}])
+    assert status == 400 and "names no part" in body["detail"]
+    for step in ({"edit": "red hair"}, {"instruction": "make the eyes green", "module": identity_module}, {"instruction": " "}):
+        status, body = edit(steps=[step])
+        assert status == 422, (step, body)
+    status, body = bridge.call("POST", "/v1/instructions", {"instruction": "x" * 10_000})
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "instruction"]
     assert edit(head="0123456789abcdef")[0] == 404
     assert bridge.call("GET", "/v1/jobs/0123456789abcdef")[0] == 404
     assert bridge.call("GET", "/v1/jobs/nonsense")[0] == 422
@@ -137,3 +142,25 @@ def test_limits_get_clear_client_errors(bridge, identity_module):
     for job_id in ids:
         bridge.call("POST", f"/v1/jobs/{job_id}/cancel")
     assert all(bridge.wait(j, timeout=120)["state"] == "cancelled" for j in ids)
+
+
+def test_any_prompt_edits_through_the_open_model(bridge, identity_module):
+    """A prompt pair no module was trained for, and an instruction, both edit at once; a stack mixes
+    a module with a prompt; the job says how far CLIP saw the head move toward the prompt."""
+    bridge.start()
+    head = _head(bridge)
+    status, pair = bridge.call("POST", "/v1/instructions", {"instruction": "give her pink hair"})
+    assert status == 200 and (pair["edit"], pair["mask"]) == ("pink hair", "hair")
+    steps = [{"module": identity_module}, {"instruction": "give her pink hair", "strength": 0.8}]
+    status, job = bridge.call("POST", "/v1/jobs/edit", {"head": head, "steps": steps, "grid": 64})
+    assert status == 202, job
+    job = bridge.wait(job["id"])
+    assert job["state"] == "done", job
+    assert "pink hair" in job["info"]["message"] and isinstance(job["info"]["clip_gain"], float)
+    status, data = bridge.call("GET", f"/v1/jobs/{job['id']}/results/field.npz")
+    grid = mesh_export.read_bytes(data)
+    edits = grid.provenance["edits"]
+    assert [e["model"] for e in edits] == ["module", "open model"] and edits[1]["edit"] == "pink hair"
+    assert grid.edit_steps == 2
+    status, job = bridge.call("POST", "/v1/jobs/edit", {"head": head, "steps": [{"edit": "green eyes", "mask": "eyes", "texture_only": True}], "grid": 64})
+    assert status == 202 and bridge.wait(job["id"])["state"] == "done"
