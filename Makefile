@@ -28,13 +28,14 @@ $(NODE_TOOLS)/.installed:
 # The main job: first without Blender (bridge CLI: prior, mesh export, edits through the bridge),
 # then through Blender: the example script run by the bpy module as `blender -b --python` would,
 # with the built extension installed; it starts a bridge (token and cache under out/bridge), edits
-# a head with a shipped module, imports it, writes out/*.glb, out/*.blend and a Cycles preview.
+# a head with a shipped module and, on top, an instruction sentence that no module was trained for
+# (the open model), imports it, writes out/*.glb, out/*.blend and a Cycles preview.
 DEMO_PORT ?= 8767
 demo: $(STAMP)
 	$(VPY) -m bridge demo --out out
 	TEXT_EDIT_CONFIG_DIR=$(abspath out/bridge/config) TEXT_EDIT_CACHE_DIR=$(abspath out/bridge/cache) \
 		$(VPY) -m tools.blender --user-resources out/blender-user examples/edit_head.py -- \
-		--seed 3 --module blue_eyes --url http://127.0.0.1:$(DEMO_PORT) --bridge-python $(abspath $(VPY)) --out out
+		--seed 3 --module red_hair --instruction "make the eyes green" --url http://127.0.0.1:$(DEMO_PORT) --bridge-python $(abspath $(VPY)) --out out
 
 # The Blender extension: one zip per platform in dist/ (wheels fetched into wheels/).
 extension: $(STAMP)

@@ -13,6 +13,7 @@ BENCHMARKS = {
     "mesh": "benchmarks.mesh",
     "guidance": "benchmarks.guidance",
     "edit_quality": "benchmarks.edit_quality",
+    "open_edit": "benchmarks.open_edit",
     "bridge": "benchmarks.bridge",
     "addon": "benchmarks.addon",
     "eg3d": "benchmarks.eg3d",

@@ -1,9 +1,11 @@
 """Edit a head with Text Edit in Blender without its window, and write .glb, .blend and a render.
 
     blender -b --python examples/edit_head.py -- --seed 3 --module blue_eyes --out out/
-    blender -b --python examples/edit_head.py -- --seed 7 --edit "red hair" --mask hair --out out/
+    blender -b --python examples/edit_head.py -- --seed 7 --edit "green hair" --mask hair --out out/
+    blender -b --python examples/edit_head.py -- --seed 3 --module red_hair --instruction "make the eyes green" --out out/
 
---module may be repeated to stack edits. --bridge-python starts a bridge on this computer for the
+--module may be repeated to stack edits; --edit/--mask and --instruction take any prompt (the
+bridge's open model edits at once where no module was trained for it) and go on top. --bridge-python starts a bridge on this computer for the
 run (the Python that has it installed); otherwise one must already be running at --url (its token
 is read from the bridge's token folder). The Text Edit extension must be installed and enabled.
 """
@@ -30,8 +32,9 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="blender -b --python examples/edit_head.py --", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--module", action="append", default=[], help="a trained edit of the bridge's library (repeat to stack)")
-    parser.add_argument("--edit", help="an edit prompt of a trained module (with --mask)")
+    parser.add_argument("--edit", help="any edit prompt (with --mask)")
     parser.add_argument("--mask", help="where the edit applies")
+    parser.add_argument("--instruction", help='a sentence such as "make the eyes green"')
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--grid", type=int, default=128)
     parser.add_argument("--texture-size", type=int, default=1024)
@@ -53,13 +56,15 @@ def main() -> int:
         edits = [dict(module=m) for m in args.module]
         if args.edit:
             edits.append(dict(edit=args.edit, mask=args.mask))
+        if args.instruction:
+            edits.append(dict(instruction=args.instruction))
         if not edits:  # the unedited head
             head = api.edit(seed=args.seed, grid=args.grid, texture_size=args.texture_size)
         for index, edit in enumerate(edits):
             head = api.edit(seed=args.seed, strength=args.strength, on_top=index > 0, grid=args.grid,
                             texture_size=args.texture_size, **edit)
         print(f"{head.name}: {len(head.data.vertices)} vertices, edits: {head['text_edit_edits']}")
-        stem = "_".join([f"edit_seed{args.seed}"] + [e.get("module") or e["edit"].replace(" ", "_") for e in edits])
+        stem = "_".join([f"edit_seed{args.seed}"] + [e.get("module") or (e.get("edit") or e["instruction"]).replace(" ", "_") for e in edits])
         glb = api.export_glb(args.out / f"{stem}.glb", [head])
         blend = api.save_blend(args.out / f"{stem}.blend")
         print(f"glTF binary: {glb.resolve()}")
