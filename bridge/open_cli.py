@@ -49,15 +49,16 @@ def prompt_step(args: argparse.Namespace, source, strength: float):
     from bridge.lenerf.apply import EditStep
     from bridge.lenerf.open_model import BUNDLED_OPEN_MODEL, OpenEditModel
 
+    image = image_sha = None
+    if args.image_prompt:  # a bad picture is refused before any model is loaded
+        from bridge.field.weights import file_sha256
+
+        image, image_sha = load_image(args.image_prompt), file_sha256(args.image_prompt)
     clip = load_clip(args.clip)
     model = OpenEditModel.load(args.open_model or BUNDLED_OPEN_MODEL, source.sha256)
     model.check_clip(clip)
     edit, mask = prompt_pair(args, clip)
-    image = image_sha = None
-    if args.image_prompt:
-        from bridge.field.weights import file_sha256
-
-        image, image_sha = load_image(args.image_prompt), file_sha256(args.image_prompt)
+    if image is not None:
         edit = edit or f"like {args.image_prompt.name}"
     prompt_edit = model.edit(clip, edit, mask, geometry=not args.texture_only, image=image, image_sha256=image_sha)
     return EditStep(prompt_edit, strength), clip
