@@ -430,5 +430,5 @@ def distil_prompt_edit(modules, prompt_edit, generator, sample_ws, steps: int = 
         optimiser.zero_grad(set_to_none=True)
         (mapper_loss + mask_loss).backward()
         optimiser.step()
-        figures = {"mapper_mse": round(float(mapper_loss), 5), "mask_bce": round(float(mask_loss), 5)}
+        figures = {"mapper_mse": round(float(mapper_loss.detach()), 5), "mask_bce": round(float(mask_loss.detach()), 5)}
     return figures
