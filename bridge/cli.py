@@ -211,6 +211,7 @@ def _demo_bridge(out: Path, seed: int, grid: int) -> list[Path]:
             client.wait(job["id"], _ProgressPrinter())
             for result in ("field.npz", "preview.png"):
                 written.append(client.download(job["id"], result, out / f"edit_seed{seed}_{name}_{result}"))
+        stacked_field = written[-2]
         # the newest ability: prompts no module was trained for, edited at once by the open model
         for name, step in (("green_eyes", {"edit": "green eyes", "mask": "eyes"}), ("instruction", {"instruction": "give her pink hair"})):
             if "instruction" in step:
@@ -221,7 +222,7 @@ def _demo_bridge(out: Path, seed: int, grid: int) -> list[Path]:
             done = client.wait(job["id"], _ProgressPrinter())
             print(f"  {done.get('info', {}).get('message', '')}", flush=True)
             written.append(client.download(job["id"], "preview.png", out / f"edit_seed{seed}_open_{name}_preview.png"))
-        edited = mesh_export.read(written[-2])
+        edited = mesh_export.read(stacked_field)
         mesh = mesh_export.grid_to_mesh(edited, mesh_export.ExportOptions(texture_size=1024))
         written.append(mesh_export.write_glb(mesh, out / f"edit_seed{seed}_stack.glb"))
     return written
