@@ -7,8 +7,9 @@ edit prompt:
   CLIP space. It is trained *text-free*, on pairs of the generator's own heads: given w_i and
   the unit direction d = normalise(E_I(I_j) - E_I(I_i)) between their pictures' CLIP embeddings,
   predict w_j - w_i. CLIP's image and text spaces agree far better on differences than on
-  positions, so at edit time the direction comes from text, d = normalise(E_T(edit) - E_T(neutral)),
-  or from a reference picture, d = normalise(E_I(picture) - mean E_I of the generator's heads).
+  positions, so at edit time a text prompt is read as an image-space direction: from the mean of
+  the training pictures to those CLIP retrieves for it (`retrieved_direction`); a reference picture
+  gives d = normalise(E_I(picture) - mean E_I of the generator's heads).
 - `PromptMaskField` (the attention field conditioned on the mask prompt, after LERF's queried
   feature fields): every point gets an embedding g(F(x), x) from its plane features and position;
   a mask prompt t becomes a query q = W E_T(t) and m = sigmoid(g . q + b(t)). It learns from CLIP
@@ -126,14 +127,6 @@ class PromptMaskField(nn.Module):
         return torch.sigmoid(self.logits(features, points, query))
 
 
-@dataclass(frozen=True)
-class Prompt:
-    """A prompt read by CLIP: the unit edit direction (D,), or the mask prompt's unit embedding (D,)."""
-
-    text: str
-    embedding: Tensor
-
-
 class _BoundMapper(nn.Module):
     """The mapper with one edit direction fixed: the `target` an EditStep asks for."""
 
@@ -190,9 +183,15 @@ def check_prompt(text: str, what: str, limit: int = MAX_PROMPT_CHARS) -> str:
 
 
 @torch.no_grad()
+def edit_text_embedding(clip, edit: str) -> Tensor:
+    """The edit prompt's unit text embedding (D,), read in the sentence templates and averaged."""
+    return F.normalize(clip.encode_text([t.format(edit) for t in EDIT_TEMPLATES]).mean(0), dim=-1)
+
+
+@torch.no_grad()
 def text_direction(clip, edit: str) -> Tensor:
-    """The unit CLIP direction from a neutral head to `edit` (D,), averaged over sentence templates."""
-    target = F.normalize(clip.encode_text([t.format(edit) for t in EDIT_TEMPLATES]).mean(0), dim=-1)
+    """The unit CLIP direction from a neutral head to `edit` (D,) (models without retrieval pictures)."""
+    target = edit_text_embedding(clip, edit)
     neutral = F.normalize(clip.encode_text(list(NEUTRAL_PROMPTS)).mean(0), dim=-1)
     return F.normalize(target - neutral, dim=-1).cpu()
 
@@ -264,7 +263,7 @@ class OpenEditModel(nn.Module):
         average out). It is an image-space direction of the kind the mapper learnt from, where a text
         direction E_T(edit) - E_T(neutral) of a small CLIP is not (text and image deltas agree only
         roughly); the training stays text-free: text only picks pictures at edit time."""
-        text = F.normalize(clip.encode_text([t.format(edit) for t in EDIT_TEMPLATES]).mean(0), dim=-1).to(self.image_embeddings)
+        text = edit_text_embedding(clip, edit).to(self.image_embeddings)
         similarity = self.image_embeddings @ text
         top = similarity.topk(max(8, len(similarity) // RETRIEVED_FRACTION))
         weights = torch.softmax(logit_scale(clip) * top.values, dim=0)
@@ -337,7 +336,7 @@ to have done almost nothing."""
 def clip_gain(clip, before: Tensor, after: Tensor, edit: str) -> float:
     """How far an edit moved the picture toward its prompt in CLIP's eyes: cos(E_I(after), t) -
     cos(E_I(before), t), t the prompt read in the edit templates; pictures (3, H, W) in [0, 1]."""
-    text = F.normalize(clip.encode_text([t.format(edit) for t in EDIT_TEMPLATES]).mean(0), dim=-1)
+    text = edit_text_embedding(clip, edit)
     images = clip.encode_image(torch.stack([before, after]).float())
     similarity = images @ text.to(images)
     return float(similarity[1] - similarity[0])
