@@ -112,6 +112,12 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
     words = _words(text)
     found_by = "grammar"
     at = next((i for i, w in enumerate(words) if _part_of_word(w)), None)
+    named = list(dict.fromkeys(p for p in map(_part_of_word, words) if p))
+    if len(named) > 1:
+        raise BridgeError(
+            f"The instruction {text[:60]!r} names {' and '.join(named)}; give one edit per instruction "
+            "(Apply on top stacks the next)."
+        )
     if at is not None:
         part = _part_of_word(words[at])
     else:
