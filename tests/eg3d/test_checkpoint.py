@@ -2,9 +2,13 @@
 torch_utils.persistence records (class name, module source, state), EasyDicts, OrderedDicts of
 Parameters and buffers, and the converted .pth layout."""
 
+import contextlib
 import os
 import pickle
+import sys
+import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -135,3 +139,63 @@ def test_inspect_command_lists_the_generator_without_running_it(tmp_path, capsys
     assert not marker.exists()
     assert main(["inspect-eg3d", str(write_planted(tmp_path / "planted.pkl", f"touch {marker}"))]) == 2
     assert "refused" in capsys.readouterr().err and not marker.exists()
+
+
+@contextlib.contextmanager
+def classes_defined_here(marker):
+    """Real nn.Module classes under EG3D's module names (ImportanceRenderer, MipRayMarcher2,
+    RaySampler, OSGDecoder) in sys.modules, whose __setstate__ writes `marker` when it runs."""
+
+    class Live(torch.nn.Module):
+        def __setstate__(self, state):
+            marker.write_text("ran")
+            super().__setstate__(state)
+
+    names = {"ImportanceRenderer": "training.volumetric_rendering.renderer", "RaySampler": "training.volumetric_rendering.ray_sampler",
+             "MipRayMarcher2": "training.volumetric_rendering.ray_marcher", "OSGDecoder": "training.triplane"}
+    classes = {name: type(name, (Live,), {"__module__": module, "__qualname__": name}) for name, module in names.items()}
+    modules = {}
+    for name, module in names.items():
+        parts = module.split(".")
+        for end in range(1, len(parts) + 1):
+            modules.setdefault(".".join(parts[:end]), types.ModuleType(".".join(parts[:end])))
+        setattr(modules[module], name, classes[name])
+    with eg3d_modules():
+        saved = {name: sys.modules.get(name) for name in modules}
+        sys.modules.update(modules)
+        try:
+            yield classes
+        finally:
+            for name, module in saved.items():
+                sys.modules[name] = module
+
+
+def test_plain_network_classes_and_numpy_gains_are_read_as_data(tmp_path):
+    """A snapshot pickled with plain pickle from those classes, with numpy float64/float32 gains
+    as EG3D's layers keep them: read as inert data, nothing of the classes runs."""
+    marker = tmp_path / "ran.txt"
+    with classes_defined_here(marker) as classes:
+        renderer = classes["ImportanceRenderer"]()
+        renderer.ray_marcher = classes["MipRayMarcher2"]()
+        renderer.plane_axes = torch.eye(3).expand(3, 3, 3)
+        decoder = classes["OSGDecoder"]()
+        decoder.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Softplus())
+        decoder.hidden_dim, decoder.weight_gain = 64, np.float64(0.25)
+        generator = record("TriPlaneGenerator", children=[("renderer", renderer), ("ray_sampler", classes["RaySampler"]()),
+                                                          ("decoder", decoder)], lr_gain=np.float32(0.5))
+        data = pickle.dumps({"G_ema": generator, "D": None, "augment_pipe": None})
+    path = tmp_path / "plain.pkl"
+    path.write_bytes(data)
+
+    generator = generator_record(read_checkpoint(path), path)
+    assert not marker.exists(), "a class's code ran while loading"
+    renderer, decoder = generator.state["_modules"]["renderer"], generator.state["_modules"]["decoder"]
+    assert repr(renderer) == "<training.volumetric_rendering.renderer.ImportanceRenderer (not run)>"
+    assert repr(renderer._modules["ray_marcher"]) == "<training.volumetric_rendering.ray_marcher.MipRayMarcher2 (not run)>"
+    assert decoder.weight_gain == 0.25 and type(decoder.weight_gain) is float, "numpy scalars come back as numbers"
+    assert generator.state["lr_gain"] == 0.5
+    assert sorted(flat_state(generator)) == ["decoder.net.0.bias", "decoder.net.0.weight"]
+
+    with classes_defined_here(marker), pytest.raises(RuntimeError, match="trusting"):
+        pickle.loads(data)
+    assert marker.exists(), "trusting the same file runs the classes' code"
