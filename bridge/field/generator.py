@@ -118,6 +118,9 @@ class TriPlaneGenerator(nn.Module):
         self.decoder = OSGDecoder(
             config.plane_channels, config.decoder_hidden, config.decoder_features, config.decoder_lr_multiplier
         )
+        self.noise_mode = "const"
+        """How the plane synthesis draws its per-pixel noise when a call does not say: EG3D's modes,
+        "const" (the stored noise, the same head every time), "random" (fresh noise each call) or "none"."""
         self.superresolution = None
         if config.superresolution is not None:
             self.superresolution = SuperResolution(config.superresolution, config.decoder_features, config.w_dim, config.upsampling)
@@ -131,12 +134,12 @@ class TriPlaneGenerator(nn.Module):
             c = c * self.config.conditioning_scale
         return self.mapping(z, c, **kwargs)
 
-    def planes(self, ws: Tensor, noise_mode: str = "const") -> Tensor:
+    def planes(self, ws: Tensor, noise_mode: str | None = None) -> Tensor:
         """ws (B, num_ws, w_dim) -> planes (B, 3, C, R, R)."""
-        image = self.synthesis(ws, noise_mode=noise_mode)
+        image = self.synthesis(ws, noise_mode=noise_mode or self.noise_mode)
         return image.reshape(ws.shape[0], 3, self.config.plane_channels, *image.shape[-2:])
 
-    def field(self, ws: Tensor, noise_mode: str = "const") -> TriPlaneField:
+    def field(self, ws: Tensor, noise_mode: str | None = None) -> TriPlaneField:
         return TriPlaneField(self.planes(ws, noise_mode), self.decoder, self.config.render.box_size)
 
     def super_resolve(self, rendered: dict[str, Tensor], ws: Tensor) -> Tensor:

@@ -111,3 +111,31 @@ def test_a_shapenet_cars_style_checkpoint_keeps_its_camera_and_box_limited_rays(
         ws, _ = heads.head_ws(1)
         picture = heads.view(heads.generator.field(ws[None]), ws[None], 30.0)["rgb"]
     assert picture.shape == (1, 3, 128, 128) and torch.isfinite(picture).all()
+
+
+def test_a_seed_is_the_head_eg3d_gen_samples_makes_and_noise_modes_are_eg3ds(tmp_path):
+    import numpy as np
+
+    from bridge.eg3d.heads import TRUNCATION_PSI, EG3DHeads
+    from bridge.errors import BridgeError
+
+    weights = import_checkpoint(write_checkpoint(random_generator(TINY), tmp_path / "eg3d.pkl"), tmp_path / "out")
+    heads = EG3DHeads.load(weights)
+    ws, description = heads.head_ws(3)
+    z = torch.from_numpy(np.random.RandomState(3).randn(1, TINY.z_dim)).float()  # EG3D's gen_samples.py
+    with torch.no_grad():
+        expected = heads.generator.map(z, heads.conditioning(1), truncation_psi=TRUNCATION_PSI)[0]
+    assert torch.equal(ws, expected) and description["noise_mode"] == "const"
+    for seed in (-1, 2**32, 1.5):
+        with pytest.raises(BridgeError, match="whole number from 0 to 4294967295"):
+            heads.head_ws(seed)
+
+    with torch.no_grad():
+        const = [heads.generator.planes(ws[None]) for _ in range(2)]
+        assert torch.equal(*const), "const noise: a seed is always the same head"
+        noisy = EG3DHeads.load(weights, noise_mode="random").generator
+        assert not torch.equal(noisy.planes(ws[None]), noisy.planes(ws[None]))
+        quiet = EG3DHeads.load(weights, noise_mode="none").generator
+        assert torch.equal(quiet.planes(ws[None]), quiet.planes(ws[None])) and not torch.equal(quiet.planes(ws[None]), const[0])
+    with pytest.raises(BridgeError, match="noise modes are const, random, none"):
+        EG3DHeads.load(weights, noise_mode="loud")
