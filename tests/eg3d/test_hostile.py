@@ -48,3 +48,45 @@ def test_sizes_are_checked_before_the_generator_is_built(hostile):
         convert(generator_record(read_checkpoint(cases["w_dim_4000_mismatched"])))
     with pytest.raises(WeightsError, match="z_dim is '30000', not a whole number from 0 to 4096"):
         convert(generator_record(read_checkpoint(cases["z_dim_30000"])))
+
+
+def test_fuzzed_checkpoints_are_read_or_refused_in_one_sentence(tmp_path_factory):
+    """Random byte changes, cuts and insertions in a small snapshot: the reader and the converter
+    give a generator or a WeightsError, never another exception."""
+    import dataclasses
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from bridge.eg3d.checkpoint import generator_record, read_checkpoint
+    from bridge.eg3d.convert import convert
+    from bridge.eg3d.synthetic import TINY, random_generator, write_checkpoint
+    from bridge.errors import WeightsError
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    tiny = dataclasses.replace(TINY, plane_resolution=8, superresolution=None)
+    valid = write_checkpoint(random_generator(tiny), folder / "valid.pkl", discriminator=False).read_bytes()
+    path = folder / "fuzzed.pkl"
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(st.integers(0, len(valid) - 1), st.sampled_from(["flip", "cut", "insert", "zero"]),
+                              st.binary(min_size=1, max_size=9)), min_size=1, max_size=4))
+    def read(changes):
+        data = bytearray(valid)
+        for position, kind, payload in changes:
+            position %= max(len(data), 1)
+            if kind == "flip":
+                data[position] ^= payload[0] or 1
+            elif kind == "cut":
+                del data[position:position + payload[0]]
+            elif kind == "insert":
+                data[position:position] = payload
+            else:
+                data[position:position + len(payload)] = bytes(len(payload))
+        path.write_bytes(bytes(data))
+        try:
+            convert(generator_record(read_checkpoint(path)))
+        except WeightsError as error:
+            assert "\n" not in str(error) and str(error)
+
+    read()
