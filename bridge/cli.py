@@ -230,6 +230,7 @@ def _demo_bridge(out: Path, seed: int, grid: int) -> list[Path]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     import mesh_export
+    from mesh_export.gltf import GltfError
     from mesh_export.pipeline import MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE
 
     if args.out.suffix.lower() != ".glb":
@@ -249,8 +250,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     except mesh_export.FieldGridError as error:
         raise BridgeError(str(error)) from None
+    except MemoryError:
+        raise BridgeError("There is not enough free memory to mesh this field grid; close other programs or lower --texture-size.") from None
     try:
         path = mesh_export.write_glb(mesh, args.out)
+    except GltfError as error:
+        raise BridgeError(str(error)) from None
     except OSError as error:
         raise BridgeError(f"Could not write {args.out} ({error.strerror or error}); choose a folder you can write to.") from None
     print(

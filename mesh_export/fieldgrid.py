@@ -1,7 +1,8 @@
 """FieldGrid: the radiance field sampled on a regular grid, the one format the bridge sends.
 
-A FieldGrid is an uncompressed or deflated `.npz` archive read with `allow_pickle=False`; every
-member is a plain array. See docs/mesh_export.md for the table of members. In short:
+A FieldGrid is an uncompressed or deflated `.npz` archive; every member is a plain array (never
+unpickled), and the reader checks every npy header against the zip directory and the format's limits
+before it allocates anything. See docs/mesh_export.md for the table of members. In short:
 
 - samples sit at voxel CENTRES: index i on an axis is the field coordinate
   `box_centre + box_size * ((i + 0.5) / R - 0.5)`, so R voxels tile the box exactly;
@@ -33,8 +34,18 @@ SUPPORTED_VERSIONS = (1,)
 MIN_RESOLUTION = 16
 MAX_RESOLUTION = 512
 MAX_EDIT_STEPS = 16
+# The box and level bound what vertex positions can be: finite, and voxels far wider than float32's
+# step at the box centre (so a mesh never collapses to a point).
+MIN_BOX_SIZE = 1e-4
 MAX_BOX_SIZE = 100.0
+MAX_BOX_CENTRE_OFFSET = 100  # in box sizes, on each axis
+MAX_ABS_LEVEL = 1e6
 MAX_PROVENANCE_CHARS = 65536
+MAX_PROVENANCE_DEPTH = 64
+MAX_PROVENANCE_DIGITS = 100
+MAX_FORMAT_CHARS = 64
+# An npy header (a Python dict literal) is about 120 characters; numpy pads it to 64 bytes.
+MAX_HEADER_CHARS = 1024
 # Largest archive accepted, and largest sum of its members once inflated (a 512^3 grid with float32
 # density, uint8 colour and two float16 masks is 1.4 GiB).
 MAX_FILE_BYTES = 3 * 2**30
@@ -166,10 +177,31 @@ def grid_points(resolution: int, box_size: float = 1.0, box_centre=(0.0, 0.0, 0.
 # ---------------------------------------------------------------- validation
 
 
-def _check_dtype(name: str, array: np.ndarray, allowed: tuple[np.dtype, ...]) -> None:
-    if array.dtype not in allowed:
+def _check_dtype(name: str, dtype: np.dtype, allowed: tuple[np.dtype, ...]) -> None:
+    if dtype not in allowed:
         names = ", ".join(str(d) for d in allowed)
-        raise _fail(f"member '{name}' has dtype {array.dtype}, not one of {names}")
+        raise _fail(f"member '{name}' has dtype {dtype}, not one of {names}")
+
+
+def _check_layout(shapes: dict[str, tuple[int, ...]], dtypes: dict[str, np.dtype]) -> None:
+    """Shapes and dtypes of density, rgb and masks: run on arrays by `validate` and on npy headers
+    by the reader, before any of their data is read."""
+    density = shapes["density"]
+    if len(density) != 3 or len(set(density)) != 1:
+        raise _fail(f"density has shape {density}, not a cube (R, R, R)")
+    resolution = density[0]
+    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+        raise _fail(f"resolution {resolution} is outside {MIN_RESOLUTION}..{MAX_RESOLUTION}")
+    if shapes["rgb"] != (resolution,) * 3 + (3,):
+        raise _fail(f"rgb has shape {shapes['rgb']}, not ({resolution}, {resolution}, {resolution}, 3)")
+    masks = shapes["masks"]
+    if len(masks) != 4 or masks[1:] != (resolution,) * 3:
+        raise _fail(f"masks have shape {masks}, not (S, {resolution}, {resolution}, {resolution})")
+    if masks[0] > MAX_EDIT_STEPS:
+        raise _fail(f"has {masks[0]} edit steps, more than {MAX_EDIT_STEPS}")
+    _check_dtype("density", dtypes["density"], DENSITY_DTYPES)
+    _check_dtype("rgb", dtypes["rgb"], RGB_DTYPES)
+    _check_dtype("masks", dtypes["masks"], MASK_DTYPES)
 
 
 def _check_finite_unit(name: str, array: np.ndarray) -> None:
@@ -188,44 +220,52 @@ def _check_finite_unit(name: str, array: np.ndarray) -> None:
         raise _fail(f"member '{name}' has values outside [0, 1]")
 
 
+def _check_provenance(provenance: Any) -> None:
+    """A JSON object of bounded depth, length and numbers, with no NaN or infinity (which would make
+    the glTF extras invalid JSON)."""
+    if not isinstance(provenance, dict):
+        raise _fail("provenance is not a JSON object")
+    pending = [(provenance, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _fail("provenance holds NaN or infinite numbers")
+        if isinstance(value, int) and abs(value) >= 10**MAX_PROVENANCE_DIGITS:
+            raise _fail(f"provenance holds an integer of more than {MAX_PROVENANCE_DIGITS} digits")
+        if isinstance(value, (dict, list, tuple)):
+            if depth > MAX_PROVENANCE_DEPTH:
+                raise _fail(f"provenance nests deeper than {MAX_PROVENANCE_DEPTH} levels")
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+    try:
+        text = json.dumps(provenance, allow_nan=False)
+    except (TypeError, ValueError):
+        raise _fail("provenance is not JSON-serialisable") from None
+    if len(text) > MAX_PROVENANCE_CHARS:
+        raise _fail(f"provenance is longer than {MAX_PROVENANCE_CHARS} characters")
+
+
 def validate(grid: FieldGrid) -> None:
     """Raise FieldGridError unless shapes, dtypes, values, box, level and provenance are all valid."""
     density, rgb, masks = grid.density, grid.rgb, grid.masks
     if not all(isinstance(a, np.ndarray) for a in (density, rgb, masks)):
         raise _fail("has members that are not arrays")
-    if density.ndim != 3 or len(set(density.shape)) != 1:
-        raise _fail(f"density has shape {density.shape}, not a cube (R, R, R)")
-    resolution = density.shape[0]
-    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise _fail(f"resolution {resolution} is outside {MIN_RESOLUTION}..{MAX_RESOLUTION}")
-    if rgb.shape != (resolution,) * 3 + (3,):
-        raise _fail(f"rgb has shape {rgb.shape}, not ({resolution}, {resolution}, {resolution}, 3)")
-    if masks.ndim != 4 or masks.shape[1:] != (resolution,) * 3:
-        raise _fail(f"masks have shape {masks.shape}, not (S, {resolution}, {resolution}, {resolution})")
-    if masks.shape[0] > MAX_EDIT_STEPS:
-        raise _fail(f"has {masks.shape[0]} edit steps, more than {MAX_EDIT_STEPS}")
-    _check_dtype("density", density, DENSITY_DTYPES)
-    _check_dtype("rgb", rgb, RGB_DTYPES)
-    _check_dtype("masks", masks, MASK_DTYPES)
+    arrays = {"density": density, "rgb": rgb, "masks": masks}
+    _check_layout({k: a.shape for k, a in arrays.items()}, {k: a.dtype for k, a in arrays.items()})
     if not np.isfinite(density).all():
         raise _fail("density holds NaN or infinite values")
     _check_finite_unit("rgb", rgb)
     _check_finite_unit("masks", masks)
-    if not isinstance(grid.level, numbers.Real) or not math.isfinite(grid.level):
-        raise _fail(f"level {grid.level!r} is not a finite number")
-    if not isinstance(grid.box_size, numbers.Real) or not 0.0 < grid.box_size <= MAX_BOX_SIZE:
-        raise _fail(f"box size {grid.box_size!r} is not in (0, {MAX_BOX_SIZE}]")
+    if not isinstance(grid.level, numbers.Real) or not abs(grid.level) <= MAX_ABS_LEVEL:
+        raise _fail(f"level {grid.level!r} is not a finite number between -{MAX_ABS_LEVEL:g} and {MAX_ABS_LEVEL:g}")
+    if not isinstance(grid.box_size, numbers.Real) or not MIN_BOX_SIZE <= grid.box_size <= MAX_BOX_SIZE:
+        raise _fail(f"box size {grid.box_size!r} is not in [{MIN_BOX_SIZE:g}, {MAX_BOX_SIZE:g}]")
     centre = np.asarray(grid.box_centre)
-    if centre.shape != (3,) or not np.isfinite(centre).all():
+    if centre.shape != (3,) or centre.dtype.kind not in "fiu" or not np.isfinite(centre).all():
         raise _fail("box centre is not three finite numbers")
-    if not isinstance(grid.provenance, dict):
-        raise _fail("provenance is not a JSON object")
-    try:
-        text = json.dumps(grid.provenance)
-    except (TypeError, ValueError):
-        raise _fail("provenance is not JSON-serialisable") from None
-    if len(text) > MAX_PROVENANCE_CHARS:
-        raise _fail(f"provenance is longer than {MAX_PROVENANCE_CHARS} characters")
+    if not (np.abs(centre) <= MAX_BOX_CENTRE_OFFSET * grid.box_size).all():
+        raise _fail(f"box centre {tuple(centre.tolist())} is more than {MAX_BOX_CENTRE_OFFSET} box sizes from the origin")
+    _check_provenance(grid.provenance)
 
 
 # ---------------------------------------------------------------- writing
@@ -260,54 +300,128 @@ def write(grid: FieldGrid, path: str | Path, compress: bool = False) -> Path:
 
 
 # ---------------------------------------------------------------- reading
+#
+# Every member's npy header is read and checked (dtype, shape, declared size against the zip
+# directory) before any array is allocated, so a forged header or a zip bomb costs nothing; data is
+# inflated in bounded chunks, never beyond the size the header declared.
+
+READ_CHUNK_BYTES = 64 * 2**20
+NUMBER_MEMBERS = {"version": "iu", "level": "fiu", "box_size": "fiu", "box_centre": "fiu"}
+TEXT_MEMBERS = {"format": MAX_FORMAT_CHARS, "provenance": MAX_PROVENANCE_CHARS}
+HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, RuntimeError, NotImplementedError)
 
 
-def _scalar(members: dict[str, np.ndarray], name: str, kind: str) -> Any:
-    value = members[name]
-    if value.shape != () or value.dtype.kind not in kind:
-        raise _fail(f"member '{name}' is not a single {'string' if kind == 'U' else 'number'}")
-    return value.item()
+@dataclass(frozen=True)
+class _Member:
+    """One archive member as its npy header declares it."""
+
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    fortran_order: bool
+    dtype: np.dtype
+    offset: int  # bytes of npy magic and header before the data
 
 
-def _box_centre(value: np.ndarray) -> np.ndarray:
-    if value.shape != (3,) or value.dtype.kind not in "fiu":
-        raise _fail("box centre is not three numbers")
-    return value.astype(np.float64)
-
-
-def _check_archive(archive: zipfile.ZipFile) -> None:
-    names = [info.filename.removesuffix(".npy") for info in archive.infolist()]
+def _check_archive(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    infos = archive.infolist()
+    names = [info.filename.removesuffix(".npy") for info in infos]
     missing = [name for name in REQUIRED_MEMBERS if name not in names]
     if missing:
         raise _fail(f"lacks the member(s) {', '.join(missing)}")
     unknown = sorted(set(names) - set(REQUIRED_MEMBERS))
     if unknown:
         raise _fail(f"has unknown member(s) {', '.join(unknown)}")
-    if sum(info.file_size for info in archive.infolist()) > MAX_ARRAY_BYTES:
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise _fail(f"holds the member(s) {', '.join(twice)} more than once")
+    if sum(info.file_size for info in infos) > MAX_ARRAY_BYTES:
         raise _fail(f"holds more than {_size(MAX_ARRAY_BYTES)} of arrays")
+    for name, info in zip(names, infos):
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+            raise _fail(f"member '{name}' is encrypted or compressed other than by deflate")
+    return dict(zip(names, infos))
 
 
-def read_bytes(data: bytes) -> FieldGrid:
-    """Parse and validate `.npz` bytes (e.g. an HTTP body). Raises FieldGridError on any problem."""
-    if len(data) > MAX_FILE_BYTES:
-        raise _fail(f"is larger than {_size(MAX_FILE_BYTES)}")
+def _header(archive: zipfile.ZipFile, name: str, info: zipfile.ZipInfo) -> _Member:
+    with archive.open(info) as stream:
+        try:
+            version = np.lib.format.read_magic(stream)
+        except ValueError:
+            raise _fail(f"member '{name}' is not npy array data") from None
+        try:
+            shape, fortran_order, dtype = HEADER_READERS[version](stream, max_header_size=MAX_HEADER_CHARS)
+        except Exception:  # noqa: BLE001 -- numpy parses hostile header text with ast and tokenize, which raise many kinds
+            raise _fail(f"member '{name}' has a damaged npy header") from None
+        offset = stream.tell()
+    if dtype.hasobject:
+        raise _fail("contains Python objects, which are never loaded")
+    if any(n < 0 for n in shape):
+        raise _fail(f"member '{name}' has a negative dimension")
+    member = _Member(info, tuple(int(n) for n in shape), fortran_order, dtype, offset)
+    declared, held = math.prod(member.shape) * dtype.itemsize, max(info.file_size - offset, 0)
+    if declared != held:
+        raise _fail(f"member '{name}' declares {_size(declared)} of data but holds {_size(held)}")
+    return member
+
+
+def _check_small_member(name: str, member: _Member) -> None:
+    dtype, shape = member.dtype, member.shape
+    number = dtype.kind in NUMBER_MEMBERS.get(name, "") and dtype.itemsize <= 8
+    if name == "box_centre":
+        if shape != (3,) or not number:
+            raise _fail("box centre is not three numbers")
+    elif name in NUMBER_MEMBERS:
+        if shape != () or not number:
+            raise _fail(f"member '{name}' is not a single number")
+    elif shape != () or dtype.kind != "U" or not dtype.isnative:
+        raise _fail(f"member '{name}' is not a single string")
+    elif dtype.itemsize > 4 * TEXT_MEMBERS[name]:
+        raise _fail(f"{name} is longer than {TEXT_MEMBERS[name]} characters")
+
+
+def _data(archive: zipfile.ZipFile, name: str, member: _Member) -> np.ndarray:
+    """The member's array, inflated chunk by chunk into an array of the declared (checked) size."""
+    flat = np.empty(math.prod(member.shape), dtype=member.dtype)
+    raw = memoryview(flat.view(np.uint8))
+    with archive.open(member.info) as stream:
+        stream.read(member.offset)
+        done = 0
+        while done < len(raw):
+            count = stream.readinto(raw[done : done + READ_CHUNK_BYTES])
+            if not count:
+                raise _fail(f"member '{name}' is truncated")
+            done += count
+    return flat.reshape(member.shape, order="F" if member.fortran_order else "C")
+
+
+def _text(name: str, array: np.ndarray) -> str:
+    codes = array.reshape(-1).view(np.uint32)
+    if ((codes > 0x10FFFF) | ((codes >= 0xD800) & (codes <= 0xDFFF))).any():
+        raise _fail(f"member '{name}' is not valid text")
+    return str(array.item())
+
+
+def _refuse_constant(name: str) -> None:
+    raise _fail(f"provenance holds {name}, which JSON does not allow")
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_PROVENANCE_DIGITS:
+        raise _fail(f"provenance holds an integer of more than {MAX_PROVENANCE_DIGITS} digits")
+    return int(text)
+
+
+def _provenance(text: str) -> Any:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            _check_archive(archive)
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            members = {name: archive[name] for name in REQUIRED_MEMBERS}
-    except FieldGridError:
-        raise
-    except ValueError as error:
-        if "allow_pickle" in str(error):
-            raise _fail("contains Python objects, which are never loaded") from None
-        raise _fail("is damaged or truncated") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, RuntimeError):
-        raise _fail("is damaged or truncated (not a complete .npz archive)") from None
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_json_int)
+    except RecursionError:
+        raise _fail(f"provenance nests deeper than {MAX_PROVENANCE_DEPTH} levels") from None
+    except json.JSONDecodeError:
+        raise _fail("has provenance that is not valid JSON") from None
 
-    if _scalar(members, "format", "U") != FORMAT_NAME:
-        raise _fail(f"is not a {FORMAT_NAME} file")
-    version = _scalar(members, "version", "iu")
+
+def _check_version(version: int) -> None:
     if version not in SUPPORTED_VERSIONS:
         newer = version > max(SUPPORTED_VERSIONS)
         raise FieldGridError(
@@ -315,19 +429,51 @@ def read_bytes(data: bytes) -> FieldGrid:
             f"{', '.join(map(str, SUPPORTED_VERSIONS))}; "
             + ("update the add-on to match the bridge." if newer else "update the bridge to match the add-on.")
         )
-    try:
-        provenance = json.loads(_scalar(members, "provenance", "U"))
-    except json.JSONDecodeError:
-        raise _fail("has provenance that is not valid JSON") from None
+
+
+def _read_archive(archive: zipfile.ZipFile) -> FieldGrid:
+    infos = _check_archive(archive)
+    members = {name: _header(archive, name, infos[name]) for name in REQUIRED_MEMBERS}
+    small = {}
+    for name in ("format", "version", "provenance", "level", "box_size", "box_centre"):
+        _check_small_member(name, members[name])
+        small[name] = _data(archive, name, members[name])
+    if _text("format", small["format"]) != FORMAT_NAME:
+        raise _fail(f"is not a {FORMAT_NAME} file")
+    _check_version(small["version"].item())
+    provenance = _provenance(_text("provenance", small["provenance"]))
+    arrays = ("density", "rgb", "masks")
+    _check_layout({k: members[k].shape for k in arrays}, {k: members[k].dtype for k in arrays})
     return FieldGrid(
-        density=members["density"],
-        rgb=members["rgb"],
-        masks=members["masks"],
-        level=float(_scalar(members, "level", "fiu")),
-        box_size=float(_scalar(members, "box_size", "fiu")),
-        box_centre=_box_centre(members["box_centre"]),
+        density=_data(archive, "density", members["density"]),
+        rgb=_data(archive, "rgb", members["rgb"]),
+        masks=_data(archive, "masks", members["masks"]),
+        level=float(small["level"].item()),
+        box_size=float(small["box_size"].item()),
+        box_centre=small["box_centre"].astype(np.float64),
         provenance=provenance,
     )
+
+
+def _read(source: io.BufferedIOBase) -> FieldGrid:
+    try:
+        with zipfile.ZipFile(source) as archive:
+            return _read_archive(archive)
+    except FieldGridError:
+        raise
+    except MemoryError:
+        raise FieldGridError(
+            "The field grid does not fit in the memory that is free; close other programs or export it at a lower resolution."
+        ) from None
+    except DAMAGED:
+        raise _fail("is damaged or truncated (not a complete .npz archive)") from None
+
+
+def read_bytes(data: bytes) -> FieldGrid:
+    """Parse and validate `.npz` bytes (e.g. an HTTP body). Raises FieldGridError on any problem."""
+    if len(data) > MAX_FILE_BYTES:
+        raise _fail(f"is larger than {_size(MAX_FILE_BYTES)}")
+    return _read(io.BytesIO(data))
 
 
 def read(path: str | Path) -> FieldGrid:
@@ -337,4 +483,10 @@ def read(path: str | Path) -> FieldGrid:
         raise FieldGridError(f"The field grid file {path} does not exist; check the path.")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise _fail(f"file {path.name} is larger than {_size(MAX_FILE_BYTES)}")
-    return read_bytes(path.read_bytes())
+    try:
+        stream = path.open("rb")
+    except OSError as error:
+        reason = error.strerror or error
+        raise FieldGridError(f"The field grid file {path} cannot be read ({reason}); check its permissions.") from None
+    with stream:
+        return _read(stream)

@@ -30,6 +30,10 @@ ARRAY_BUFFER = 34962
 ELEMENT_ARRAY_BUFFER = 34963
 
 
+class GltfError(ValueError):
+    """A mesh that would not be valid glTF (NaN or infinity in its arrays or JSON); one sentence."""
+
+
 def mask_attribute(step: int) -> str:
     """The custom attribute holding edit step `step`'s mask."""
     return f"{MASK_ATTRIBUTE_PREFIX}{step}"
@@ -75,6 +79,11 @@ def glb_bytes(mesh: TexturedMesh, scale: float = METRES_PER_FIELD_UNIT) -> bytes
     """The mesh as a .glb (glTF y up, metres: field units times `scale`)."""
     import trimesh
 
+    for name in ("vertices", "normals", "colours", "uvs", "masks"):
+        if not np.isfinite(getattr(mesh, name)).all():
+            raise GltfError(
+                f"The mesh's {name} hold NaN or infinite values, which glTF does not allow; export it again from a valid field grid."
+            )
     result, provenance = _to_trimesh(mesh, scale)
     scene = trimesh.Scene()
     scene.add_geometry(result, geom_name=MESH_NAME, node_name=MESH_NAME)
@@ -87,7 +96,9 @@ def glb_bytes(mesh: TexturedMesh, scale: float = METRES_PER_FIELD_UNIT) -> bytes
 
 def _finish_tree(tree: dict, provenance: dict) -> None:
     """Provenance on the node (Blender: object properties); buffer-view targets for vertex and index
-    data (what the Khronos validator hints at)."""
+    data (what the Khronos validator hints at). Raises GltfError if the JSON would hold NaN or inf."""
+    import trimesh
+
     for node in tree.get("nodes", []):
         if "mesh" in node:
             node["extras"] = {PROVENANCE_KEY: provenance}
@@ -99,6 +110,13 @@ def _finish_tree(tree: dict, provenance: dict) -> None:
                 views[accessors[accessor]["bufferView"]]["target"] = ARRAY_BUFFER
             if "indices" in primitive:
                 views[accessors[primitive["indices"]]["bufferView"]]["target"] = ELEMENT_ARRAY_BUFFER
+    try:
+        trimesh.util.jsonify(tree, allow_nan=False)
+    except ValueError:
+        raise GltfError(
+            "The mesh's glTF JSON would hold NaN or infinite numbers (from its provenance), which glTF does not allow; "
+            "remove them from the provenance."
+        ) from None
 
 
 def write_glb(mesh: TexturedMesh, path: str | Path, scale: float = METRES_PER_FIELD_UNIT) -> Path:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .colour import bake_texture, sample_masks, sample_rgb
 from .coords import METRES_PER_FIELD_UNIT, field_to_blender
-from .fieldgrid import FieldGrid
+from .fieldgrid import FieldGrid, FieldGridError
 from .surface import EG3D_BORDER_FRACTION, SurfaceOptions, extract_surface
 from .uv import build_atlas
 
@@ -90,7 +90,7 @@ def grid_to_mesh(grid: FieldGrid, options: ExportOptions = ExportOptions(), prog
     """Surface, colours, masks, UV atlas and texture of `grid`, in field space.
 
     `progress(stage, fraction)` is called between stages (it may raise to cancel).
-    Raises FieldGridError when the grid holds no surface at its level.
+    Raises FieldGridError when the grid holds no surface at its level, or one that is not finite.
     """
     started = time.perf_counter()
     _report(progress, "surface", 0.0)
@@ -118,6 +118,12 @@ def grid_to_mesh(grid: FieldGrid, options: ExportOptions = ExportOptions(), prog
     if options.texture_size:
         _report(progress, "texture", 0.7)
         texture, _ = bake_texture(grid, vertices, faces, uvs, options.texture_size)
+    normals = surface.normals[welded]
+    arrays = {"vertices": vertices, "normals": normals, "colours": colours, "uvs": uvs, "masks": masks}
+    bad = [name for name, array in arrays.items() if not np.isfinite(array).all()]
+    if bad:
+        names = ", ".join(bad)
+        raise FieldGridError(f"The field grid gives a mesh whose {names} are not finite; check the grid's box and density values.")
     _report(progress, "done", 1.0)
     provenance = {
         **grid.provenance,
@@ -136,7 +142,7 @@ def grid_to_mesh(grid: FieldGrid, options: ExportOptions = ExportOptions(), prog
     return TexturedMesh(
         vertices=vertices,
         faces=faces,
-        normals=surface.normals[welded],
+        normals=normals,
         colours=colours,
         uvs=uvs,
         texture=texture,
