@@ -4,8 +4,12 @@
   library has none: then `module` says so) on a cached head -> FieldGrid bytes in hand; median of 3.
 - health_p99_ms_under_job: 99th percentile latency of GET /v1/health and GET /v1/jobs/{id} while a
   training job runs on the worker.
-- fuzz_requests, fuzz_5xx: hypothesis (hypothesis-jsonschema) bodies generated from the server's
-  own OpenAPI schemas for every operation, plus malformed bodies and ids; any 5xx answer counts.
+- fuzz_requests, fuzz_5xx: hypothesis bodies generated from the server's own OpenAPI schemas for
+  every operation (NaN and Infinity included, half of them sent chunked), plus malformed bodies and
+  ids; any 5xx answer counts.
+- hostile_cases, hostile_failed: benchmarks/hostile_service.py's hostile requests (oversized and
+  chunked bodies, huge heads, non-finite numbers, traversal, bad credentials...); the names of the
+  cases not answered as expected. log_tracebacks: tracebacks in the bridge's log after all this.
 - concurrent_clients_ok: clients that each create a head, submit an edit (grid 64), poll and fetch
   the grid at the same time; ok when every answer came and each grid is the client's own head.
   20 clients exceed the 16-job queue: a client told 429 waits a second and submits again.
@@ -86,6 +90,7 @@ def _concurrent(client: BridgeClient, module: str, clients: int) -> int:
 
 def run(quick: bool = False) -> dict:
     from benchmarks.fuzz import fuzz
+    from benchmarks.hostile_service import hostile_service_cases
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -100,6 +105,7 @@ def run(quick: bool = False) -> dict:
             latencies = sorted(_latencies_under_job(client, 100 if quick else 400))
             p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
             fuzz_requests, fuzz_5xx, fuzz_examples = fuzz(bridge.url, client.token, 10 if quick else 60)
+            hostile = hostile_service_cases(bridge.url, client.token)
             for job in client.jobs():
                 if job["state"] in ("queued", "running"):
                     client.cancel(job["id"])
@@ -107,6 +113,7 @@ def run(quick: bool = False) -> dict:
                 time.sleep(0.5)
             clients = 4 if quick else 20
             concurrent_ok = _concurrent(client, module, clients)
+        tracebacks = bridge.log.read_text(errors="replace").count("Traceback")
     return {
         "edit_roundtrip_s_128": round(statistics.median(roundtrips), 2),
         "health_p99_ms_under_job": round(p99, 1),
@@ -114,6 +121,10 @@ def run(quick: bool = False) -> dict:
         "fuzz_requests": fuzz_requests,
         "fuzz_5xx": fuzz_5xx,
         "fuzz_5xx_examples": fuzz_examples[:3],
+        "hostile_cases": len(hostile),
+        "hostile_5xx": sum(c["server_5xx"] for c in hostile),
+        "hostile_failed": [c["case"] for c in hostile if not c["ok"]],
+        "log_tracebacks": tracebacks,
         "concurrent_clients": clients,
         "concurrent_clients_ok": concurrent_ok == clients,
         "concurrent_clients_answered": concurrent_ok,

@@ -3,23 +3,27 @@
 For every operation: bodies drawn from the operation's JSON schema (`schema_strategy`, which covers
 the JSON-schema keywords FastAPI emits; hypothesis-jsonschema does not work with current
 hypothesis), values at and beyond the schema's bounds included, and malformed ones (arbitrary JSON, bytes); path ids drawn from the id pattern and from arbitrary
-text. The server must answer each with something other than 5xx.
+text. Numbers include NaN and +-Infinity (json.dumps writes them as the bare words NaN and
+Infinity, which Python's json reads back), and about half the bodies go out chunked (no
+Content-Length). The server must answer each with something other than 5xx.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import urllib.parse
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 ANY_JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
+NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
 PATH_ID = st.from_regex(r"\A[0-9a-f]{16}\Z") | st.text(max_size=24)
 
 
@@ -51,9 +55,9 @@ def schema_strategy(schema: dict) -> st.SearchStrategy:
         edges = [v for b in (low, high) if b is not None for v in (b, b - 1, b + 1)]
         if kind == "integer":
             inside = st.integers(None if low is None else int(low), None if high is None else int(high))
-            return inside | st.sampled_from([int(e) for e in edges] or [0])
+            return inside | st.sampled_from([int(e) for e in edges] or [0]) | NON_FINITE
         inside = st.floats(low, high, allow_nan=False, allow_infinity=False)
-        return inside | st.sampled_from(edges or [0.0])
+        return inside | st.sampled_from(edges or [0.0]) | NON_FINITE
     if kind == "string":
         if "pattern" in schema:
             return st.from_regex(schema["pattern"], fullmatch=True) | st.text(max_size=8)
@@ -74,14 +78,15 @@ def schema_strategy(schema: dict) -> st.SearchStrategy:
     return ANY_JSON
 
 
-def _send(url: str, token: str, method: str, path: str, body: bytes | None) -> int:
+def _send(url: str, token: str, method: str, path: str, body: bytes | None, chunked: bool = False) -> int:
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     headers = {"Authorization": f"Bearer {token}"}
     if body is not None:
         headers["Content-Type"] = "application/json"
     try:
-        connection.request(method, path, body=body, headers=headers)
+        # an iterable body goes out with Transfer-Encoding: chunked
+        connection.request(method, path, body=iter([body]) if chunked and body is not None else body, headers=headers)
         response = connection.getresponse()
         response.read()
         return response.status
@@ -91,16 +96,16 @@ def _send(url: str, token: str, method: str, path: str, body: bytes | None) -> i
 
 def _operation_test(url, token, template, method, names, bodies, examples, counts, failures):
     @settings(max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
-    @given(body=bodies, ids=st.lists(PATH_ID, min_size=len(names), max_size=len(names)))
-    def check(body, ids):
+    @given(body=bodies, ids=st.lists(PATH_ID, min_size=len(names), max_size=len(names)), chunked=st.booleans())
+    def check(body, ids, chunked):
         path = template
         for name, value in zip(names, ids):
             path = path.replace("{" + name + "}", urllib.parse.quote(value, safe=""))
-        status = _send(url, token, method.upper(), path, body)
+        status = _send(url, token, method.upper(), path, body, chunked)
         counts["requests"] += 1
         if status >= 500:
             counts["5xx"] += 1
-            failures.append(f"{method.upper()} {path} {body[:200] if body else b''!r} -> {status}")
+            failures.append(f"{method.upper()} {path} {body[:200] if body else b''!r}{' (chunked)' if chunked else ''} -> {status}")
 
     return check
 

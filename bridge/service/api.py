@@ -1,4 +1,8 @@
-"""The HTTP API (FastAPI; OpenAPI at /v1/openapi.json). Everything is under /v1.
+"""The HTTP API (FastAPI; OpenAPI at /v1/openapi.json, with the token). Everything is under /v1.
+
+There are no interactive docs pages: they would load scripts from a CDN, and a browser cannot
+send the token (read /v1/openapi.json with any OpenAPI viewer instead). guard.py checks every
+request before a route sees it.
 
 Light requests (health, status, lists, downloads) are answered by the event loop while the one
 worker thread runs jobs; nothing here waits on PyTorch except POST /v1/heads (one mapping
@@ -10,14 +14,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Path as PathParam, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bridge import __version__
 from bridge.errors import BridgeError
 from bridge.service import security
 from bridge.service.engine import MODULE_NAME, Engine, NotFound
-from bridge.service.jobs import FINISHED, QUEUED, RUNNING, JobStore, QueueFull, Worker
+from bridge.service.guard import Guard, error as _error
+from bridge.service.jobs import DONE, FINISHED, QUEUED, RUNNING, JobStore, QueueFull, Worker
 from bridge.service.settings import LIMITS
 
 JOB_ID = r"^[0-9a-f]{16}$"
@@ -25,7 +31,7 @@ JobId = Annotated[str, PathParam(pattern=JOB_ID)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class HeadRequest(Strict):
@@ -89,26 +95,14 @@ class TrainJobRequest(Strict):
         return self
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
 def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host: str, port: int) -> FastAPI:
-    app = FastAPI(title="Text Edit bridge", version=__version__, openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None)
-    hosts = security.allowed_hosts(host, port)
+    app = FastAPI(title="Text Edit bridge", version=__version__, openapi_url="/v1/openapi.json", docs_url=None, redoc_url=None)
+    app.add_middleware(Guard, token=token, hosts=security.allowed_hosts(host, port))
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if request.headers.get("host", "").lower() not in hosts:
-            return _error(403, "Refused: the Host header does not name this bridge (only local clients may use it).")
-        if "origin" in request.headers:
-            return _error(403, "Refused: requests from web pages (with an Origin header) may not drive the bridge.")
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > LIMITS.request_bytes):
-            return _error(413, f"Request body over {LIMITS.request_bytes} bytes; send less.")
-        if request.url.path != "/v1/health" and not security.token_matches(token, request.headers.get("authorization")):
-            return _error(401, "Missing or wrong token: send 'Authorization: Bearer <token>' with the token from the bridge's config folder.")
-        return await call_next(request)
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        # where and what only: the refused value is not echoed (it may not even encode as JSON)
+        return _error(422, [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()])
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, error: NotFound):
@@ -194,9 +188,9 @@ def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host
     @app.get("/v1/jobs/{job_id}/results/{name}")
     async def result(job_id: JobId, name: str) -> FileResponse:
         job = job_or_404(job_id)
+        if job.state != DONE:
+            raise HTTPException(409, f"The job is {job.state}; results come only when it is done.")
         if name not in job.results:
-            if job.state != "done":
-                raise HTTPException(409, f"The job is {job.state}; results come when it is done.")
             raise NotFound(f"Job {job_id} has no result {name!r}; it has: {', '.join(job.results)}.")
         path = store.folder_of(job_id) / name
         if not path.is_file():

@@ -27,6 +27,7 @@ from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
 from bridge.prior.model import HeadPrior
 from bridge.service.jobs import JobContext
+from bridge.service.security import private_file, private_folder, write_private
 
 GRID_CHUNK = 1 << 16
 """Points per grid chunk: progress and cancel are checked between chunks."""
@@ -76,10 +77,8 @@ class Engine:
             self.source = HeadPrior.load(weights, device=self.device)
         self.clip_source = clip_source
         self._clip = None
-        self.heads_dir = Path(cache) / "heads"
-        self.modules_dir = Path(cache) / "modules"
-        self.heads_dir.mkdir(parents=True, exist_ok=True)
-        self.modules_dir.mkdir(parents=True, exist_ok=True)
+        self.heads_dir = private_folder(Path(cache) / "heads")
+        self.modules_dir = private_folder(Path(cache) / "modules")
         self.library = EditLibrary(BUNDLED_LIBRARY, self.modules_dir, generator_sha256=self.source.sha256)
         self._modules: dict[str, EditModule] = {}
         self.open_model_dir = open_model
@@ -130,7 +129,8 @@ class Engine:
             ws, description = self.source.head_ws(seed or 0, params or None)
         head = Head(uuid.uuid4().hex[:16], description, ws.contiguous())
         save_file({"ws": head.ws}, str(self.heads_dir / f"{head.id}.safetensors"))
-        (self.heads_dir / f"{head.id}.json").write_text(json.dumps(head.description))
+        private_file(self.heads_dir / f"{head.id}.safetensors")
+        write_private(self.heads_dir / f"{head.id}.json", json.dumps(head.description).encode())
         return head
 
     def head(self, head_id: str) -> Head:

@@ -1,9 +1,11 @@
 """Jobs: persisted records, one worker that owns the device and runs them in order.
 
-A job's folder `<cache>/jobs/<id>/` holds `job.json` (written atomically on every change) and its
-result files. On start, a job found "running" or "queued" was lost with the previous process (a
-crash or kill) and is reported as failed with that reason; finished jobs are kept until they are
-deleted or `result_days` after they finished.
+A job's folder `<cache>/jobs/<id>/` (0700) holds `job.json` (written atomically on every change)
+and its result files (0600). A runner writes each result to a temporary name in that folder; only
+when the job is done are they moved into place (os.replace) and listed, so a failed, cancelled or
+killed job has no results and a half-written file is never served. On start, a job found "running"
+or "queued" was lost with the previous process (a crash or kill) and is reported as failed with
+that reason; finished jobs are kept until they are deleted or `result_days` after they finished.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bridge.errors import BridgeError
+from bridge.service.security import private_file, private_folder, write_private
 
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
+PARTIAL = ".partial-"
+"""The prefix of a result file being written."""
 LOST = "The bridge stopped while this job was {state} (it was killed or crashed); submit it again."
 
 
@@ -52,11 +57,13 @@ class Job:
     """Seconds left, extrapolated from the progress so far (while running, from 5% on)."""
     error: str | None = None
     results: dict[str, str] = field(default_factory=dict)
-    """Result name -> media type; the files are in the job's folder."""
+    """Result name -> media type, once the job is done; the files are in the job's folder."""
     info: dict = field(default_factory=dict)
 
     def public(self) -> dict:
         out = asdict(self)
+        if self.state != DONE:
+            out["results"] = {}
         if self.state == RUNNING and self.started and self.progress >= 0.05:
             out["eta_s"] = round((time.time() - self.started) * (1 - self.progress) / self.progress, 1)
         return out
@@ -68,6 +75,7 @@ class JobContext:
     def __init__(self, store: "JobStore", job: Job, cancel: threading.Event):
         self.store, self.job, self._cancel = store, job, cancel
         self.folder = store.folder_of(job.id)
+        self._pending: dict[str, tuple[str, Path]] = {}
 
     def cancelled(self) -> bool:
         return self._cancel.is_set()
@@ -83,8 +91,24 @@ class JobContext:
         self.store.save(self.job)
 
     def add_result(self, name: str, media_type: str) -> Path:
-        self.job.results[name] = media_type
-        return self.folder / name
+        """Where to write result `name`: a temporary file (same suffix) that commit() moves into place."""
+        temporary = self.folder / f"{PARTIAL}{name}"
+        self._pending[name] = (media_type, temporary)
+        return temporary
+
+    def commit(self) -> dict[str, str]:
+        """Move the written results into place, owner-only; their name -> media type."""
+        for name, (_, temporary) in self._pending.items():
+            os.replace(private_file(temporary), self.folder / name)
+        results = {name: media_type for name, (media_type, _) in self._pending.items()}
+        self._pending.clear()
+        return results
+
+    def discard(self) -> None:
+        """Delete results written but not committed (the job failed or was cancelled)."""
+        for _, temporary in self._pending.values():
+            temporary.unlink(missing_ok=True)
+        self._pending.clear()
 
 
 Runner = Callable[[JobContext], None]
@@ -92,8 +116,7 @@ Runner = Callable[[JobContext], None]
 
 class JobStore:
     def __init__(self, folder: Path, result_days: float):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = private_folder(folder)
         self.result_days = result_days
         self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -103,11 +126,7 @@ class JobStore:
 
     def save(self, job: Job) -> None:
         with self._lock:
-            folder = self.folder_of(job.id)
-            folder.mkdir(parents=True, exist_ok=True)
-            temporary = folder / "job.json.tmp"
-            temporary.write_text(json.dumps(job.public()))
-            os.replace(temporary, folder / "job.json")
+            write_private(private_folder(self.folder_of(job.id)) / "job.json", json.dumps(job.public()).encode())
 
     def new(self, kind: str, request: dict) -> Job:
         job = Job(uuid.uuid4().hex[:16], kind, request)
@@ -131,10 +150,16 @@ class JobStore:
                 log.warning("dropping an unreadable job record %s", meta)
                 shutil.rmtree(meta.parent, ignore_errors=True)
                 continue
+            private_folder(meta.parent)
             if job.state not in FINISHED:
                 job.error = LOST.format(state=job.state)
                 job.state, job.stage, job.finished = FAILED, "failed", time.time()
                 self.save(job)
+            if job.state != DONE:  # what a lost or failed job wrote is no result
+                job.results = {}
+                for path in meta.parent.iterdir():
+                    if path.name != "job.json" and path.is_file():
+                        path.unlink(missing_ok=True)
             self.jobs[job.id] = job
         self.expire()
 
@@ -190,7 +215,8 @@ class Worker:
                 self.store.save(job)
         return job
 
-    def _finish(self, job: Job, state: str, stage: str, error: str | None = None) -> None:
+    def _finish(self, job: Job, state: str, stage: str, error: str | None = None, results: dict | None = None) -> None:
+        job.results = results or {}  # before the state: a reader sees results only once the job is done
         job.state, job.stage, job.error, job.finished = state, stage, error, time.time()
         if state == DONE:
             job.progress = 1.0
@@ -210,8 +236,11 @@ class Worker:
                 job.state, job.stage, job.started = RUNNING, "starting", time.time()
                 self.current = job.id
                 self.store.save(job)
+            context = JobContext(self.store, job, cancel)
             try:
-                self.runners[job.kind](JobContext(self.store, job, cancel))
+                self.runners[job.kind](context)
+                context.check()  # a cancel that came as the runner finished
+                results = context.commit()
             except Cancelled:
                 self._finish(job, CANCELLED, "cancelled")
             except BridgeError as error:
@@ -220,9 +249,7 @@ class Worker:
                 log.exception("job %s failed", job.id)
                 self._finish(job, FAILED, "failed", f"Internal error ({type(error).__name__}: {error}); see the bridge's log.")
             else:
-                if cancel.is_set():
-                    self._finish(job, CANCELLED, "cancelled")
-                else:
-                    self._finish(job, DONE, "done")
+                self._finish(job, DONE, "done", results=results)
             finally:
+                context.discard()
                 self.current = None

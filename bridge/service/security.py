@@ -4,6 +4,9 @@ The token is created on first start in the config folder with owner-only permiss
 request but GET /v1/health must send it as `Authorization: Bearer <token>`. A request whose Host
 header is not the address the bridge listens on (DNS rebinding), or that carries an Origin header
 (a browser page), is refused: a web page must not drive a local GPU.
+
+The cache (heads, jobs, results) is the user's alone: its folders are 0700 and the files the bridge
+writes there 0600, set explicitly so the umask does not matter.
 """
 
 from __future__ import annotations
@@ -67,3 +70,28 @@ def allowed_hosts(host: str, port: int) -> frozenset[str]:
     if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         names.add(f"[{host}]" if ":" in host else host)
     return frozenset(names | {f"{name}:{port}" for name in names})
+
+
+def private_folder(path: Path) -> Path:
+    """`path`, made with its parents when missing, readable by its owner only (0700)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if os.name == "posix":
+        path.chmod(0o700)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """`path` made readable by its owner only (0600)."""
+    if os.name == "posix":
+        os.chmod(path, 0o600)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (owner-only) in one step: a temporary file beside it, then os.replace."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
+        file.write(data)
+    os.replace(private_file(temporary), path)

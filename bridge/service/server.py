@@ -6,7 +6,7 @@ import logging
 import sys
 
 from bridge.errors import BridgeError
-from bridge.service.settings import LIMITS, LOOPBACK_HOSTS, cache_dir, config_dir
+from bridge.service.settings import LIMITS, LOOPBACK_HOSTS, cache_dir, config_dir, request_timeout_s
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,7 @@ def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False
     from bridge.service.api import create_app
     from bridge.service.engine import Engine
     from bridge.service.jobs import JobStore, Worker
+    from bridge.service.protocol import with_deadline
 
     if host not in LOOPBACK_HOSTS:
         if not allow_remote:
@@ -26,7 +27,8 @@ def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False
         print(f"WARNING: the bridge listens on {host}: anyone who can reach it and has the token can use this machine's GPU.",
               file=sys.stderr)
     token = security.load_or_create_token(config_dir())
-    cache = cache_dir()
+    cache = security.private_folder(cache_dir())
+    protocol = with_deadline(request_timeout_s())
     store = JobStore(cache / "jobs", LIMITS.result_days)
     store.recover()
     engine = Engine(cache, device, clip, generator=generator, open_model=open_model)
@@ -36,7 +38,9 @@ def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False
     print(f"Text Edit bridge on http://{'[' + host + ']' if ':' in host else host}:{port} ({engine.device}); "
           f"token in {security.token_path(config_dir())}; work in {cache}", flush=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+        # h11 (no httptools) for the head limit and the request deadline; no WebSocket upgrades
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5, http=protocol, ws="none",
+                    timeout_keep_alive=LIMITS.keep_alive_s, h11_max_incomplete_event_size=LIMITS.request_head_bytes)
     finally:
         worker.stop()
     return 0

@@ -7,6 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import BridgeError
+
 APP_FOLDER = "text-edit-bridge"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -20,6 +22,15 @@ class Limits:
     grid_min: int = 64
     grid_max: int = 512
     request_bytes: int = 1 << 20
+    """A request body, however it is sent (Content-Length or chunked)."""
+    request_head_bytes: int = 16 << 10
+    """The request line and headers together: a longer head is refused (431, or 400 and the
+    connection closed when it is still arriving)."""
+    request_timeout_s: float = 15.0
+    """A request's head and body must have arrived this long after the connection began waiting
+    for it, or the connection is closed (TEXT_EDIT_REQUEST_TIMEOUT_S overrides)."""
+    keep_alive_s: int = 5
+    """A connection idle between requests is closed after this long."""
     queued_jobs: int = 16
     stack_steps: int = 8
     training_steps: int = 20_000
@@ -29,6 +40,20 @@ class Limits:
 
 
 LIMITS = Limits()
+
+
+def request_timeout_s() -> float:
+    """LIMITS.request_timeout_s, or TEXT_EDIT_REQUEST_TIMEOUT_S when set (the tests use a short one)."""
+    override = os.environ.get("TEXT_EDIT_REQUEST_TIMEOUT_S")
+    if not override:
+        return LIMITS.request_timeout_s
+    try:
+        seconds = float(override)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise BridgeError(f"TEXT_EDIT_REQUEST_TIMEOUT_S must be a number of seconds between 0 and 3600, not {override!r}.")
+    return seconds
 
 
 def _platform_base(kind: str) -> Path:

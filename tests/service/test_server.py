@@ -89,6 +89,9 @@ def test_a_job_killed_with_the_bridge_is_reported_failed(bridge, identity_module
     status, job = bridge.call("GET", f"/v1/jobs/{job['id']}")
     assert status == 200 and job["state"] == "failed"
     assert "killed or crashed" in job["error"]
+    assert job["results"] == {} and [p.name for p in (bridge.cache / "jobs" / job["id"]).iterdir()] == ["job.json"]
+    status, body = bridge.call("GET", f"/v1/jobs/{job['id']}/results/field.npz")
+    assert status == 409 and "failed" in body["detail"]
 
 
 def test_limits_get_clear_client_errors(bridge, identity_module):

@@ -1,0 +1,149 @@
+"""Hostile clients against a real bridge on loopback (see conftest.py): oversized chunked bodies and
+heads, non-finite numbers, slow clients; the bridge refuses each in one answer and keeps serving."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import stat
+import time
+
+import pytest
+
+from benchmarks.hostile_service import chunked_body, exchange, hostile_service_cases
+
+
+def _head(bridge, extra: str = "") -> bytes:
+    return (f"Host: 127.0.0.1:{bridge.port}\r\nAuthorization: Bearer {bridge.token}\r\n{extra}").encode()
+
+
+def _chunked_post(bridge, path: str, pieces) -> list[bytes]:
+    start = f"POST {path} HTTP/1.1\r\n".encode() + _head(bridge, "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    return [start, *pieces]
+
+
+def _log(bridge) -> str:
+    return bridge.log.read_text(errors="replace")
+
+
+def test_chunked_body_over_the_limit_is_refused_and_the_bridge_keeps_serving(bridge):
+    bridge.start()
+    status, body = exchange(bridge.url, _chunked_post(bridge, "/v1/heads", chunked_body(2 << 20)))
+    assert status == 413 and "bytes" in json.loads(body)["detail"]
+    assert bridge.call("GET", "/v1/health")[0] == 200
+    data = b'{"seed": 3}'  # a small chunked body is read as any other
+    status, body = exchange(bridge.url, _chunked_post(bridge, "/v1/heads", [b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)]))
+    assert status == 201 and json.loads(body)["seed"] == 3
+    assert "Traceback" not in _log(bridge)
+
+
+NUMERIC = [  # path, body with %s for the number, the field
+    ("/v1/heads", '{"seed": %s}', "seed"),
+    ("/v1/heads", '{"latent": [0.5, %s]}', "latent"),
+    ("/v1/heads", '{"latent": [[0.5], [%s]]}', "latent"),
+    ("/v1/jobs/edit", '{"head": "0123456789abcdef", "steps": [{"module": "m", "strength": %s}]}', "strength"),
+    ("/v1/jobs/edit", '{"head": "0123456789abcdef", "steps": [], "preview_yaw": %s}', "preview_yaw"),
+    ("/v1/jobs/train", '{"edit": "red hair", "mask": "hair", "minutes": %s}', "minutes"),
+    ("/v1/jobs/train", '{"edit": "red hair", "mask": "hair", "seed": %s}', "seed"),
+]
+
+
+def test_non_finite_numbers_are_refused_naming_the_field(bridge):
+    bridge.start()
+    for path, template, field in NUMERIC:
+        for number in ("NaN", "Infinity", "-Infinity", "1e999"):
+            status, body = bridge.call("POST", path, raw_body=(template % number).encode())
+            assert status == 422, (path, template, number, status, body)
+            assert field in body["detail"][0]["loc"] and "finite" in body["detail"][0]["msg"], body
+    status, body = bridge.call("POST", "/v1/jobs/train", raw_body=b'{"edit": "\\ud800 hair", "mask": "hair"}')
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "edit"]
+    status, body = bridge.call("POST", "/v1/heads", {"seed": -1})  # ordinary errors do not echo the value either
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "seed"] and "input" not in body["detail"][0]
+    assert bridge.call("GET", "/v1/jobs")[1]["jobs"] == []
+    log = _log(bridge)
+    assert "Traceback" not in log and "Exception in ASGI" not in log
+
+
+def test_docs_pages_are_gone_and_the_schema_needs_the_token(bridge):
+    bridge.start()
+    for path in ("/v1/docs", "/v1/redoc", "/docs", "/v1/docs/oauth2-redirect"):
+        assert bridge.call("GET", path)[0] == 404, path
+    assert bridge.call("GET", "/v1/openapi.json", token=None)[0] == 401
+    assert bridge.call("GET", "/v1/openapi.json")[0] == 200
+
+
+def test_oversized_request_heads_are_refused(bridge):
+    bridge.start()
+    line = b"GET /v1/info HTTP/1.1\r\n" + _head(bridge)
+    status, body = exchange(bridge.url, line + b"X-Pad: " + b"a" * 100_000 + b"\r\n\r\n")
+    assert status == 431 and "headers" in json.loads(body)["detail"]
+    # sent a line at a time, h11 stops reading past the limit: 400 and the connection closed
+    status, _ = exchange(bridge.url, [line] + [b"X-Pad: " + b"a" * 1000 + b"\r\n"] * 100 + [b"\r\n"])
+    assert status in (400, None)
+    status, _ = exchange(bridge.url, b"GET /v1/jobs/" + b"a" * 100_000 + b" HTTP/1.1\r\n" + _head(bridge) + b"\r\n")
+    assert status in (400, 431)
+    assert bridge.call("GET", "/v1/health")[0] == 200
+
+
+def _seconds_until_closed(sock: socket.socket, trickle: bytes, limit_s: float) -> float:
+    """Send `trickle` a byte every 0.1 s; seconds until the bridge closes the connection."""
+    started = time.monotonic()
+    for byte in trickle:
+        if time.monotonic() - started > limit_s:
+            break
+        try:
+            if select.select([sock], [], [], 0)[0] and not sock.recv(1024):
+                return time.monotonic() - started
+            sock.sendall(bytes([byte]))
+        except OSError:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError(f"the bridge kept a slow client for over {limit_s} s")
+
+
+def test_slow_clients_are_cut_off(bridge, monkeypatch):
+    monkeypatch.setenv("TEXT_EDIT_REQUEST_TIMEOUT_S", "1")
+    bridge.start()
+    with socket.create_connection(("127.0.0.1", bridge.port)) as sock:  # headers a byte at a time
+        sock.sendall(b"GET /v1/info HTTP/1.1\r\n")
+        assert _seconds_until_closed(sock, b"X-Slow: " + b"a" * 1000, limit_s=5) < 3
+    with socket.create_connection(("127.0.0.1", bridge.port)) as sock:  # a body a byte at a time
+        sock.sendall(b"POST /v1/heads HTTP/1.1\r\n" + _head(bridge, "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"))
+        assert _seconds_until_closed(sock, b'{"seed": ' + b" " * 490, limit_s=5) < 3
+    with socket.create_connection(("127.0.0.1", bridge.port)) as sock:  # a connection that says nothing
+        sock.settimeout(5)
+        assert sock.recv(1024) == b""
+    assert bridge.call("GET", "/v1/health")[0] == 200
+    assert "Traceback" not in _log(bridge)
+
+
+def test_the_cache_is_private_whatever_the_umask(bridge):
+    old = os.umask(0)
+    try:
+        bridge.start()
+    finally:
+        os.umask(old)
+    status, head = bridge.call("POST", "/v1/heads", {"seed": 3})
+    status, job = bridge.call("POST", "/v1/jobs/edit", {"head": head["id"], "steps": [], "grid": 64})
+    assert status == 202, job
+    assert bridge.wait(job["id"])["state"] == "done"
+    if os.name != "posix":
+        pytest.skip("permission bits are POSIX")
+    jobs = bridge.cache / "jobs"
+    for folder in (bridge.cache, jobs, jobs / job["id"], bridge.cache / "heads", bridge.cache / "modules"):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
+    files = [*(jobs / job["id"]).iterdir(), *(bridge.cache / "heads").iterdir()]
+    assert {p.name for p in (jobs / job["id"]).iterdir()} == {"job.json", "field.npz", "preview.png", "mask.png"}
+    for path in files:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_hostile_service_cases_are_all_answered_as_expected(bridge):
+    bridge.start()
+    cases = hostile_service_cases(bridge.url, bridge.token)
+    assert len({c["case"] for c in cases}) >= 35
+    assert [c for c in cases if c["server_5xx"] or not c["ok"]] == []
+    assert bridge.call("GET", "/v1/jobs")[1]["jobs"] == []
+    assert "Traceback" not in _log(bridge)

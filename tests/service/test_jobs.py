@@ -1,0 +1,85 @@
+"""The job store and worker in-process, with runners that write results and then fail, are cancelled
+or finish: results are listed (and kept) only for jobs that are done, and the cache is private."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+
+import pytest
+
+from bridge.errors import BridgeError
+from bridge.service.jobs import CANCELLED, DONE, FAILED, FINISHED, Cancelled, Job, JobStore, Worker
+
+
+def _write_then(outcome):
+    def runner(ctx):
+        ctx.add_result("field.npz", "application/octet-stream").write_bytes(b"grid")
+        ctx.progress(0.88, "rendering previews")
+        ctx.add_result("preview.png", "image/png").write_bytes(b"png")
+        if outcome is not None:
+            raise outcome
+    return runner
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.fixture
+def permissive_umask():
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+def test_results_only_for_jobs_that_are_done_and_owner_only(tmp_path, permissive_umask):
+    store = JobStore(tmp_path / "jobs", result_days=7)
+    runners = {"done": _write_then(None), "failed": _write_then(BridgeError("The edit went wrong.")),
+               "cancelled": _write_then(Cancelled()), "crashed": _write_then(RuntimeError("a bug"))}
+    worker = Worker(store, runners, max_queued=8)
+    worker.start()
+    try:
+        jobs = {kind: worker.submit(kind, {}) for kind in runners}
+        deadline = time.monotonic() + 30
+        while any(job.state not in FINISHED for job in jobs.values()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert [jobs[k].state for k in runners] == [DONE, FAILED, CANCELLED, FAILED]
+    done = jobs["done"]
+    assert done.public()["results"] == {"field.npz": "application/octet-stream", "preview.png": "image/png"}
+    assert sorted(p.name for p in store.folder_of(done.id).iterdir()) == ["field.npz", "job.json", "preview.png"]
+    for kind in ("failed", "cancelled", "crashed"):
+        job = jobs[kind]
+        assert job.results == {} and job.public()["results"] == {}, kind
+        assert [p.name for p in store.folder_of(job.id).iterdir()] == ["job.json"], kind
+        assert json.loads((store.folder_of(job.id) / "job.json").read_text())["results"] == {}
+    if os.name == "posix":
+        assert _mode(store.folder) == 0o700
+        for job in jobs.values():
+            assert _mode(store.folder_of(job.id)) == 0o700
+            assert all(_mode(path) == 0o600 for path in store.folder_of(job.id).iterdir())
+
+
+def test_a_job_killed_while_writing_results_comes_back_failed_without_them(tmp_path):
+    """As left by a kill during "rendering previews": job.json says running (an older bridge also
+    listed field.npz there), a finished field.npz and a half-written preview lie in the folder."""
+    store = JobStore(tmp_path / "jobs", result_days=7)
+    job = Job("0123456789abcdef", "edit", {}, state="running", stage="rendering previews",
+              results={"field.npz": "application/octet-stream"})
+    folder = store.folder_of(job.id)
+    folder.mkdir()
+    (folder / "job.json").write_text(json.dumps(job.__dict__))
+    (folder / "field.npz").write_bytes(b"grid")
+    (folder / ".partial-preview.png").write_bytes(b"half a pic")
+
+    again = JobStore(tmp_path / "jobs", result_days=7)
+    again.recover()
+    lost = again.get(job.id)
+    assert lost.state == FAILED and "killed or crashed" in lost.error
+    assert lost.results == {} and lost.public()["results"] == {}
+    assert [p.name for p in folder.iterdir()] == ["job.json"]
+    assert json.loads((folder / "job.json").read_text())["results"] == {}
