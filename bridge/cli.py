@@ -489,7 +489,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    return serve(args.host, args.port, args.device, args.allow_remote, args.clip, args.generator, args.open_model)
+    return serve(args.host, args.port, args.device, args.allow_remote, args.clip, args.generator, args.open_model,
+                 args.noise_mode)
 
 
 class _ProgressPrinter:
@@ -751,6 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--generator", type=Path, help="an imported EG3D generator (DIR/generator.safetensors from import-eg3d) "
                                                   "instead of the bundled prior")
+    p.add_argument("--noise-mode", default="const", choices=("const", "random", "none"),
+                   help="an EG3D generator's plane noise, as EG3D's noise_mode: const (the stored noise: a seed is "
+                        "always the same head), random (fresh each evaluation), none")
     p.add_argument("--open-model", type=Path, default=None,
                    help="the open edit model for the generator (default: the bundled prior's; train-open-edit writes OUT/model)")
     _add_clip_argument(p)

@@ -66,13 +66,14 @@ def resolve_device(name: str) -> torch.device:
 
 class Engine:
     def __init__(self, cache: Path, device: str = "auto", clip_source: str = "bundled", weights: Path | None = None,
-                 generator: Path | None = None, open_model: Path | None = None):
-        """`generator`: an imported EG3D generator (python -m bridge import-eg3d) instead of the bundled prior."""
+                 generator: Path | None = None, open_model: Path | None = None, noise_mode: str = "const"):
+        """`generator`: an imported EG3D generator (python -m bridge import-eg3d) instead of the
+        bundled prior, its planes' noise drawn in EG3D's `noise_mode`."""
         self.device = resolve_device(device)
         if generator is not None:
             from bridge.eg3d.heads import EG3DHeads
 
-            self.source = EG3DHeads.load(generator, device=self.device)
+            self.source = EG3DHeads.load(generator, device=self.device, noise_mode=noise_mode)
         else:
             self.source = HeadPrior.load(weights, device=self.device)
         self.clip_source = clip_source

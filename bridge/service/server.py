@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False, clip: str = "bundled",
-          generator=None, open_model=None) -> int:
+          generator=None, open_model=None, noise_mode: str = "const") -> int:
     import uvicorn
 
     from bridge.service import security
@@ -31,7 +31,7 @@ def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False
     protocol = with_deadline(request_timeout_s())
     store = JobStore(cache / "jobs", LIMITS.result_days)
     store.recover()
-    engine = Engine(cache, device, clip, generator=generator, open_model=open_model)
+    engine = Engine(cache, device, clip, generator=generator, open_model=open_model, noise_mode=noise_mode)
     worker = Worker(store, {"edit": engine.run_edit, "train": engine.run_training}, LIMITS.queued_jobs)
     worker.start()
     app = create_app(engine, store, worker, token, host, port)
