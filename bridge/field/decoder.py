@@ -22,7 +22,10 @@ class OSGDecoder(nn.Module):
         self.fc1 = EqualizedLinear(hidden, 1 + out_features, lr_multiplier=lr_multiplier)
 
     def forward(self, sampled: Tensor) -> dict[str, Tensor]:
-        x = sampled.mean(dim=1)
-        x = self.fc1(F.softplus(self.fc0(x)))
+        return self.decode(sampled.mean(dim=1))
+
+    def decode(self, mean_features: Tensor) -> dict[str, Tensor]:
+        """The mean of the three planes' features (B, M, C) -> the decoder's outputs."""
+        x = self.fc1(F.softplus(self.fc0(mean_features)))
         features = torch.sigmoid(x[..., 1:]) * (1 + 2 * 0.001) - 0.001
         return {"sigma": x[..., :1], "features": features, "rgb": features[..., :3]}

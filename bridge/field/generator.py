@@ -14,7 +14,7 @@ from bridge.field.mapping import MappingNetwork
 from bridge.field.renderer import RenderConfig
 from bridge.field.superres import SuperResolution, SuperResolutionConfig, feature_image
 from bridge.field.synthesis import SynthesisNetwork
-from bridge.field.triplane import sample_planes
+from bridge.field.triplane import sample_plane_mean
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class TriPlaneField:
 
     def __call__(self, points: Tensor) -> dict[str, Tensor]:
         if points.shape[1] <= self.chunk:
-            return self.decoder(sample_planes(self.planes, points, self.box_size))
+            return self.decoder.decode(sample_plane_mean(self.planes, points, self.box_size))
         pieces = [self.__call__(points[:, i : i + self.chunk]) for i in range(0, points.shape[1], self.chunk)]
         return {name: torch.cat([p[name] for p in pieces], dim=1) for name in pieces[0]}
 

@@ -34,3 +34,18 @@ def sample_planes(planes: Tensor, points: Tensor, box_size: float = 1.0) -> Tens
         align_corners=False,
     )
     return features.reshape(batch, n_planes, channels, -1).permute(0, 1, 3, 2)
+
+
+def sample_plane_mean(planes: Tensor, points: Tensor, box_size: float = 1.0) -> Tensor:
+    """planes (B, 3, C, H, W), points (B, M, 3) -> the mean of the three planes' features (B, M, C):
+    what EG3D's decoder reads, in one reduction over grid_sample's own layout (no strided copies)."""
+    batch, n_planes, channels, height, width = planes.shape
+    uv = project_onto_planes(points) * (2.0 / box_size)
+    features = F.grid_sample(
+        planes.reshape(batch * n_planes, channels, height, width),
+        uv.reshape(batch * n_planes, 1, -1, 2).to(planes.dtype),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )
+    return features.reshape(batch, n_planes, channels, -1).sum(dim=1).div_(n_planes).transpose(1, 2)

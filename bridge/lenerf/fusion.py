@@ -3,7 +3,9 @@
 For a point x the source features are read at x' (x itself, or x + T(x) with the deformation
 network), the target planes at x; the attention field gives m, and the raw plane samples are
 blended before the frozen decoder (Eq. 6): F = (1 - m) F_s + m F_t. With `texture_only` the density
-stays the source's, so a colour edit cannot change the shape.
+stays the source's, so a colour edit cannot change the shape. m is the same on the three planes
+and the decoder reads their mean, so features are carried as that mean (B, M, C) throughout: the
+blend of the means is the mean of the blend, at a third of the work.
 
 The source is anything that gives raw plane samples at points: the source head's planes, or the
 fused features of an earlier edit -- which makes sequential edits a chain of EditedFields, each
@@ -18,22 +20,22 @@ import torch
 from torch import Tensor, nn
 
 from bridge.field.decoder import OSGDecoder
-from bridge.field.triplane import sample_planes
+from bridge.field.triplane import sample_plane_mean
 
 ACTIVE_SIGMA = -5.0
 """Raw density below which a point is empty for every render (softplus(-6) ~ 0.0025 per unit)."""
 
 
 class PlaneFeatures:
-    """Raw plane samples of fixed planes: points (B, M, 3) -> (B, 3, M, C)."""
+    """Plane samples of fixed planes: points (B, M, 3) -> the three planes' mean (B, M, C)."""
 
     def __init__(self, planes: Tensor, box_size: float = 1.0):
         self.planes = planes
         self.box_size = box_size
 
     def features(self, points: Tensor) -> tuple[Tensor, Tensor | None]:
-        """-> (features (B, 3, M, C), masks of earlier steps (B, M, k) or None)."""
-        return sample_planes(self.planes, points, self.box_size), None
+        """-> (features (B, M, C), masks of earlier steps (B, M, k) or None)."""
+        return sample_plane_mean(self.planes, points, self.box_size), None
 
 
 class EditedField:
@@ -63,17 +65,17 @@ class EditedField:
         The attention network only runs where the source (or, for geometry edits, the target) has
         density: elsewhere m cannot change a render, and empty space is most of the samples along
         a ray. There m = 0."""
-        source_sigma = self.decoder(source)["sigma"]
+        source_sigma = self.decoder.decode(source)["sigma"]
         if self.mask_override is not None:
             return torch.full_like(points[..., :1], float(self.mask_override)), source_sigma
         active = source_sigma[..., 0] > ACTIVE_SIGMA
         if not self.texture_only:
-            active = active | (self.decoder(target)["sigma"][..., 0] > ACTIVE_SIGMA)
+            active = active | (self.decoder.decode(target)["sigma"][..., 0] > ACTIVE_SIGMA)
         mask = torch.zeros_like(points[..., :1])
         if active.any():
             latent = self.attention.embed(self.ws_source, self.ws_target)[:, None].expand(-1, points.shape[1], -1)
             m = self.attention(
-                source.mean(dim=1)[active], source_points[active], target.mean(dim=1)[active], points[active], latent[active]
+                source[active], source_points[active], target[active], points[active], latent[active]
             )
             mask = mask.masked_scatter(active[..., None], m)
         return mask, source_sigma
@@ -83,19 +85,18 @@ class EditedField:
         source, earlier_masks = self.source.features(source_points)
         target, _ = self.target.features(points)
         mask, source_sigma = self._attention(source, source_points, target, points)
-        m = mask[:, None]  # over the three planes
-        fused = (1 - m) * source + m * target
+        fused = torch.lerp(source, target, mask)
         masks = mask if earlier_masks is None else torch.cat([earlier_masks, mask], dim=-1)
         return {"source_sigma": source_sigma, "fused": fused, "mask": mask, "masks": masks}
 
     def features(self, points: Tensor) -> tuple[Tensor, Tensor]:
-        """Fused raw plane samples and the masks of every step: the source of a following edit."""
+        """Fused plane features (B, M, C) and the masks of every step: the source of a following edit."""
         blend = self._blend(points)
         return blend["fused"], blend["masks"]
 
     def __call__(self, points: Tensor) -> dict[str, Tensor]:
         blend = self._blend(points)
-        out = self.decoder(blend["fused"])
+        out = self.decoder.decode(blend["fused"])
         if self.texture_only:
             out["sigma"] = blend["source_sigma"]
         out["mask"] = blend["mask"]
@@ -109,8 +110,8 @@ class EditedField:
 
     def source_field(self, points: Tensor) -> dict[str, Tensor]:
         """The unedited source, read at the points themselves (no deformation)."""
-        return self.decoder(self.source.features(points)[0])
+        return self.decoder.decode(self.source.features(points)[0])
 
     def target_field(self, points: Tensor) -> dict[str, Tensor]:
-        return self.decoder(self.target.features(points)[0])
+        return self.decoder.decode(self.target.features(points)[0])
 
