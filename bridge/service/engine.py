@@ -22,6 +22,7 @@ import mesh_export
 from bridge import __version__
 from bridge.errors import BridgeError
 from bridge.field.grid import sample_grid
+from bridge.field.occupancy import Occupancy
 from bridge.images import save_png
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
@@ -244,10 +245,14 @@ class Engine:
             mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
             ctx.progress(0.88, "rendering previews")
             yaw = request.get("preview_yaw", 20.0)
+            box = render_config.box_size
+            edited_view = Occupancy.probe(field, box, device=self.device).skipping(field)
+            source_field = self.source.generator.field(ws)
+            source_view = Occupancy.probe(source_field, box, device=self.device).skipping(source_field)
             if steps:
-                picture, mask = self.source.before_after(self.source.generator.field(ws), field, ws, edited_ws, yaw)
+                picture, mask = self.source.before_after(source_view, edited_view, ws, edited_ws, yaw)
             else:  # the unedited head: its picture, and an empty mask
-                picture = self.source.view(field, ws, yaw)["rgb"][0]
+                picture = self.source.view(edited_view, ws, yaw)["rgb"][0]
                 mask = torch.zeros(picture.shape[-2:])
             save_png(picture, ctx.add_result("preview.png", "image/png"))
             save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))
@@ -255,8 +260,8 @@ class Engine:
             if prompted:  # how far CLIP says the prompt edits moved the head, in one sentence
                 from bridge.lenerf.open_model import clip_gain, describe_gain
 
-                before = self.source.view(self.source.generator.field(ws), ws, yaw, 128)["rgb"][0]
-                after = self.source.view(field, edited_ws, yaw, 128)["rgb"][0]
+                before = self.source.view(source_view, ws, yaw, 128)["rgb"][0]
+                after = self.source.view(edited_view, edited_ws, yaw, 128)["rgb"][0]
                 text = steps[prompted[-1]].module.spec.edit
                 gain = clip_gain(self.clip(), before, after, text)
                 info = {"clip_gain": round(gain, 4), "message": describe_gain(gain, text)}
