@@ -17,6 +17,7 @@ BENCHMARKS = {
     "bridge": "benchmarks.bridge",
     "addon": "benchmarks.addon",
     "eg3d": "benchmarks.eg3d",
+    "hostile": "benchmarks.hostile",
 }
 
 

@@ -209,10 +209,14 @@ def import_checkpoint(path: Path, out: Path) -> Path:
     path = Path(path)
     imported = convert(generator_record(read_checkpoint(path), path), str(path))
     weights = Path(out) / "generator.safetensors"
-    save_generator(imported.generator, weights, extra={
-        "source": path.name, "source_sha256": file_sha256(path), "converted_from": "EG3D",
-        "skipped_tensors": imported.skipped, "notes": imported.notes,
-        "init_kwargs": {str(k): v for k, v in imported.init_kwargs.items()
-                        if isinstance(v, (int, str, bool)) or (isinstance(v, float) and math.isfinite(v))},
-    })
+    try:
+        save_generator(imported.generator, weights, extra={
+            "source": path.name, "source_sha256": file_sha256(path), "converted_from": "EG3D",
+            "skipped_tensors": imported.skipped, "notes": imported.notes,
+            "init_kwargs": {str(k): v for k, v in imported.init_kwargs.items()
+                            if isinstance(v, (int, str, bool)) or (isinstance(v, float) and math.isfinite(v))},
+        })
+    except OSError as error:  # --out is a file, read-only, on a full disk...
+        raise WeightsError(f"Could not write the generator into {out} ({error.strerror or error}); "
+                           "give --out a folder you can write to.") from None
     return weights
