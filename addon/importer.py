@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import bpy
 import numpy as np
 
-from .. import mesh_export
+from .prepared import PreparedMesh
 from .work import EditOutcome, step_label
 
 COLLECTION = "Text Edit"
@@ -36,7 +37,6 @@ MASK_MATERIAL = "Text Edit mask"
 MASK_SHOWN = "text_edit_mask_shown"
 PREVIEW = "text_edit_preview"
 CAMERA = "text_edit_camera"
-VERTEX_GROUP_LEVELS = 255
 
 
 def collection(scene: bpy.types.Scene) -> bpy.types.Collection:
@@ -77,66 +77,42 @@ def object_name(key: str, steps: list[dict]) -> str:
     return f"{key}: {' + '.join(step_label(s) for s in steps)}" if steps else f"{key}: unedited"
 
 
-def build_mesh(name: str, mesh: mesh_export.TexturedMesh) -> bpy.types.Mesh:
-    """Blender mesh data from a TexturedMesh (welded vertices, per-loop UVs, colours, masks)."""
-    first = first_copies(mesh)
-    welded_count = len(first)
-    faces = mesh.welded[mesh.faces]
+def build_mesh(name: str, prepared: PreparedMesh) -> bpy.types.Mesh:
+    """Blender mesh data from prepared arrays (welded vertices, per-loop UVs, colours, masks)."""
     data = bpy.data.meshes.new(name)
-    data.vertices.add(welded_count)
-    data.vertices.foreach_set("co", mesh.vertices[first].astype(np.float32).ravel())
-    data.loops.add(faces.size)
-    data.loops.foreach_set("vertex_index", faces.astype(np.int32).ravel())
-    data.polygons.add(len(faces))
-    data.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    data.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
-    if mesh.uvs.shape[1] == 2:
-        uv = data.uv_layers.new(name=UV_MAP)
-        uv.data.foreach_set("uv", mesh.uvs[mesh.faces].astype(np.float32).ravel())
-    colours = np.concatenate([mesh.colours[first], np.ones((welded_count, 1), np.float32)], axis=1)
+    data.vertices.add(prepared.vertex_count)
+    data.vertices.foreach_set("co", prepared.co)
+    data.loops.add(len(prepared.vertex_index))
+    data.loops.foreach_set("vertex_index", prepared.vertex_index)
+    data.polygons.add(prepared.face_count)
+    data.polygons.foreach_set("loop_start", prepared.loop_start)
+    data.polygons.foreach_set("use_smooth", np.ones(prepared.face_count, dtype=bool))
+    if prepared.uv is not None:
+        data.uv_layers.new(name=UV_MAP).data.foreach_set("uv", prepared.uv)
     colour = data.color_attributes.new(COLOUR_ATTRIBUTE, "FLOAT_COLOR", "POINT")
-    colour.data.foreach_set("color", colours.astype(np.float32).ravel())
+    colour.data.foreach_set("color", prepared.colours)
     data.color_attributes.active_color = colour
     data.color_attributes.render_color_index = data.color_attributes.active_color_index
-    mask = combined_mask(mesh)[first]
     for attribute_name in (MASK_ATTRIBUTE, GLTF_MASK_ATTRIBUTE):
-        data.attributes.new(attribute_name, "FLOAT", "POINT").data.foreach_set("value", mask)
-    data.update()
-    data.validate(clean_customdata=False)
+        data.attributes.new(attribute_name, "FLOAT", "POINT").data.foreach_set("value", prepared.mask)
     return data
 
 
-def combined_mask(mesh: mesh_export.TexturedMesh) -> np.ndarray:
-    """Where any step of the stack edits (the union of the steps' masks), one value per vertex."""
-    if mesh.masks.shape[1] == 0:
-        return np.zeros(len(mesh.vertices), dtype=np.float32)
-    return mesh.masks.max(axis=1).astype(np.float32)
-
-
-def fill_vertex_group(obj: bpy.types.Object, weights: np.ndarray) -> None:
-    """Vertex group weights quantised to 1/255: one `add` call per level instead of per vertex."""
+def fill_vertex_group(obj: bpy.types.Object, levels: list[tuple[float, list[int]]]) -> None:
     group = obj.vertex_groups.get(VERTEX_GROUP) or obj.vertex_groups.new(name=VERTEX_GROUP)
-    levels = np.rint(np.clip(weights, 0.0, 1.0) * VERTEX_GROUP_LEVELS).astype(np.int32)
-    order = np.argsort(levels, kind="stable")
-    bounds = np.searchsorted(levels[order], np.arange(1, VERTEX_GROUP_LEVELS + 2))
-    for level in range(1, VERTEX_GROUP_LEVELS + 1):
-        members = order[bounds[level - 1]:bounds[level]]
-        if len(members):
-            group.add(members.tolist(), level / VERTEX_GROUP_LEVELS, "REPLACE")
+    for weight, members in levels:
+        group.add(members, weight, "REPLACE")
 
 
-def texture_image(name: str, texture: np.ndarray) -> bpy.types.Image:
-    """A packed image from an (T, T, 3) uint8 texture whose row 0 is the top."""
-    size = texture.shape[0]
+def texture_image(name: str, png: bytes, size: int) -> bpy.types.Image:
+    """A packed image from PNG bytes: Blender packs the file as it is and decodes it when drawn."""
     image = bpy.data.images.get(name)
-    if image is None or tuple(image.size) != (size, size):
-        if image is not None:
-            bpy.data.images.remove(image)
-        image = bpy.data.images.new(name, size, size, alpha=False)
-    rgba = np.ones((size, size, 4), dtype=np.float32)
-    rgba[..., :3] = texture[::-1].astype(np.float32) / 255.0
-    image.pixels.foreach_set(rgba.ravel())
-    image.pack()
+    if image is not None:
+        bpy.data.images.remove(image)
+    image = bpy.data.images.new(name, size, size, alpha=False)
+    image.pack(data=png, data_len=len(png))
+    image.source = "FILE"
+    image.filepath_raw = f"//{name}.png"
     return image
 
 
@@ -215,14 +191,20 @@ def preview_image(name: str, png: bytes) -> bpy.types.Image | None:
     return image
 
 
-def import_outcome(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: str = "") -> bpy.types.Object:
-    """Create or update the head's object from an edit's outcome; returns the object."""
-    request, mesh = outcome.request, outcome.mesh
+def import_steps(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: str = "") -> Iterator[None]:
+    """Create or update the head's object from an edit's outcome, yielding between the parts so a
+    timer can spread them over ticks; the generator's return value is the object."""
+    request, mesh, prepared = outcome.request, outcome.mesh, outcome.prepared
     key, steps = request.head.key, list(request.steps)
     name = object_name(key, steps)
-    data = build_mesh(name, mesh)
-    image = texture_image(f"Text Edit {key}", mesh.texture) if mesh.texture is not None else None
+    data = build_mesh(name, prepared)
+    yield
+    data.update()
+    data.validate(clean_customdata=False)
+    yield
+    image = texture_image(f"Text Edit {key}", prepared.texture_png, prepared.texture_size) if prepared.texture_png else None
     data.materials.append(head_material(f"Text Edit {key}", image))
+    yield
     obj = find_head(scene, key)
     if obj is None:
         obj = bpy.data.objects.new(name, data)
@@ -234,7 +216,7 @@ def import_outcome(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version:
         if old.users == 0:
             bpy.data.meshes.remove(old)
         obj.vertex_groups.clear()
-    fill_vertex_group(obj, combined_mask(mesh)[first_copies(mesh)])
+    fill_vertex_group(obj, prepared.group_levels)
     provenance = mesh.provenance
     obj[HEAD_KEY] = key
     obj["text_edit_seed"] = request.head.seed
@@ -247,17 +229,20 @@ def import_outcome(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version:
     obj[CAMERA] = json.dumps(provenance.get("camera") or {})
     obj["text_edit_job"] = outcome.job.get("id", "")
     obj[MASK_SHOWN] = False
+    yield
     preview = preview_image(f"Text Edit preview {key}", outcome.preview_png)
     obj[PREVIEW] = preview.name if preview is not None else ""
     return obj
 
 
-def first_copies(mesh: mesh_export.TexturedMesh) -> np.ndarray:
-    """For each welded vertex, the index of one of its split copies (they share position and colour)."""
-    welded_count = int(mesh.welded.max()) + 1 if len(mesh.welded) else 0
-    first = np.zeros(welded_count, dtype=np.int64)
-    first[mesh.welded[::-1]] = np.arange(len(mesh.welded))[::-1]
-    return first
+def import_outcome(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: str = "") -> bpy.types.Object:
+    """Create or update the head's object from an edit's outcome, all at once; returns the object."""
+    steps = import_steps(scene, outcome, bridge_version)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            return finished.value
 
 
 def _describe(edit: dict) -> str:

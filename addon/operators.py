@@ -126,9 +126,9 @@ def start_edit(context, head: HeadSpec, steps: list[dict], label: str, grid: int
     def work(progress):
         return run_edit(remote.connect(), request, progress, bridge.job_timeout_s, on_job=remote.started)
 
-    def done(outcome) -> str:
-        scene = bpy.context.scene
-        obj = importer.import_outcome(scene, outcome)
+    def done(outcome):
+        """The import, in parts over timer ticks (a generator; Runner spreads it)."""
+        obj = yield from importer.import_steps(bpy.context.scene, outcome)
         _make_active(obj)
         BRIDGE.last_object = obj.name
         _undo_push(f"Text Edit: {label}")

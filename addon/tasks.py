@@ -5,6 +5,9 @@ the result, an error sentence) goes on a queue that a bpy.app.timers callback dr
 thread, where `on_done`/`on_error` may touch bpy. In background mode (`blender -b`) there is no
 event loop, so tasks run synchronously on the calling thread.
 
+An `on_done` may return a generator (the import does): its parts then run on the following
+timer ticks, as many per tick as fit in MAIN_THREAD_BUDGET_S, so no tick blocks Blender for long.
+
 The timer callback's own duration is measured: `Runner.longest_callback_ms` is what the add-on
 benchmark reports as the longest main-thread stall while a job runs.
 """
@@ -14,13 +17,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..bridge.errors import BridgeError
 
 POLL_S = 0.1
+MAIN_THREAD_BUDGET_S = 0.02
+FINISH_TICK_S = 0.005
+"""While an on_done generator runs, the timer comes back this soon (Blender draws in between)."""
 
 
 class Cancelled(Exception):
@@ -81,6 +87,7 @@ class Runner:
     _cancel: threading.Event = field(default_factory=threading.Event)
     _events: queue.Queue = field(default_factory=queue.Queue)
     _thread: threading.Thread | None = None
+    _finishing: tuple[Task, Generator] | None = None
 
     def __post_init__(self) -> None:
         # One bound method object for the runner's life: bpy.app.timers knows callbacks by identity.
@@ -88,7 +95,7 @@ class Runner:
 
     @property
     def busy(self) -> bool:
-        return self._task is not None
+        return self._task is not None or self._finishing is not None
 
     def start(self, task: Task) -> None:
         if self.busy:
@@ -127,7 +134,7 @@ class Runner:
         self.cancel()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        self._task, self._thread, self._events = None, None, queue.Queue()
+        self._task, self._thread, self._events, self._finishing = None, None, queue.Queue(), None
         self.on_change = lambda: None
 
     def wait(self, timeout_s: float | None = None) -> None:
@@ -135,6 +142,8 @@ class Runner:
         if self._thread is not None:
             self._thread.join(timeout_s)
         self._drain()
+        while self._finishing is not None:
+            self._advance(float("inf"))
 
     def _report(self, fraction: float, stage: str, eta_s: float | None) -> None:
         self._events.put(("progress", (fraction, stage, eta_s)))
@@ -156,14 +165,34 @@ class Runner:
         """The main-thread callback: deliver what the worker reported; run again while busy."""
         started = time.perf_counter()
         try:
-            self._drain()
+            if self._finishing is not None:
+                self._advance(MAIN_THREAD_BUDGET_S)
+            else:
+                self._drain()
         finally:
             self.longest_callback_ms = max(self.longest_callback_ms, (time.perf_counter() - started) * 1000)
-        return POLL_S if self.busy else None
+        if not self.busy:
+            return None
+        return FINISH_TICK_S if self._finishing is not None else POLL_S
+
+    def _advance(self, budget_s: float) -> None:
+        """Run parts of the finishing generator until `budget_s` is spent (all of it in background mode)."""
+        task, steps = self._finishing
+        started = time.perf_counter()
+        try:
+            while self.background or time.perf_counter() - started < budget_s:
+                next(steps)
+            return
+        except StopIteration as finished:
+            self.status = Status(message=finished.value or f"{task.label}: done.")
+        except Exception as error:  # noqa: BLE001 (one sentence, never a traceback in the panel)
+            self.status = _failure(task, error)
+        self._finishing = None
+        self.on_change()
 
     def _drain(self) -> None:
         changed = False
-        while True:
+        while self._finishing is None:
             try:
                 kind, payload = self._events.get_nowait()
             except queue.Empty:
@@ -177,20 +206,30 @@ class Runner:
             if kind == "done":
                 try:
                     message = task.on_done(payload)
+                    if isinstance(message, Generator):
+                        self._finishing = (task, message)
+                        self.status.stage = "importing"
+                        self._advance(MAIN_THREAD_BUDGET_S)
+                        continue
                     self.status = Status(message=message or f"{task.label}: done.")
-                except BridgeError as error:
-                    self.status = Status(message=str(error), failed=True)
-                except Exception as error:  # a bug in the import: keep Blender usable and say so
-                    import traceback
-
-                    traceback.print_exc()
-                    self.status = Status(message=f"Text Edit could not finish '{task.label}' ({type(error).__name__}: {error}); see the system console.", failed=True)
+                except Exception as error:  # noqa: BLE001 (one sentence, never a traceback in the panel)
+                    self.status = _failure(task, error)
             elif kind == "cancelled":
                 self.status = Status(message=f"{task.label}: cancelled.")
             else:
                 self.status = Status(message=payload, failed=True)
         if changed:
             self.on_change()
+
+
+def _failure(task: Task, error: Exception) -> Status:
+    """A finishing step's error as the panel's one sentence (a bug's details go to the console)."""
+    if isinstance(error, BridgeError):
+        return Status(message=str(error), failed=True)
+    import traceback
+
+    traceback.print_exception(error)
+    return Status(message=f"Text Edit could not finish '{task.label}' ({type(error).__name__}: {error}); see the system console.", failed=True)
 
 
 def _quietly(call: Callable[[], None]) -> None:

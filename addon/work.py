@@ -15,9 +15,12 @@ from typing import Any
 from .. import mesh_export
 from ..bridge.errors import BridgeError
 from ..bridge.service.client import FINISHED, BridgeClient
+from .prepared import PreparedMesh, prepare
 from .tasks import Cancelled, Progress
 
-JOB_POLL_S = 0.5
+JOB_POLL_S = 0.05
+JOB_POLL_MAX_S = 0.5
+"""The first polls of a job come quickly (an interactive edit finishes in about a second), later ones every half second."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,12 @@ class EditOutcome:
     """In Blender's frame (z up, metres)."""
     job: dict
     preview_png: bytes
+    prepared: PreparedMesh | None = None
+    """What the import hands to bpy, made on the worker thread (`prepare(mesh)` when None)."""
+
+    def __post_init__(self) -> None:
+        if self.prepared is None:
+            self.prepared = prepare(self.mesh)
 
 
 def step_label(step: dict) -> str:
@@ -85,6 +94,7 @@ def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[
     """Poll a bridge job until it finishes, mapping its progress onto `span` of ours."""
     started = time.monotonic()
     low, high = span
+    poll_s = JOB_POLL_S
     while job["state"] not in FINISHED:
         if progress.cancelled:
             raise Cancelled()
@@ -92,7 +102,8 @@ def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[
             client.cancel(job["id"])
             raise BridgeError(f"The bridge job took longer than {timeout_s / 60:g} minutes and was cancelled; raise the job timeout in the add-on preferences.")
         progress(low + (high - low) * job.get("progress", 0.0), job.get("stage") or job["state"], job.get("eta_s"))
-        time.sleep(JOB_POLL_S)
+        time.sleep(poll_s)
+        poll_s = min(JOB_POLL_MAX_S, poll_s * 1.5)
         job = client.job(job["id"])
     if job["state"] == "failed":
         raise BridgeError(f"The bridge could not finish the job: {job.get('error') or 'no reason given'}")
@@ -123,8 +134,10 @@ def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, tim
         mesh = mesh_export.grid_to_mesh(grid, options, progress=meshing).to_blender()
     except mesh_export.FieldGridError as error:
         raise BridgeError(f"The edited field has no surface to mesh ({error}); try a lower strength.") from None
+    progress(0.98, "preparing the import")
+    prepared = prepare(mesh)
     progress(0.99, "importing")
-    return EditOutcome(request, mesh, job, preview)
+    return EditOutcome(request, mesh, job, preview, prepared)
 
 
 def run_training(client: BridgeClient, edit: str, mask: str, geometry: bool, steps: int, progress: Progress,

@@ -109,3 +109,46 @@ def test_background_mode_runs_synchronously(tasks):
     runner = tasks.Runner(background=True)
     runner.start(tasks.Task("sync", lambda progress: threading.current_thread() is threading.main_thread(), lambda v: f"main={v}"))
     assert not runner.busy and runner.status.message == "main=True"
+
+
+def test_a_finishing_generator_is_spread_over_ticks_within_the_budget(tasks):
+    """on_done returning a generator (the import) runs in parts: no tick takes much longer than
+    the budget, the panel says "importing" meanwhile, and the generator's value is the message."""
+    timers, ticks, parts = [], [], []
+    runner = tasks.Runner(register_timer=timers.append)
+
+    def done(result):
+        for index in range(8):
+            time.sleep(0.012)  # a bpy call of 12 ms
+            parts.append(index)
+            yield
+        return f"imported {result}"
+
+    runner.start(tasks.Task("edit", lambda progress: "head", done))
+    callback, stages = timers[-1], set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        again = callback()
+        ticks.append(time.perf_counter() - started)
+        stages.add(runner.status.stage)
+        if again is None:
+            break
+        assert again <= tasks.POLL_S
+        time.sleep(0.005)
+    assert parts == list(range(8)) and runner.status.message == "imported head" and not runner.busy
+    assert "importing" in stages
+    assert max(ticks) < tasks.MAIN_THREAD_BUDGET_S + 0.03, ticks
+    assert sum(1 for t in ticks if t > 0.01) >= 3, "the parts ran in one tick"
+
+
+def test_a_finishing_generator_runs_at_once_in_background_mode_and_its_error_is_one_sentence(tasks):
+    runner = tasks.Runner(background=True)
+
+    def done(result):
+        yield
+        raise ValueError("bad mesh")
+
+    runner.start(tasks.Task("edit", lambda progress: "head", done))
+    assert not runner.busy and runner.status.failed
+    assert runner.status.message.startswith("Text Edit could not finish 'edit' (ValueError: bad mesh)")
