@@ -208,7 +208,7 @@ def preview(prior: HeadPrior, module: EditModule, path: Path, resolution: int = 
         code = HeadCode.from_seed(SEED_BASE + index)
         ws = prior.ws(code.params[None], code.noise[None])
         edited, edited_ws = apply_edits(prior.generator, ws, [EditStep(module)])
-        picture, _ = prior.before_after(prior.generator.field(ws), edited, ws, edited_ws, VIEWS[index % len(VIEWS)][0], resolution)
+        picture, *_ = prior.before_after(prior.generator.field(ws), edited, ws, edited_ws, VIEWS[index % len(VIEWS)][0], resolution)
         rows.append(picture)
     return save_png(sheet(rows, columns=2), path)
 

@@ -470,7 +470,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
             after = prior.view(field, edited_ws, args.yaw, 128)["rgb"][0]
             print(describe_gain(clip_gain(clip, before, after, steps[-1].module.spec.edit), steps[-1].module.spec.edit))
         if args.preview:
-            picture, _ = prior.before_after(prior.generator.field(ws), field, ws, edited_ws, args.yaw, 256)
+            picture, *_ = prior.before_after(prior.generator.field(ws), field, ws, edited_ws, args.yaw, 256)
             print(f"wrote {save_png(picture, args.preview)}")
         provenance = {
             "generator": "ProcHead prior", "seed": args.seed, "head": describe(code.params), "bridge_version": __version__,

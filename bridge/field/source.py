@@ -66,13 +66,14 @@ class HeadSource:
         return {name: _resized(value, size) for name, value in out.items()}
 
     def before_after(self, source: Field, edited: Field, ws: Tensor, edited_ws: Tensor, yaw_deg: float,
-                     size: int | None = None) -> tuple[Tensor, Tensor]:
+                     size: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The first head before and after an edit: (source | edited | the edit's mask over it) as
-        one picture (3, H, 3W + gaps), and the mask (H, W). `edited` must give a "mask" channel."""
+        one picture (3, H, 3W + gaps), the mask (H, W), and the before and after pictures (3, H, W).
+        `edited` must give a "mask" channel."""
         before = self.view(source, ws, yaw_deg, size)["rgb"][0]
         after = self.view(edited, edited_ws, yaw_deg, size, ("rgb", "mask"))
         mask = after["mask"][0, 0].clamp(0, 1)
-        return sheet([before, after["rgb"][0], overlay(after["rgb"][0], mask)]), mask
+        return sheet([before, after["rgb"][0], overlay(after["rgb"][0], mask)]), mask, before, after["rgb"][0]
 
 
 def _resized(image: Tensor, size: int) -> Tensor:

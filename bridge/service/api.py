@@ -11,7 +11,7 @@ network pass).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Path as PathParam, Request
 from fastapi.exceptions import RequestValidationError
@@ -77,6 +77,8 @@ class EditJobRequest(Strict):
                                          description="edits applied in order; none gives the unedited head")
     grid: int = Field(128, ge=LIMITS.grid_min, le=LIMITS.grid_max, description="FieldGrid resolution")
     preview_yaw: float = Field(20.0, ge=-180.0, le=180.0)
+    sampling: Literal["sparse", "dense"] = Field("sparse", description="sparse: the field is evaluated only where the "
+                                                "mesh needs it (the same mesh); dense: at every voxel (for comparisons)")
 
 
 class TrainJobRequest(Strict):

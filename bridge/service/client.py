@@ -61,8 +61,12 @@ class BridgeClient:
     def modules(self) -> list[dict]:
         return self._request("GET", "/v1/modules")["modules"]
 
-    def submit_edit(self, head: str, steps: list[dict], grid: int = 128, preview_yaw: float = 20.0) -> dict:
-        return self._request("POST", "/v1/jobs/edit", {"head": head, "steps": steps, "grid": grid, "preview_yaw": preview_yaw})
+    def submit_edit(self, head: str, steps: list[dict], grid: int = 128, preview_yaw: float = 20.0,
+                    sampling: str = "sparse") -> dict:
+        body = {"head": head, "steps": steps, "grid": grid, "preview_yaw": preview_yaw}
+        if sampling != "sparse":  # a bridge older than sparse sampling knows no such field
+            body["sampling"] = sampling
+        return self._request("POST", "/v1/jobs/edit", body)
 
     def parse_instruction(self, sentence: str) -> dict:
         """The (edit, mask) pair the bridge reads an instruction sentence as: {"edit", "mask", "part", ...}."""

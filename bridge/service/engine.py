@@ -30,6 +30,9 @@ from bridge.prior.model import HeadPrior
 from bridge.service.jobs import JobContext
 from bridge.service.security import private_file, private_folder, write_private
 
+PREVIEW_SIZE = 64
+"""Side of each preview picture (before | after | mask) of a generator without super-resolution:
+the panel shows them small, and the mesh in the viewport is the real preview."""
 GRID_CHUNK = 1 << 16
 """Points per grid chunk: progress and cancel are checked between chunks."""
 MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -241,7 +244,8 @@ class Engine:
                 ctx.progress(0.05 + 0.8 * fraction, "sampling the field grid")
 
             grid = sample_grid(field, request["grid"], self.source.surface_level, render_config.box_size, provenance,
-                               chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress)
+                               chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress,
+                               sparse=request.get("sampling", "sparse") == "sparse")
             mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
             ctx.progress(0.88, "rendering previews")
             yaw = request.get("preview_yaw", 20.0)
@@ -249,10 +253,11 @@ class Engine:
             edited_view = Occupancy.probe(field, box, device=self.device).skipping(field)
             source_field = self.source.generator.field(ws)
             source_view = Occupancy.probe(source_field, box, device=self.device).skipping(source_field)
+            size = PREVIEW_SIZE if self.source.generator.config.superresolution is None else None
             if steps:
-                picture, mask = self.source.before_after(source_view, edited_view, ws, edited_ws, yaw)
+                picture, mask, before, after = self.source.before_after(source_view, edited_view, ws, edited_ws, yaw, size)
             else:  # the unedited head: its picture, and an empty mask
-                picture = self.source.view(edited_view, ws, yaw)["rgb"][0]
+                picture = self.source.view(edited_view, ws, yaw, size)["rgb"][0]
                 mask = torch.zeros(picture.shape[-2:])
             save_png(picture, ctx.add_result("preview.png", "image/png"))
             save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))
@@ -260,8 +265,6 @@ class Engine:
             if prompted:  # how far CLIP says the prompt edits moved the head, in one sentence
                 from bridge.lenerf.open_model import clip_gain, describe_gain
 
-                before = self.source.view(source_view, ws, yaw, 128)["rgb"][0]
-                after = self.source.view(edited_view, edited_ws, yaw, 128)["rgb"][0]
                 text = steps[prompted[-1]].module.spec.edit
                 gain = clip_gain(self.clip(), before, after, text)
                 info = {"clip_gain": round(gain, 4), "message": describe_gain(gain, text)}
