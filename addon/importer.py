@@ -230,8 +230,9 @@ def import_steps(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: s
     obj["text_edit_job"] = outcome.job.get("id", "")
     obj[MASK_SHOWN] = False
     yield
-    preview = preview_image(f"Text Edit preview {key}", outcome.preview_png)
-    obj[PREVIEW] = preview.name if preview is not None else ""
+    if request.previews:  # a live slider's steps keep the picture of the last full edit
+        preview = preview_image(f"Text Edit preview {key}", outcome.preview_png)
+        obj[PREVIEW] = preview.name if preview is not None else ""
     return obj
 
 

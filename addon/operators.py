@@ -3,6 +3,7 @@ the Runner (tasks.py): network and meshing in a worker thread, the import back o
 In `blender -b` the same operators run synchronously and report errors as operator errors."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import bpy
@@ -114,13 +115,16 @@ def check_prompt(which: str, text: str, limit: int) -> str:
 
 
 def start_edit(context, head: HeadSpec, steps: list[dict], label: str, grid: int | None = None,
-               texture_size: int | None = None) -> None:
-    """Edit `head` with `steps` on the bridge and import the result (grid and texture from the panel by default)."""
+               texture_size: int | None = None, previews: bool = True, undo: bool = True,
+               then: Callable[[], None] | None = None) -> None:
+    """Edit `head` with `steps` on the bridge and import the result (grid and texture from the panel
+    by default); `undo`: one undo step for it; `then`: called on the main thread once it is in."""
     if len(steps) > LIMITS.stack_steps:
         raise BridgeError(f"A head can carry at most {LIMITS.stack_steps} stacked edits; remove one first.")
     settings = context.scene.text_edit
     bridge = preferences.get(context).settings()
-    request = EditRequest(head, tuple(steps), grid=grid or settings.grid, texture_size=texture_size or int(settings.texture_size))
+    request = EditRequest(head, tuple(steps), grid=grid or settings.grid, texture_size=texture_size or int(settings.texture_size),
+                          previews=previews)
     remote = RemoteJob(bridge, bool(bpy.app.online_access))
 
     def work(progress):
@@ -131,7 +135,10 @@ def start_edit(context, head: HeadSpec, steps: list[dict], label: str, grid: int
         obj = yield from importer.import_steps(bpy.context.scene, outcome)
         _make_active(obj)
         BRIDGE.last_object = obj.name
-        _undo_push(f"Text Edit: {label}")
+        if undo:
+            _undo_push(f"Text Edit: {label}")
+        if then is not None:
+            then()
         said = outcome.job.get("info", {}).get("message")
         return f"{obj.name}: {len(obj.data.polygons)} triangles imported." + (f" {said}" if said else "")
 

@@ -52,6 +52,8 @@ class VIEW3D_PT_text_edit(bpy.types.Panel):
                 column.label(text=f"{index}. {step_label(step)} x{step.get('strength', 1.0):g}", icon="MODIFIER")
             if not stack:
                 column.label(text="No edits yet", icon="BLANK1")
+            if stack:
+                box.prop(context.window_manager, "text_edit_live_strength", slider=True)
             box.operator("text_edit.remove_last", icon="LOOP_BACK")
             preview = bpy.data.images.get(obj.get(importer.PREVIEW, ""))
             if preview is not None:

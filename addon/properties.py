@@ -56,9 +56,20 @@ class TextEditSettings(bpy.types.PropertyGroup):
 CLASSES = (TextEditSettings,)
 
 
+def _live_slider(window_manager, context) -> None:
+    from .live import on_slider
+
+    on_slider(window_manager, context)
+
+
 def attach() -> None:
     bpy.types.Scene.text_edit = bpy.props.PointerProperty(type=TextEditSettings)
+    # On the window manager: dragging it is not an undo step (the edit it ends in is one).
+    bpy.types.WindowManager.text_edit_live_strength = FloatProperty(
+        name="Live strength", default=1.0, min=0.0, max=1.5, update=_live_slider,
+        description="Drag to re-edit the active head's last edit as you go (coarse while dragging, full when you let go)")
 
 
 def detach() -> None:
     del bpy.types.Scene.text_edit
+    del bpy.types.WindowManager.text_edit_live_strength

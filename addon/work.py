@@ -45,6 +45,8 @@ class EditRequest:
     texture_only). Instructions are read into edit and mask prompts by the bridge before the edit runs."""
     grid: int = 128
     texture_size: int = 1024
+    previews: bool = True
+    """The bridge's before | after picture (a live slider's steps go without)."""
 
 
 @dataclass
@@ -117,13 +119,13 @@ def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, tim
     progress(0.0, "creating the head")
     request = replace(request, steps=read_instructions(client, request.steps, progress))
     head = client.create_head(seed=request.head.seed, params=request.head.params or None)
-    job = client.submit_edit(head["id"], [bridge_step(s) for s in request.steps], grid=request.grid)
+    job = client.submit_edit(head["id"], [bridge_step(s) for s in request.steps], grid=request.grid, previews=request.previews)
     if on_job is not None:
         on_job(job["id"])
     job = follow_job(client, job, progress, (0.02, 0.6), timeout_s)
     progress(0.62, "downloading the field")
     grid = mesh_export.read_bytes(client.result(job["id"], "field.npz"))
-    preview = client.result(job["id"], "preview.png")
+    preview = client.result(job["id"], "preview.png") if request.previews else b""
     progress.check()
 
     def meshing(stage: str, fraction: float) -> None:

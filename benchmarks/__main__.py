@@ -18,6 +18,7 @@ BENCHMARKS = {
     "addon": "benchmarks.addon",
     "eg3d": "benchmarks.eg3d",
     "hostile": "benchmarks.hostile",
+    "interactive": "benchmarks.interactive",
 }
 
 

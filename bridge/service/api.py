@@ -79,6 +79,7 @@ class EditJobRequest(Strict):
     preview_yaw: float = Field(20.0, ge=-180.0, le=180.0)
     sampling: Literal["sparse", "dense"] = Field("sparse", description="sparse: the field is evaluated only where the "
                                                 "mesh needs it (the same mesh); dense: at every voxel (for comparisons)")
+    previews: bool = Field(True, description="render preview.png and mask.png (a live slider's steps leave them out)")
 
 
 class TrainJobRequest(Strict):

@@ -247,28 +247,35 @@ class Engine:
                                chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress,
                                sparse=request.get("sampling", "sparse") == "sparse")
             mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
-            ctx.progress(0.88, "rendering previews")
-            yaw = request.get("preview_yaw", 20.0)
-            box = render_config.box_size
-            edited_view = Occupancy.probe(field, box, device=self.device).skipping(field)
-            source_field = self.source.generator.field(ws)
-            source_view = Occupancy.probe(source_field, box, device=self.device).skipping(source_field)
-            size = PREVIEW_SIZE if self.source.generator.config.superresolution is None else None
-            if steps:
-                picture, mask, before, after = self.source.before_after(source_view, edited_view, ws, edited_ws, yaw, size)
-            else:  # the unedited head: its picture, and an empty mask
-                picture = self.source.view(edited_view, ws, yaw, size)["rgb"][0]
-                mask = torch.zeros(picture.shape[-2:])
-            save_png(picture, ctx.add_result("preview.png", "image/png"))
-            save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))
-            info = {}
-            if prompted:  # how far CLIP says the prompt edits moved the head, in one sentence
-                from bridge.lenerf.open_model import clip_gain, describe_gain
-
-                text = steps[prompted[-1]].module.spec.edit
-                gain = clip_gain(self.clip(), before, after, text)
-                info = {"clip_gain": round(gain, 4), "message": describe_gain(gain, text)}
+            info = self._previews(ctx, field, ws, edited_ws, steps, prompted) if request.get("previews", True) else {}
         ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": grid.edit_steps, **info}
+
+    def _previews(self, ctx: JobContext, field, ws, edited_ws, steps, prompted) -> dict:
+        """preview.png (before | after | mask) and mask.png, with empty-space skipping; for prompt
+        edits, how far CLIP says the edit moved the head ("clip_gain" and a sentence)."""
+        render_config = self.source.render_config
+        ctx.progress(0.88, "rendering previews")
+        yaw = ctx.job.request.get("preview_yaw", 20.0)
+        box = render_config.box_size
+        edited_view = Occupancy.probe(field, box, device=self.device).skipping(field)
+        source_field = self.source.generator.field(ws)
+        source_view = Occupancy.probe(source_field, box, device=self.device).skipping(source_field)
+        size = PREVIEW_SIZE if self.source.generator.config.superresolution is None else None
+        if steps:
+            picture, mask, before, after = self.source.before_after(source_view, edited_view, ws, edited_ws, yaw, size)
+        else:  # the unedited head: its picture, and an empty mask
+            picture = self.source.view(edited_view, ws, yaw, size)["rgb"][0]
+            mask = torch.zeros(picture.shape[-2:])
+        save_png(picture, ctx.add_result("preview.png", "image/png"))
+        save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))
+        info = {}
+        if prompted:  # how far CLIP says the prompt edits moved the head, in one sentence
+            from bridge.lenerf.open_model import clip_gain, describe_gain
+
+            text = steps[prompted[-1]].module.spec.edit
+            gain = clip_gain(self.clip(), before, after, text)
+            info = {"clip_gain": round(gain, 4), "message": describe_gain(gain, text)}
+        return info
 
     def clip(self):
         if self._clip is None:

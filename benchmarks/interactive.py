@@ -1,0 +1,190 @@
+"""Interactive edits: from pressing Edit to a textured head in Blender, sparse against dense sampling.
+
+One warm bridge on loopback (its CLIP, planes and the head already made), Blender as the bpy
+module with the built extension, the shipped blue_eyes edit on head seed 3. Both paths run in the
+same process one after the other, so their ratio is measured side by side.
+
+- edit_to_mesh_s_128 / _256: submit the edit job -> job done -> FieldGrid downloaded -> mesh,
+  UV atlas and 1024^2 texture (mesh_export) -> arrays prepared -> the Blender object built (every
+  import part run back to back); median of 3 (1 at 256). `_dense`: the same with the field
+  evaluated at every voxel. speedup_128 / speedup_256: dense over sparse. parts_s_128: where the
+  last sparse run's time went (job: submit to done, of which bridge_work is the job's own work;
+  download; mesh: marching cubes, UV atlas, texture, arrays for bpy; import: the bpy part).
+- chamfer_voxels, colour_psnr_db_vs_dense, mask_max_abs_vs_dense: the sparse grid's mesh against
+  the dense one's at 128^3 (mean two-way closest-vertex distance in voxels; colour and mask read at
+  the dense mesh's vertices from each grid).
+- main_thread_max_ms: the longest timer callback while the add-on's own Edit runs (worker thread +
+  timers pumped every 10 ms as Blender's event loop calls them, the import spread over ticks);
+  tick_late_max_ms: how much later than asked a timer got to run.
+- slider_step_s: one step of the live strength slider (addon/live.py) while dragging: the same edit
+  at another strength on its coarse grid (64^3, 512^2 texture, no previews), request to Blender
+  object; median of 3.
+- apply_ms: on the bridge's side, one edit applied and one 128^2 view rendered with empty-space
+  skipping (median of 3); apply_ms_full: the same view evaluating every sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bridge.service.launcher import LocalBridge
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK = "INTERACTIVE_FIGURES "
+
+SCRIPT = r'''
+import importlib, json, statistics, sys, time
+import numpy as np
+import bpy
+from scipy.spatial import cKDTree
+root = "bl_ext.user_default.text_edit"
+api = importlib.import_module(root + ".addon.api")
+addon = importlib.import_module(root + ".addon")
+mesh_export = importlib.import_module(root + ".mesh_export")
+work = importlib.import_module(root + ".addon.work")
+importer = importlib.import_module(root + ".addon.importer")
+colour = importlib.import_module(root + ".mesh_export.colour")
+surface = importlib.import_module(root + ".mesh_export.surface")
+url, quick = sys.argv[-2], sys.argv[-1] == "quick"
+bpy.ops.wm.read_homefile(use_empty=True)
+api.connect(url=url)
+client = importlib.import_module(root + ".addon.connection").make_client(addon.preferences.get().settings(), True)
+head = client.create_head(seed=3)
+steps = [{"module": "blue_eyes", "strength": 1.0}]
+
+
+def edit_to_mesh(grid, sampling, strength=1.0, previews=True, texture=1024):
+    started = time.perf_counter()
+    step = [{**steps[0], "strength": strength}]
+    job = client.submit_edit(head["id"], step, grid, sampling=sampling, previews=previews)
+    job = client.wait(job["id"], poll_s=0.02)
+    marks = [("job", time.perf_counter())]
+    data = client.result(job["id"], "field.npz")
+    field = mesh_export.read_bytes(data)
+    marks.append(("download", time.perf_counter()))
+    mesh = mesh_export.grid_to_mesh(field, mesh_export.ExportOptions(texture_size=texture)).to_blender()
+    request = work.EditRequest(work.HeadSpec(3), tuple(step), grid, texture, previews)
+    outcome = work.EditOutcome(request, mesh, job, b"")
+    marks.append(("mesh", time.perf_counter()))
+    importer.import_outcome(bpy.context.scene, outcome)
+    marks.append(("import", time.perf_counter()))
+    parts, last = {}, started
+    for name, when in marks:
+        parts[name], last = round(when - last, 3), when
+    parts["bridge_work"] = job.get("info", {}).get("seconds")
+    breakdowns[grid, sampling] = parts
+    return time.perf_counter() - started, field
+
+
+figures, breakdowns = {}, {}
+edit_to_mesh(64, "sparse")  # warm: CLIP, the module, the planes
+grids = (128,) if quick else (128, 256)
+fields = {}
+for grid in grids:
+    repeats = 1 if quick or grid > 128 else 3
+    for sampling in ("sparse", "dense"):
+        times = []
+        for _ in range(repeats if sampling == "sparse" else 1):
+            seconds, fields[grid, sampling] = edit_to_mesh(grid, sampling)
+            times.append(seconds)
+        suffix = "" if sampling == "sparse" else "_dense"
+        figures[f"edit_to_mesh_s_{grid}{suffix}"] = round(statistics.median(times), 3)
+    figures[f"speedup_{grid}"] = round(figures[f"edit_to_mesh_s_{grid}_dense"] / figures[f"edit_to_mesh_s_{grid}"], 2)
+    figures[f"evaluated_fraction_{grid}"] = fields[grid, "sparse"].provenance.get("sampling", {}).get("evaluated")
+    figures[f"parts_s_{grid}"] = breakdowns[grid, "sparse"]
+
+dense, sparse = fields[128, "dense"], fields[128, "sparse"]
+options = surface.SurfaceOptions(max_triangles=0, min_component_fraction=0.0)
+theirs, ours = surface.extract_surface(dense, options), surface.extract_surface(sparse, options)
+a, b = cKDTree(theirs.vertices), cKDTree(ours.vertices)
+figures["chamfer_voxels"] = round(float((a.query(ours.vertices)[0].mean() + b.query(theirs.vertices)[0].mean()) / 2 / dense.voxel_size), 5)
+mse = float(np.mean((colour.sample_rgb(dense, theirs.vertices) - colour.sample_rgb(sparse, theirs.vertices)) ** 2))
+figures["colour_psnr_db_vs_dense"] = round(10 * np.log10(1 / max(mse, 1e-12)), 2)
+figures["mask_max_abs_vs_dense"] = round(float(np.abs(colour.sample_masks(dense, theirs.vertices) - colour.sample_masks(sparse, theirs.vertices)).max()), 5)
+
+live = importlib.import_module(root + ".addon.live")
+slider = [edit_to_mesh(live.LIVE_GRID, "sparse", strength, False, live.LIVE_TEXTURE)[0] for strength in (0.4, 0.6, 0.8)]
+figures["slider_step_s"] = round(statistics.median(slider), 3)
+
+# The add-on's own Edit: worker thread + timer callbacks pumped like Blender's event loop.
+timers = []
+runner = addon.properties.RUNNER
+runner.background, runner.register_timer = False, timers.append
+settings = bpy.context.scene.text_edit
+settings.grid, settings.texture_size, settings.seed = 128, "1024", 3
+operators = importlib.import_module(root + ".addon.operators")
+started = time.perf_counter()
+operators.start_edit(bpy.context, work.HeadSpec(3), [{"module": "blue_eyes", "strength": 0.9}], "benchmark edit")
+longest, late, woke, asked = 0.0, 0.0, None, 0.0
+while True:
+    now = time.perf_counter()
+    if woke is not None:
+        late = max(late, 1000 * (now - woke - asked))
+    again = timers[-1]()
+    longest = max(longest, 1000 * (time.perf_counter() - now))
+    if again is None:
+        break
+    asked = min(again, 0.01)
+    woke = time.perf_counter()
+    time.sleep(asked)
+figures["addon_edit_s_128"] = round(time.perf_counter() - started, 3)
+figures["main_thread_max_ms"] = round(longest, 2)
+figures["tick_late_max_ms"] = round(late, 2)
+figures["job_failed"] = runner.status.failed
+print("INTERACTIVE_FIGURES " + json.dumps(figures), flush=True)
+api.disconnect()
+'''
+
+
+def _apply_ms(repeats: int = 3) -> dict:
+    """One edit applied and one 128^2 view rendered, with and without empty-space skipping."""
+    import torch
+
+    from bridge.field.occupancy import Occupancy
+    from bridge.lenerf.apply import EditStep, apply_edits
+    from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary
+    from bridge.prior.model import HeadPrior
+
+    prior = HeadPrior.load(None)
+    module = EditLibrary(BUNDLED_LIBRARY, generator_sha256=prior.sha256).load("blue_eyes")
+    ws, _ = prior.head_ws(3)
+    times: dict[str, list[float]] = {"apply_ms": [], "apply_ms_full": []}
+    with torch.no_grad():
+        for _ in range(repeats):
+            for name in times:
+                started = time.perf_counter()
+                field, edited_ws = apply_edits(prior.generator, ws[None], [EditStep(module, 1.0)])
+                if name == "apply_ms":
+                    field = Occupancy.probe(field, prior.render_config.box_size).skipping(field)
+                prior.view(field, edited_ws, 20.0, 128, ("rgb", "mask"))
+                times[name].append(1000 * (time.perf_counter() - started))
+    return {name: round(statistics.median(values), 1) for name, values in times.items()}
+
+
+def run(quick: bool = False) -> dict:
+    from tools.extension import build, current_platform
+
+    figures = _apply_ms(1 if quick else 3)
+    with tempfile.TemporaryDirectory(prefix="text-edit-interactive-") as folder:
+        folder = Path(folder)
+        extension = build([current_platform()], folder / "dist")[0]
+        script = folder / "measure.py"
+        script.write_text(SCRIPT)
+        with LocalBridge(folder / "config", folder / "cache", log=folder / "bridge.log") as bridge:
+            env = {**os.environ, "TEXT_EDIT_CONFIG_DIR": str(folder / "config"), "TEXT_EDIT_CACHE_DIR": str(folder / "cache")}
+            done = subprocess.run(
+                [sys.executable, "-m", "tools.blender", "--extension", str(extension), "--user-resources", str(folder / "user"),
+                 str(script), "--", bridge.url, "quick" if quick else "full"],
+                cwd=ROOT, env=env, capture_output=True, text=True,
+            )
+    lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"the interactive benchmark failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return {**json.loads(lines[-1][len(MARK):]), **figures}
