@@ -32,18 +32,19 @@ class RemoteJob:
     def __init__(self, settings: BridgeSettings, online_access: bool):
         self.settings, self.online_access = settings, online_access
         self.client: BridgeClient | None = None
-        self.job_id: str | None = None
+        self.job_ids: list[str] = []
 
     def connect(self) -> BridgeClient:
         self.client = connect(self.settings, self.online_access)
         return self.client
 
     def started(self, job_id: str) -> None:
-        self.job_id = job_id
+        self.job_ids.append(job_id)
 
     def cancel(self) -> None:
-        if self.client is not None and self.job_id is not None:
-            self.client.cancel(self.job_id)
+        if self.client is not None:
+            for job_id in self.job_ids:
+                self.client.cancel(job_id)
 
 
 def current_head(context) -> tuple[HeadSpec, list[dict]]:

@@ -47,6 +47,8 @@ class EditRequest:
     texture_size: int = 1024
     previews: bool = True
     """The bridge's before | after picture (a live slider's steps go without)."""
+    sampling: str = "sparse"
+    """How the bridge samples the field: "sparse" (where the mesh needs it) or "dense" (comparisons)."""
 
 
 @dataclass
@@ -119,13 +121,16 @@ def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, tim
     progress(0.0, "creating the head")
     request = replace(request, steps=read_instructions(client, request.steps, progress))
     head = client.create_head(seed=request.head.seed, params=request.head.params or None)
-    job = client.submit_edit(head["id"], [bridge_step(s) for s in request.steps], grid=request.grid, previews=request.previews)
-    if on_job is not None:
-        on_job(job["id"])
+    steps = [bridge_step(s) for s in request.steps]
+    job = client.submit_edit(head["id"], steps, grid=request.grid, previews=False, sampling=request.sampling)
+    # The pictures come from a second job, which the bridge runs while the field is meshed here.
+    pictures = client.submit_edit(head["id"], steps, grid=request.grid, field=False) if request.previews else None
+    for started in (job, pictures):
+        if on_job is not None and started is not None:
+            on_job(started["id"])
     job = follow_job(client, job, progress, (0.02, 0.6), timeout_s)
     progress(0.62, "downloading the field")
     grid = mesh_export.read_bytes(client.result(job["id"], "field.npz"))
-    preview = client.result(job["id"], "preview.png") if request.previews else b""
     progress.check()
 
     def meshing(stage: str, fraction: float) -> None:
@@ -136,8 +141,17 @@ def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, tim
         mesh = mesh_export.grid_to_mesh(grid, options, progress=meshing).to_blender()
     except mesh_export.FieldGridError as error:
         raise BridgeError(f"The edited field has no surface to mesh ({error}); try a lower strength.") from None
-    progress(0.98, "preparing the import")
+    progress(0.97, "preparing the import")
     prepared = prepare(mesh)
+    preview = b""
+    if pictures is not None:
+        try:
+            pictures = follow_job(client, client.job(pictures["id"]), progress, (0.98, 0.99), timeout_s)
+            preview = client.result(pictures["id"], "preview.png")
+        except BridgeError:  # the head is in hand: import it without its pictures
+            pictures = {}
+        said = {k: v for k, v in pictures.get("info", {}).items() if k in ("clip_gain", "message")}
+        job = {**job, "info": {**job.get("info", {}), **said}}
     progress(0.99, "importing")
     return EditOutcome(request, mesh, job, preview, prepared)
 

@@ -4,12 +4,13 @@ One warm bridge on loopback (its CLIP, planes and the head already made), Blende
 module with the built extension, the shipped blue_eyes edit on head seed 3. Both paths run in the
 same process one after the other, so their ratio is measured side by side.
 
-- edit_to_mesh_s_128 / _256: submit the edit job -> job done -> FieldGrid downloaded -> mesh,
-  UV atlas and 1024^2 texture (mesh_export) -> arrays prepared -> the Blender object built (every
-  import part run back to back); median of 3 (1 at 256). `_dense`: the same with the field
+- edit_to_mesh_s_128 / _256: the add-on's worker path (addon/work.py run_edit: the field job and
+  the pictures job submitted together, the FieldGrid downloaded and meshed with UV atlas and
+  1024^2 texture while the bridge renders the pictures, arrays prepared for bpy) and then the
+  Blender object built (every import part run back to back); median of 3 (1 at 256). `_dense`: the same with the field
   evaluated at every voxel. speedup_128 / speedup_256: dense over sparse. parts_s_128: where the
-  last sparse run's time went (job: submit to done, of which bridge_work is the job's own work;
-  download; mesh: marching cubes, UV atlas, texture, arrays for bpy; import: the bpy part).
+  last sparse run's time went (field_job: submit to field done; download_and_mesh; pictures_wait:
+  waiting for the pictures job after the mesh was ready; import: the bpy part).
 - chamfer_voxels, colour_psnr_db_vs_dense, mask_max_abs_vs_dense: the sparse grid's mesh against
   the dense one's at 128^3 (mean two-way closest-vertex distance in voxels; colour and mask read at
   the dense mesh's vertices from each grid).
@@ -60,27 +61,29 @@ head = client.create_head(seed=3)
 steps = [{"module": "blue_eyes", "strength": 1.0}]
 
 
+tasks = importlib.import_module(root + ".addon.tasks")
+marks = []
+progress = tasks.Progress(lambda fraction, stage, eta: marks.append((stage, time.perf_counter())), __import__("threading").Event())
+
+
 def edit_to_mesh(grid, sampling, strength=1.0, previews=True, texture=1024):
+    """The add-on's own worker path (work.run_edit: the field job, the pictures job beside it,
+    download, meshing, arrays for bpy), then every import part back to back."""
+    marks.clear()
     started = time.perf_counter()
-    step = [{**steps[0], "strength": strength}]
-    job = client.submit_edit(head["id"], step, grid, sampling=sampling, previews=previews)
-    job = client.wait(job["id"], poll_s=0.02)
-    marks = [("job", time.perf_counter())]
-    data = client.result(job["id"], "field.npz")
-    field = mesh_export.read_bytes(data)
-    marks.append(("download", time.perf_counter()))
-    mesh = mesh_export.grid_to_mesh(field, mesh_export.ExportOptions(texture_size=texture)).to_blender()
-    request = work.EditRequest(work.HeadSpec(3), tuple(step), grid, texture, previews)
-    outcome = work.EditOutcome(request, mesh, job, b"")
-    marks.append(("mesh", time.perf_counter()))
+    request = work.EditRequest(work.HeadSpec(3), ({**steps[0], "strength": strength},), grid, texture, previews, sampling)
+    outcome = work.run_edit(client, request, progress, 600)
+    prepared = time.perf_counter()
     importer.import_outcome(bpy.context.scene, outcome)
-    marks.append(("import", time.perf_counter()))
-    parts, last = {}, started
-    for name, when in marks:
-        parts[name], last = round(when - last, 3), when
-    parts["bridge_work"] = job.get("info", {}).get("seconds")
-    breakdowns[grid, sampling] = parts
-    return time.perf_counter() - started, field
+    done = time.perf_counter()
+    stage_at = {stage: when for stage, when in marks}
+    parts = {"field_job": stage_at.get("downloading the field", prepared) - started,
+             "download_and_mesh": stage_at.get("preparing the import", prepared) - stage_at.get("downloading the field", started),
+             "pictures_wait": stage_at.get("importing", prepared) - stage_at.get("preparing the import", prepared),
+             "import": done - prepared}
+    breakdowns[grid, sampling] = {k: round(v, 3) for k, v in parts.items()}
+    field = mesh_export.read_bytes(client.result(outcome.job["id"], "field.npz"))
+    return done - started, field
 
 
 figures, breakdowns = {}, {}

@@ -80,6 +80,13 @@ class EditJobRequest(Strict):
     sampling: Literal["sparse", "dense"] = Field("sparse", description="sparse: the field is evaluated only where the "
                                                 "mesh needs it (the same mesh); dense: at every voxel (for comparisons)")
     previews: bool = Field(True, description="render preview.png and mask.png (a live slider's steps leave them out)")
+    field: bool = Field(True, description="sample and write field.npz (a previews-only job leaves it out)")
+
+    @model_validator(mode="after")
+    def some_output(self):
+        if not (self.previews or self.field):
+            raise ValueError("ask for the field, the previews or both")
+        return self
 
 
 class TrainJobRequest(Strict):

@@ -62,12 +62,14 @@ class BridgeClient:
         return self._request("GET", "/v1/modules")["modules"]
 
     def submit_edit(self, head: str, steps: list[dict], grid: int = 128, preview_yaw: float = 20.0,
-                    sampling: str = "sparse", previews: bool = True) -> dict:
+                    sampling: str = "sparse", previews: bool = True, field: bool = True) -> dict:
         body = {"head": head, "steps": steps, "grid": grid, "preview_yaw": preview_yaw}
         if sampling != "sparse":  # older bridges know neither field: send them only when they differ
             body["sampling"] = sampling
         if not previews:
             body["previews"] = False
+        if not field:
+            body["field"] = False
         return self._request("POST", "/v1/jobs/edit", body)
 
     def parse_instruction(self, sentence: str) -> dict:

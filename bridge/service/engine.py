@@ -243,12 +243,13 @@ class Engine:
                 ctx.check()
                 ctx.progress(0.05 + 0.8 * fraction, "sampling the field grid")
 
-            grid = sample_grid(field, request["grid"], self.source.surface_level, render_config.box_size, provenance,
-                               chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress,
-                               sparse=request.get("sampling", "sparse") == "sparse")
-            mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
+            if request.get("field", True):
+                grid = sample_grid(field, request["grid"], self.source.surface_level, render_config.box_size, provenance,
+                                   chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress,
+                                   sparse=request.get("sampling", "sparse") == "sparse")
+                mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
             info = self._previews(ctx, field, ws, edited_ws, steps, prompted) if request.get("previews", True) else {}
-        ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": grid.edit_steps, **info}
+        ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": len(steps), **info}
 
     def _previews(self, ctx: JobContext, field, ws, edited_ws, steps, prompted) -> dict:
         """preview.png (before | after | mask) and mask.png, with empty-space skipping; for prompt
