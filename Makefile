@@ -43,6 +43,8 @@ extension: $(STAMP)
 	$(VPY) -m tools.extension build --platform all
 
 test: $(STAMP) $(NODE_TOOLS)/.installed
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
 	NODE_PATH=$(abspath $(NODE_TOOLS))/node_modules $(VPY) -m pytest -q
 
 bench: $(STAMP)

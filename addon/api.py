@@ -36,8 +36,7 @@ def _finish() -> None:
         raise TextEditError(RUNNER.status.message)
 
 
-def connect(url: str | None = None, token: str | None = None, bridge_python: str | None = None,
-            token_folder: str | None = None) -> dict:
+def connect(url: str | None = None, token: str | None = None, bridge_python: str | None = None, token_folder: str | None = None) -> dict:
     """Set the bridge preferences given, start the bridge if `bridge_python` says how, and list the
     library. Returns {"version", "modules": [names]}."""
     prefs = preferences.get()
@@ -52,9 +51,19 @@ def connect(url: str | None = None, token: str | None = None, bridge_python: str
     return {"version": BRIDGE.version, "modules": [m["name"] for m in BRIDGE.modules]}
 
 
-def edit(seed: int = 0, module: str | None = None, edit: str | None = None, mask: str | None = None,
-         strength: float = 1.0, texture_only: bool = False, on_top: bool = False, params: dict | None = None,
-         grid: int | None = None, texture_size: int | None = None, instruction: str | None = None) -> bpy.types.Object:
+def edit(
+    seed: int = 0,
+    module: str | None = None,
+    edit: str | None = None,
+    mask: str | None = None,
+    strength: float = 1.0,
+    texture_only: bool = False,
+    on_top: bool = False,
+    params: dict | None = None,
+    grid: int | None = None,
+    texture_size: int | None = None,
+    instruction: str | None = None,
+) -> bpy.types.Object:
     """Edit the head `seed` with a library `module`, with `edit`/`mask` prompts (any prompt: the
     open model answers those no module was trained for) or with an `instruction` sentence, and
     import the result; with none of them, import the unedited head.
@@ -71,8 +80,9 @@ def edit(seed: int = 0, module: str | None = None, edit: str | None = None, mask
         else:
             step = operators.make_step(module, edit, mask, strength, texture_only, instruction)
             steps = stack + [step] if on_top or not stack else stack[:-1] + [step]
-        operators.start_edit(bpy.context, head, steps, f"Edit {head.key}", grid or prefs.default_grid,
-                             texture_size or int(prefs.default_texture))
+        operators.start_edit(
+            bpy.context, head, steps, f"Edit {head.key}", grid or prefs.default_grid, texture_size or int(prefs.default_texture)
+        )
     except BridgeError as error:
         raise TextEditError(str(error)) from None
     _finish()

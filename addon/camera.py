@@ -21,8 +21,9 @@ SENSOR_WIDTH_MM = 36.0
 CAMERA_NAME = "Text Edit camera"
 
 
-def eg3d_camera(scene: bpy.types.Scene, yaw_deg: float = 20.0, pitch_deg: float = 0.0,
-                model_camera: dict | None = None) -> bpy.types.Object:
+def eg3d_camera(
+    scene: bpy.types.Scene, yaw_deg: float = 20.0, pitch_deg: float = 0.0, model_camera: dict | None = None
+) -> bpy.types.Object:
     """The scene's "Text Edit camera" (made if missing) placed like EG3D's at these angles.
 
     `model_camera`: the generator's orbit as the bridge reports it in a FieldGrid's provenance
@@ -67,8 +68,9 @@ def _lights(scene: bpy.types.Scene) -> None:
         background.inputs["Strength"].default_value = 0.8
 
 
-def render_preview(scene: bpy.types.Scene, path: Path, size: int = 512, samples: int = 32,
-                   yaw_deg: float = 20.0, model_camera: dict | None = None) -> Path:
+def render_preview(
+    scene: bpy.types.Scene, path: Path, size: int = 512, samples: int = 32, yaw_deg: float = 20.0, model_camera: dict | None = None
+) -> Path:
     """A Cycles still through the EG3D camera (of `model_camera`, see eg3d_camera), saved as PNG."""
     eg3d_camera(scene, yaw_deg, model_camera=model_camera)
     _lights(scene)

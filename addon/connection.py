@@ -44,8 +44,10 @@ def check_url(url: str, online_access: bool) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BridgeError(f"The bridge URL {url!r} is not an http address like {DEFAULT_URL}; fix it in the add-on preferences.")
     if not is_loopback(url) and not online_access:
-        raise BridgeError("The bridge URL names another computer but Blender's online access is off; "
-                          "allow it in Preferences > System > Network, or use a bridge on this computer.")
+        raise BridgeError(
+            "The bridge URL names another computer but Blender's online access is off; "
+            "allow it in Preferences > System > Network, or use a bridge on this computer."
+        )
 
 
 def make_client(settings: BridgeSettings, online_access: bool) -> BridgeClient:

@@ -74,8 +74,17 @@ class LiveStrength:
             if final:
                 start_edit(context, head, steps, label)
             else:
-                start_edit(context, head, steps, label, grid=LIVE_GRID, texture_size=LIVE_TEXTURE, previews=False,
-                           undo=False, then=lambda: self.tick(bpy.context))
+                start_edit(
+                    context,
+                    head,
+                    steps,
+                    label,
+                    grid=LIVE_GRID,
+                    texture_size=LIVE_TEXTURE,
+                    previews=False,
+                    undo=False,
+                    then=lambda: self.tick(bpy.context),
+                )
         except Exception as error:  # noqa: BLE001 (the panel shows the sentence; the slider stops)
             self.error, self.release_pending = str(error), False
             return False

@@ -82,12 +82,17 @@ def step_from_panel(settings) -> dict:
         return make_step(module=settings.module, strength=settings.strength, texture_only=settings.texture_only)
     if settings.source == "INSTRUCTION":
         return make_step(instruction=settings.instruction, strength=settings.strength, texture_only=settings.texture_only)
-    return make_step(edit=settings.edit_prompt, mask=settings.mask_prompt, strength=settings.strength,
-                     texture_only=settings.texture_only)
+    return make_step(edit=settings.edit_prompt, mask=settings.mask_prompt, strength=settings.strength, texture_only=settings.texture_only)
 
 
-def make_step(module: str | None = None, edit: str | None = None, mask: str | None = None, strength: float = 1.0,
-              texture_only: bool = False, instruction: str | None = None) -> dict:
+def make_step(
+    module: str | None = None,
+    edit: str | None = None,
+    mask: str | None = None,
+    strength: float = 1.0,
+    texture_only: bool = False,
+    instruction: str | None = None,
+) -> dict:
     """A bridge edit step: a library module, an edit and a mask prompt (a trained module for them
     if the library has one, else the open model), or an instruction sentence."""
     if module:
@@ -95,8 +100,10 @@ def make_step(module: str | None = None, edit: str | None = None, mask: str | No
     elif instruction is not None:
         step = {"instruction": check_prompt("instruction", instruction, LIMITS.edit_prompt_chars)}
     else:
-        step = {"edit": check_prompt("edit", edit or "", LIMITS.edit_prompt_chars),
-                "mask": check_prompt("mask", mask or "", LIMITS.mask_prompt_chars)}
+        step = {
+            "edit": check_prompt("edit", edit or "", LIMITS.edit_prompt_chars),
+            "mask": check_prompt("mask", mask or "", LIMITS.mask_prompt_chars),
+        }
     if not 0.0 <= strength <= 1.5:
         raise BridgeError(f"Edit strength must lie between 0 and 1.5, got {strength:g}.")
     step["strength"] = round(float(strength), 4)
@@ -115,17 +122,26 @@ def check_prompt(which: str, text: str, limit: int) -> str:
     return text
 
 
-def start_edit(context, head: HeadSpec, steps: list[dict], label: str, grid: int | None = None,
-               texture_size: int | None = None, previews: bool = True, undo: bool = True,
-               then: Callable[[], None] | None = None) -> None:
+def start_edit(
+    context,
+    head: HeadSpec,
+    steps: list[dict],
+    label: str,
+    grid: int | None = None,
+    texture_size: int | None = None,
+    previews: bool = True,
+    undo: bool = True,
+    then: Callable[[], None] | None = None,
+) -> None:
     """Edit `head` with `steps` on the bridge and import the result (grid and texture from the panel
     by default); `undo`: one undo step for it; `then`: called on the main thread once it is in."""
     if len(steps) > LIMITS.stack_steps:
         raise BridgeError(f"A head can carry at most {LIMITS.stack_steps} stacked edits; remove one first.")
     settings = context.scene.text_edit
     bridge = preferences.get(context).settings()
-    request = EditRequest(head, tuple(steps), grid=grid or settings.grid, texture_size=texture_size or int(settings.texture_size),
-                          previews=previews)
+    request = EditRequest(
+        head, tuple(steps), grid=grid or settings.grid, texture_size=texture_size or int(settings.texture_size), previews=previews
+    )
     remote = RemoteJob(bridge, bool(bpy.app.online_access))
 
     def work(progress):
@@ -369,8 +385,15 @@ def export_glb(context, heads: list, path: Path) -> Path:
             obj.select_set(False)
         for obj in heads:
             obj.select_set(True)
-        bpy.ops.export_scene.gltf(filepath=str(path), export_format="GLB", use_selection=True, export_extras=True,
-                                  export_attributes=True, export_vertex_color="ACTIVE", export_yup=True)
+        bpy.ops.export_scene.gltf(
+            filepath=str(path),
+            export_format="GLB",
+            use_selection=True,
+            export_extras=True,
+            export_attributes=True,
+            export_vertex_color="ACTIVE",
+            export_yup=True,
+        )
     finally:
         for obj in heads:
             obj.select_set(False)

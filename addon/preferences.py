@@ -17,19 +17,33 @@ TEXTURE_SIZES = [(str(s), f"{s} px", f"Bake a {s} x {s} texture") for s in (512,
 class TextEditPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
-    bridge_url: StringProperty(name="Bridge URL", default=DEFAULT_URL,
-                               description="Address of the Text Edit bridge (python -m bridge serve)")
-    token: StringProperty(name="Token", subtype="PASSWORD", default="",
-                          description="The bridge's token; leave empty to read it from the bridge's token file on this computer")
-    token_folder: StringProperty(name="Token folder", subtype="DIR_PATH", default="",
-                                 description="The bridge's config folder holding its token; empty is the default folder")
-    bridge_python: StringProperty(name="Start bridge with", subtype="FILE_PATH", default="",
-                                  description="A Python that has the bridge installed (e.g. .venv/bin/python); when set, "
-                                              "Text Edit starts a bridge on this computer if none answers, and stops it on exit")
+    bridge_url: StringProperty(
+        name="Bridge URL", default=DEFAULT_URL, description="Address of the Text Edit bridge (python -m bridge serve)"
+    )
+    token: StringProperty(
+        name="Token",
+        subtype="PASSWORD",
+        default="",
+        description="The bridge's token; leave empty to read it from the bridge's token file on this computer",
+    )
+    token_folder: StringProperty(
+        name="Token folder",
+        subtype="DIR_PATH",
+        default="",
+        description="The bridge's config folder holding its token; empty is the default folder",
+    )
+    bridge_python: StringProperty(
+        name="Start bridge with",
+        subtype="FILE_PATH",
+        default="",
+        description="A Python that has the bridge installed (e.g. .venv/bin/python); when set, "
+        "Text Edit starts a bridge on this computer if none answers, and stops it on exit",
+    )
     request_timeout: FloatProperty(name="Request timeout (s)", default=30.0, min=1.0, max=600.0)
     job_timeout: FloatProperty(name="Job timeout (min)", default=60.0, min=1.0, max=24 * 60.0)
-    default_grid: IntProperty(name="Grid resolution", default=128, min=64, max=512,
-                              description="Default resolution of the field grid the mesh is extracted from")
+    default_grid: IntProperty(
+        name="Grid resolution", default=128, min=64, max=512, description="Default resolution of the field grid the mesh is extracted from"
+    )
     default_texture: EnumProperty(name="Texture size", items=TEXTURE_SIZES, default="1024")
 
     def draw(self, context):
@@ -50,8 +64,11 @@ class TextEditPreferences(bpy.types.AddonPreferences):
 
     def settings(self) -> BridgeSettings:
         return BridgeSettings(
-            url=self.bridge_url.strip() or DEFAULT_URL, token=self.token, token_folder=bpy.path.abspath(self.token_folder),
-            bridge_python=bpy.path.abspath(self.bridge_python), request_timeout_s=self.request_timeout,
+            url=self.bridge_url.strip() or DEFAULT_URL,
+            token=self.token,
+            token_folder=bpy.path.abspath(self.token_folder),
+            bridge_python=bpy.path.abspath(self.bridge_python),
+            request_timeout_s=self.request_timeout,
             job_timeout_s=self.job_timeout * 60.0,
             log_file=str(Path(bpy.app.tempdir or tempfile.gettempdir()) / "text_edit_bridge.log"),
         )

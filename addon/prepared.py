@@ -56,8 +56,11 @@ def group_levels(weights: np.ndarray) -> list[tuple[float, list[int]]]:
     levels = np.rint(np.clip(weights, 0.0, 1.0) * VERTEX_GROUP_LEVELS).astype(np.int32)
     order = np.argsort(levels, kind="stable")
     bounds = np.searchsorted(levels[order], np.arange(1, VERTEX_GROUP_LEVELS + 2))
-    return [(level / VERTEX_GROUP_LEVELS, order[bounds[level - 1]:bounds[level]].tolist())
-            for level in range(1, VERTEX_GROUP_LEVELS + 1) if bounds[level] > bounds[level - 1]]
+    return [
+        (level / VERTEX_GROUP_LEVELS, order[bounds[level - 1] : bounds[level]].tolist())
+        for level in range(1, VERTEX_GROUP_LEVELS + 1)
+        if bounds[level] > bounds[level - 1]
+    ]
 
 
 def texture_png(texture: np.ndarray) -> bytes:

@@ -229,7 +229,9 @@ def _failure(task: Task, error: Exception) -> Status:
     import traceback
 
     traceback.print_exception(error)
-    return Status(message=f"Text Edit could not finish '{task.label}' ({type(error).__name__}: {error}); see the system console.", failed=True)
+    return Status(
+        message=f"Text Edit could not finish '{task.label}' ({type(error).__name__}: {error}); see the system console.", failed=True
+    )
 
 
 def _quietly(call: Callable[[], None]) -> None:

@@ -8,8 +8,8 @@ FieldGrid, and turn it into a textured, masked mesh in Blender's frame."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import mesh_export
@@ -82,8 +82,12 @@ def read_instructions(client: BridgeClient, steps: tuple[dict, ...], progress: P
         if "instruction" in step:
             pair = client.parse_instruction(step["instruction"])
             progress(0.01, f"'{step['instruction']}' reads as '{pair['edit']}' on '{pair['mask']}'")
-            step = {**{k: v for k, v in step.items() if k != "instruction"}, "edit": pair["edit"], "mask": pair["mask"],
-                    "instruction": step["instruction"]}
+            step = {
+                **{k: v for k, v in step.items() if k != "instruction"},
+                "edit": pair["edit"],
+                "mask": pair["mask"],
+                "instruction": step["instruction"],
+            }
         read.append(step)
     return tuple(read)
 
@@ -93,8 +97,7 @@ def bridge_step(step: dict) -> dict:
     return {k: v for k, v in step.items() if k != "instruction"} if "edit" in step else step
 
 
-def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[float, float],
-               timeout_s: float) -> dict:
+def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[float, float], timeout_s: float) -> dict:
     """Poll a bridge job until it finishes, mapping its progress onto `span` of ours."""
     started = time.monotonic()
     low, high = span
@@ -104,7 +107,9 @@ def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[
             raise Cancelled()
         if time.monotonic() - started > timeout_s:
             client.cancel(job["id"])
-            raise BridgeError(f"The bridge job took longer than {timeout_s / 60:g} minutes and was cancelled; raise the job timeout in the add-on preferences.")
+            raise BridgeError(
+                f"The bridge job took longer than {timeout_s / 60:g} minutes and was cancelled; raise the job timeout in the add-on preferences."
+            )
         progress(low + (high - low) * job.get("progress", 0.0), job.get("stage") or job["state"], job.get("eta_s"))
         time.sleep(poll_s)
         poll_s = min(JOB_POLL_MAX_S, poll_s * 1.5)
@@ -116,8 +121,9 @@ def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[
     return job
 
 
-def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, timeout_s: float,
-             on_job: Callable[[str], None] | None = None) -> EditOutcome:
+def run_edit(
+    client: BridgeClient, request: EditRequest, progress: Progress, timeout_s: float, on_job: Callable[[str], None] | None = None
+) -> EditOutcome:
     progress(0.0, "creating the head")
     request = replace(request, steps=read_instructions(client, request.steps, progress))
     head = client.create_head(seed=request.head.seed, params=request.head.params or None)
@@ -156,8 +162,16 @@ def run_edit(client: BridgeClient, request: EditRequest, progress: Progress, tim
     return EditOutcome(request, mesh, job, preview, prepared)
 
 
-def run_training(client: BridgeClient, edit: str, mask: str, geometry: bool, steps: int, progress: Progress,
-                 timeout_s: float, on_job: Callable[[str], None] | None = None) -> dict:
+def run_training(
+    client: BridgeClient,
+    edit: str,
+    mask: str,
+    geometry: bool,
+    steps: int,
+    progress: Progress,
+    timeout_s: float,
+    on_job: Callable[[str], None] | None = None,
+) -> dict:
     progress(0.0, "submitting")
     job = client.submit_training(edit, mask, geometry=geometry, steps=steps)
     if on_job is not None:

@@ -25,7 +25,7 @@ from bridge.service.launcher import LocalBridge
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "ADDON_FIGURES "
 
-SCRIPT = r'''
+SCRIPT = r"""
 import importlib, json, statistics, sys, threading, time
 import bpy
 root = "bl_ext.user_default.text_edit"
@@ -87,7 +87,7 @@ figures["import_main_thread_ms"] = round(final, 1)
 figures["job_failed"] = runner.status.failed
 print("ADDON_FIGURES " + json.dumps(figures), flush=True)
 api.disconnect()
-'''
+"""
 
 
 def run(quick: bool = False) -> dict:
@@ -102,11 +102,28 @@ def run(quick: bool = False) -> dict:
         with LocalBridge(folder / "config", folder / "cache", log=folder / "bridge.log") as bridge:
             env = {**os.environ, "TEXT_EDIT_CONFIG_DIR": str(folder / "config"), "TEXT_EDIT_CACHE_DIR": str(folder / "cache")}
             done = subprocess.run(
-                [sys.executable, "-m", "tools.blender", "--extension", str(extension), "--user-resources", str(folder / "user"),
-                 str(script), "--", str(folder / "head.glb"), bridge.url, grids, str(repeats), "1024"],
-                cwd=ROOT, env=env, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "tools.blender",
+                    "--extension",
+                    str(extension),
+                    "--user-resources",
+                    str(folder / "user"),
+                    str(script),
+                    "--",
+                    str(folder / "head.glb"),
+                    bridge.url,
+                    grids,
+                    str(repeats),
+                    "1024",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
             )
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the add-on benchmark failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return json.loads(lines[-1][len(MARK):])
+    return json.loads(lines[-1][len(MARK) :])

@@ -74,7 +74,9 @@ def nearest_colour(chromaticity: torch.Tensor, references: dict[str, torch.Tenso
     return names[int((colours - chromaticity).square().sum(-1).argmin())]
 
 
-def reference_colours(prior: HeadPrior, code: HeadCode, group: str, palette: dict, region: torch.Tensor, yaw: float, pitch: float, resolution: int) -> dict[str, torch.Tensor]:
+def reference_colours(
+    prior: HeadPrior, code: HeadCode, group: str, palette: dict, region: torch.Tensor, yaw: float, pitch: float, resolution: int
+) -> dict[str, torch.Tensor]:
     """The region's colour in the prior's render of this head regenerated with each palette colour."""
     references = {}
     for name in palette:

@@ -44,8 +44,9 @@ from bridge.lenerf.edit_module import EditModule, EditSpec
 def _parity(folder: Path) -> tuple[float, int]:
     marker = folder / "ran.txt"
     original = random_generator(TINY)
-    imported, _ = load_generator(import_checkpoint(write_checkpoint(original, folder / "small.pkl", marker_source(marker)),
-                                                   folder / "small"))
+    imported, _ = load_generator(
+        import_checkpoint(write_checkpoint(original, folder / "small.pkl", marker_source(marker)), folder / "small")
+    )
     torch.manual_seed(1)
     z, c, points = torch.randn(4, TINY.z_dim), torch.randn(4, TINY.c_dim), torch.rand(1, 4096, 3) - 0.5
     with torch.no_grad():
@@ -88,8 +89,12 @@ def run(quick: bool = False) -> dict:
         figures["parity_max_abs_err"], figures["pickle_code_executed"] = _parity(folder)
         released = GeneratorConfig(upsampling="eg3d_fir", conv_clamp=256.0, superresolution=SuperResolutionConfig(conv_clamp=256.0))
         if quick:
-            released = dataclasses.replace(released, plane_resolution=64, channel_max=128,
-                                           superresolution=SuperResolutionConfig("SuperresolutionHybrid2X", neural_resolution=32))
+            released = dataclasses.replace(
+                released,
+                plane_resolution=64,
+                channel_max=128,
+                superresolution=SuperResolutionConfig("SuperresolutionHybrid2X", neural_resolution=32),
+            )
         started = time.perf_counter()
         path = write_checkpoint(random_generator(released), folder / "released.pkl")
         figures["checkpoint_mb"] = round(path.stat().st_size / 1e6, 1)
@@ -117,9 +122,12 @@ def run(quick: bool = False) -> dict:
     figures[f"apply_render_ms_{neural}"] = round(_timed(device, lambda: apply_and_render(False), repeats), 1)
     figures[f"apply_render_sr_ms_{output}"] = round(_timed(device, lambda: apply_and_render(True), repeats), 1)
     field, _ = apply_edits(generator, ws, [EditStep(edit)])
-    for grid in ((32,) if quick else (128, 256)):
-        figures[f"grid_s_{grid}"] = round(_timed(device, lambda: sample_grid(field, grid, heads.surface_level, released.render.box_size,
-                                                                          device=device), 1) / 1000, 2)
+    for grid in (32,) if quick else (128, 256):
+        figures[f"grid_s_{grid}"] = round(
+            _timed(device, lambda grid=grid: sample_grid(field, grid, heads.surface_level, released.render.box_size, device=device), 1)
+            / 1000,
+            2,
+        )
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if device.type == "cuda":
         figures["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -103,9 +103,7 @@ def run(quick: bool = False) -> dict:
         "relevance_iou": {part: round(r["iou"], 4) for part, r in ious["default"].items()},
         "relevance_iou_one_level": {part: round(r["iou_one_level"], 4) for part, r in ious["default"].items()},
         "relevance_level": {part: round(r["level"], 2) for part, r in ious["default"].items()},
-        "relevance_iou_variants": {
-            name: {part: round(r["iou"], 4) for part, r in result.items()} for name, result in ious.items()
-        },
+        "relevance_iou_variants": {name: {part: round(r["iou"], 4) for part, r in result.items()} for name, result in ious.items()},
         "relevance_iou_token_grid_bound": {f"{cell}px": token_grid_bound(parts, cell) for cell in (8, 4)},
         "relevance_ms": round(_time_map(clip, 3 if quick else 10), 1),
         "relevance_ms_pseudo_label": round(_time_map(clip, 3 if quick else 10, **PSEUDO_LABEL_OPTIONS), 1),

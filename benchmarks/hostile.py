@@ -44,13 +44,30 @@ CASE_TIMEOUT_S = 120.0
 """A case that runs longer than this is killed and counted as a failure."""
 EXCEPTION_LINE = re.compile(r"^\s*(Traceback|[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b(:|$))")
 
-FRESH_CHECKPOINT = (("import-eg3d", "os_system"), ("import-eg3d", "pth_deflate_bomb"), ("inspect-eg3d", "modules_nested_200k_deep"),
-                    ("import-eg3d", "init_kwargs_billion_laughs"), ("inspect-eg3d", "binbytes8_200_gib"),
-                    ("import-eg3d", "module_source_runs_if_trusted"))
-FRESH_FIELDGRID = ("deflate_bomb_256_cubed", "header_huge_shape", "provenance_100k_deep", "object_dtype_pickle",
-                   "header_longer_than_64_kib")
-QUICK_CHECKPOINT = ("os_system", "module_source_runs_if_trusted", "pth_pickle_planted", "modules_nested_200k_deep",
-                    "pth_deflate_bomb", "binbytes8_200_gib", "z_dim_30000")
+FRESH_CHECKPOINT = (
+    ("import-eg3d", "os_system"),
+    ("import-eg3d", "pth_deflate_bomb"),
+    ("inspect-eg3d", "modules_nested_200k_deep"),
+    ("import-eg3d", "init_kwargs_billion_laughs"),
+    ("inspect-eg3d", "binbytes8_200_gib"),
+    ("import-eg3d", "module_source_runs_if_trusted"),
+)
+FRESH_FIELDGRID = (
+    "deflate_bomb_256_cubed",
+    "header_huge_shape",
+    "provenance_100k_deep",
+    "object_dtype_pickle",
+    "header_longer_than_64_kib",
+)
+QUICK_CHECKPOINT = (
+    "os_system",
+    "module_source_runs_if_trusted",
+    "pth_pickle_planted",
+    "modules_nested_200k_deep",
+    "pth_deflate_bomb",
+    "binbytes8_200_gib",
+    "z_dim_30000",
+)
 QUICK_FIELDGRID = ("deflate_bomb_256_cubed", "provenance_100k_deep", "object_dtype_pickle", "header_huge_shape", "density_nan")
 RESULTS = ("field.npz", "preview.png", "mask.png")
 
@@ -134,9 +151,15 @@ def _spawn(command: list[str], work: Path, stderr, progress: Path | None = None)
     whole process group) when nothing moved (the `progress` file did not grow) for CASE_TIMEOUT_S."""
     with tempfile.NamedTemporaryFile(dir=work, delete=False) as report:
         report_path = Path(report.name)
-    process = subprocess.Popen([sys.executable, "-S", "-c", TRAMPOLINE, str(report_path), *command], cwd=work,
-                               env=_environment(work), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=stderr, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-S", "-c", TRAMPOLINE, str(report_path), *command],
+        cwd=work,
+        env=_environment(work),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        start_new_session=True,
+    )
     last, size, note = time.monotonic(), -1, ""
     while process.poll() is None:
         now_size = progress.stat().st_size if progress is not None and progress.exists() else 0
@@ -177,8 +200,9 @@ def _in_worker(cases: list[Case], work: Path, preload: tuple[str, ...]) -> tuple
         plan.write_text(json.dumps({"preload": list(preload), "cases": [{"name": c.name, "argv": c.argv} for c in remaining]}))
         results.unlink(missing_ok=True)
         with (work / "worker_stderr.txt").open("w+b") as stderr:
-            code, rss, note = _spawn([sys.executable, "-m", "benchmarks.hostile", "--worker", str(plan), str(results)],
-                                     work, stderr, progress=results)
+            code, rss, note = _spawn(
+                [sys.executable, "-m", "benchmarks.hostile", "--worker", str(plan), str(results)], work, stderr, progress=results
+            )
             stderr.seek(0)
             worker_stderr = stderr.read().decode(errors="replace")
         peak = max(peak, rss)
@@ -193,7 +217,7 @@ def _in_worker(cases: list[Case], work: Path, preload: tuple[str, ...]) -> tuple
         if done < len(remaining):  # the child died or hung on remaining[done]
             why = note or f"the process exited {code} in this case"
             outcomes[remaining[done].name] = Outcome(code, worker_stderr[-2000:], rss, why)
-            remaining = remaining[done + 1:]
+            remaining = remaining[done + 1 :]
         else:
             remaining = []
     return outcomes, peak, baseline
@@ -202,11 +226,10 @@ def _in_worker(cases: list[Case], work: Path, preload: tuple[str, ...]) -> tuple
 def _worker(plan: Path, results: Path) -> int:
     """The long-lived child: each case through bridge.cli.main, stderr captured at fd 2, one JSON line each."""
     import contextlib
+    import importlib
     import resource
     import traceback
     import warnings
-
-    import importlib
 
     from bridge import cli
 
@@ -256,13 +279,20 @@ def _checkpoint_cases(folder: Path, out: Path, quick: bool) -> list[Case]:
     for name, path in files:
         cases.append(Case("checkpoint", f"inspect-eg3d:{name}", ["inspect-eg3d", str(path)], must_refuse=False))
         target = out / "import" / name
-        cases.append(Case("checkpoint", f"import-eg3d:{name}", ["import-eg3d", str(path), "--out", str(target)],
-                          output=target / "generator.safetensors"))
+        cases.append(
+            Case(
+                "checkpoint",
+                f"import-eg3d:{name}",
+                ["import-eg3d", str(path), "--out", str(target)],
+                output=target / "generator.safetensors",
+            )
+        )
     not_a_folder = out / "not_a_folder"  # a valid checkpoint, an --out that cannot be written
     not_a_folder.parent.mkdir(parents=True, exist_ok=True)
     not_a_folder.write_text("a file, not a folder")
-    cases.append(Case("checkpoint", "import-eg3d:valid_out_is_a_file",
-                      ["import-eg3d", str(folder / "valid.pth"), "--out", str(not_a_folder)]))
+    cases.append(
+        Case("checkpoint", "import-eg3d:valid_out_is_a_file", ["import-eg3d", str(folder / "valid.pth"), "--out", str(not_a_folder)])
+    )
     return cases
 
 
@@ -273,8 +303,15 @@ def _fieldgrid_cases(folder: Path, out: Path, quick: bool) -> list[Case]:
     files = hostile_fieldgrid_files(folder)
     if quick:
         files = [(name, path) for name, path in files if name in QUICK_FIELDGRID]
-    cases = [Case("fieldgrid", f"export:{name}", ["export", "--field", str(path), "--out", str(out / "export" / f"{name}.glb")],
-                  output=out / "export" / f"{name}.glb") for name, path in files]
+    cases = [
+        Case(
+            "fieldgrid",
+            f"export:{name}",
+            ["export", "--field", str(path), "--out", str(out / "export" / f"{name}.glb")],
+            output=out / "export" / f"{name}.glb",
+        )
+        for name, path in files
+    ]
     valid = mesh_export.write(valid_grid(), folder / "valid.npz")  # a valid grid, an --out that cannot be written
     (out / "a_folder.glb").mkdir(parents=True, exist_ok=True)
     cases.append(Case("fieldgrid", "export:valid_out_is_a_folder", ["export", "--field", str(valid), "--out", str(out / "a_folder.glb")]))
@@ -310,10 +347,16 @@ def _cli_group(cases: list[Case], fresh_names: list[str], work: Path, out: Path,
     jumps = {name: peaks[name] - (peaks[ordered[i - 1]] if i else baseline) for i, name in enumerate(ordered)}
     biggest = max(jumps, key=jumps.get) if jumps else None
     return {
-        "cases": tally.cases, "fresh_runs": fresh.cases, "tracebacks": tally.tracebacks + fresh.tracebacks,
-        "refused": tally.refused, "accepted": tally.accepted, "failures": tally.failures + fresh.failures,
-        "worker_peak_rss_mb": round(worker_peak / 1024, 1), "worker_baseline_rss_mb": round(baseline / 1024, 1),
-        "largest_rss_growth_case": biggest, "largest_rss_growth_mb": round(jumps[biggest] / 1024, 1) if biggest else 0.0,
+        "cases": tally.cases,
+        "fresh_runs": fresh.cases,
+        "tracebacks": tally.tracebacks + fresh.tracebacks,
+        "refused": tally.refused,
+        "accepted": tally.accepted,
+        "failures": tally.failures + fresh.failures,
+        "worker_peak_rss_mb": round(worker_peak / 1024, 1),
+        "worker_baseline_rss_mb": round(baseline / 1024, 1),
+        "largest_rss_growth_case": biggest,
+        "largest_rss_growth_mb": round(jumps[biggest] / 1024, 1) if biggest else 0.0,
         "fresh_peak_rss_mb": round(fresh_peak / 1024, 1),
     }
 
@@ -481,8 +524,11 @@ def _service(folder: Path) -> dict:
         bridge.start()
         watcher.host, watcher.port = "127.0.0.1", bridge.port
         job = watcher.look(job_id)
-        scenarios["killed_after_field_written"] = {"state": job["state"], "files_before_kill": partial_before_kill,
-                                                   "files_left": _left_files(bridge.cache, job_id)}
+        scenarios["killed_after_field_written"] = {
+            "state": job["state"],
+            "files_before_kill": partial_before_kill,
+            "files_left": _left_files(bridge.cache, job_id),
+        }
         if job["state"] != "failed":
             failures.append(f"service scenario killed_after_field_written: the job is {job['state']} after the restart, not failed")
         server_peak = max(server_peak, _peak_rss_kb(bridge.process.pid))
@@ -523,13 +569,26 @@ def run(quick: bool = False) -> dict:
         checkpoint_cases = _checkpoint_cases(root / "checkpoints", out, quick)
         fieldgrid_cases = _fieldgrid_cases(root / "fieldgrids", out, quick)
         inputs = {p for p in root.rglob("*")}
-        checkpoint = _cli_group(checkpoint_cases, [f"{command}:{name}" for command, name in FRESH_CHECKPOINT[: 2 if quick else None]],
-                                work, out, ("torch", "bridge.eg3d.checkpoint", "bridge.eg3d.convert", "bridge.field.weights"))
-        fieldgrid = _cli_group(fieldgrid_cases, [f"export:{name}" for name in FRESH_FIELDGRID[: 1 if quick else None]],
-                               work, out, ("mesh_export", "mesh_export.gltf", "mesh_export.pipeline"))
+        checkpoint = _cli_group(
+            checkpoint_cases,
+            [f"{command}:{name}" for command, name in FRESH_CHECKPOINT[: 2 if quick else None]],
+            work,
+            out,
+            ("torch", "bridge.eg3d.checkpoint", "bridge.eg3d.convert", "bridge.field.weights"),
+        )
+        fieldgrid = _cli_group(
+            fieldgrid_cases,
+            [f"export:{name}" for name in FRESH_FIELDGRID[: 1 if quick else None]],
+            work,
+            out,
+            ("mesh_export", "mesh_export.gltf", "mesh_export.pipeline"),
+        )
         service = _service(root / "service")
-        markers = sorted(str(p.relative_to(root)) for p in root.rglob("*") if "ran" in p.name and p not in inputs
-                         and not str(p.relative_to(root)).startswith("service"))
+        markers = sorted(
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if "ran" in p.name and p not in inputs and not str(p.relative_to(root)).startswith("service")
+        )
     groups = {"checkpoint": checkpoint, "fieldgrid": fieldgrid, "service": service}
     failures = checkpoint["failures"] + fieldgrid["failures"] + service["failures"]
     failures += [f"payload marker {marker} exists: code from a file ran" for marker in markers]
@@ -538,8 +597,11 @@ def run(quick: bool = False) -> dict:
         "cases_by_group": {name: g["cases"] for name, g in groups.items()},
         "fresh_cli_runs": checkpoint["fresh_runs"] + fieldgrid["fresh_runs"],
         "tracebacks": checkpoint["tracebacks"] + fieldgrid["tracebacks"] + service["log_tracebacks"],
-        "tracebacks_by_group": {"checkpoint": checkpoint["tracebacks"], "fieldgrid": fieldgrid["tracebacks"],
-                                "service_log": service["log_tracebacks"]},
+        "tracebacks_by_group": {
+            "checkpoint": checkpoint["tracebacks"],
+            "fieldgrid": fieldgrid["tracebacks"],
+            "service_log": service["log_tracebacks"],
+        },
         "failures": failures,
         "server_5xx": service["server_5xx"],
         "served_incomplete": service["served_incomplete"],
@@ -547,11 +609,25 @@ def run(quick: bool = False) -> dict:
         "watch_requests": service["watch_requests"],
         "result_answers_while_unfinished": service["result_answers_while_unfinished"],
         "code_executed": len(markers),
-        "max_rss_mb": max(checkpoint["worker_peak_rss_mb"], checkpoint["fresh_peak_rss_mb"],
-                          fieldgrid["worker_peak_rss_mb"], fieldgrid["fresh_peak_rss_mb"]),
-        "cli_rss_mb": {name: {k: g[k] for k in ("worker_baseline_rss_mb", "worker_peak_rss_mb", "fresh_peak_rss_mb",
-                                                 "largest_rss_growth_case", "largest_rss_growth_mb")}
-                       for name, g in (("checkpoint", checkpoint), ("fieldgrid", fieldgrid))},
+        "max_rss_mb": max(
+            checkpoint["worker_peak_rss_mb"],
+            checkpoint["fresh_peak_rss_mb"],
+            fieldgrid["worker_peak_rss_mb"],
+            fieldgrid["fresh_peak_rss_mb"],
+        ),
+        "cli_rss_mb": {
+            name: {
+                k: g[k]
+                for k in (
+                    "worker_baseline_rss_mb",
+                    "worker_peak_rss_mb",
+                    "fresh_peak_rss_mb",
+                    "largest_rss_growth_case",
+                    "largest_rss_growth_mb",
+                )
+            }
+            for name, g in (("checkpoint", checkpoint), ("fieldgrid", fieldgrid))
+        },
         "server_max_rss_mb": service["server_max_rss_mb"],
         "refused": {"checkpoint": checkpoint["refused"], "fieldgrid": fieldgrid["refused"]},
         "accepted": {"checkpoint": checkpoint["accepted"], "fieldgrid": fieldgrid["accepted"]},

@@ -18,8 +18,17 @@ from pathlib import Path
 
 import torch
 
-from bridge.eg3d.synthetic import (TINY, EasyDict, eg3d_modules, marker_source, random_generator, record,
-                                   write_checkpoint, write_converted, write_planted)
+from bridge.eg3d.synthetic import (
+    TINY,
+    EasyDict,
+    eg3d_modules,
+    marker_source,
+    random_generator,
+    record,
+    write_checkpoint,
+    write_converted,
+    write_planted,
+)
 
 PLACEHOLDER = "@@HOSTILE@@"
 SMALL = dataclasses.replace(TINY, superresolution=None)
@@ -65,8 +74,7 @@ def _lying_length(opcode: bytes, size_format: str, declared: int) -> bytes:
     return b"\x80\x04" + opcode + struct.pack(size_format, declared) + b"only a few bytes" + b"."
 
 
-def _pth_rewritten(source: Path, target: Path, rewrite: Callable[[str, bytes], bytes | None],
-                   compress: int = zipfile.ZIP_STORED) -> Path:
+def _pth_rewritten(source: Path, target: Path, rewrite: Callable[[str, bytes], bytes | None], compress: int = zipfile.ZIP_STORED) -> Path:
     """A copy of a torch.save archive with members rewritten (None: dropped)."""
     with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w", compress) as out:
         for info in archive.infolist():
@@ -106,8 +114,7 @@ def hostile_checkpoint_files(folder: Path, bomb_bytes: int = 256 << 20) -> list[
         cases.append((name, path))
 
     def snapshot(name: str, edit=None, edit_kwargs=None) -> None:
-        path = write_checkpoint(random_generator(SMALL), folder / f"{name}.pkl", edit=edit, edit_kwargs=edit_kwargs,
-                                discriminator=False)
+        path = write_checkpoint(random_generator(SMALL), folder / f"{name}.pkl", edit=edit, edit_kwargs=edit_kwargs, discriminator=False)
         cases.append((name, path))
 
     # Structure: nesting, cycles, key types, wrong types, shared-reference bombs.
@@ -170,22 +177,40 @@ def hostile_checkpoint_files(folder: Path, bomb_bytes: int = 256 << 20) -> list[
     snapshot("no_torgb", edit=lambda flat: [flat.pop(n) for n in list(flat) if n.endswith("torgb.weight")])
     snapshot("no_mapping", edit=lambda flat: [flat.pop(n) for n in list(flat) if ".mapping." in n])
     snapshot("tensor_wrong_shape", edit=lambda flat: flat.update({"decoder.net.0.weight": torch.zeros(3, 3)}))
-    snapshot("tensor_huge_view", edit=lambda flat: flat.update(
-        {"decoder.net.0.weight": torch.zeros(1).expand(1 << 20, 1 << 20)}))
+    snapshot("tensor_huge_view", edit=lambda flat: flat.update({"decoder.net.0.weight": torch.zeros(1).expand(1 << 20, 1 << 20)}))
 
     # The converted .pth layout: zip bombs, lying storages, foreign members.
     converted = write_converted(random_generator(SMALL), folder / "valid.pth")
     bomb = _deflate_bomb(converted, folder / "pth_deflate_bomb.pth", bomb_bytes)
     cases.append(("pth_deflate_bomb", bomb))
-    cases.append(("pth_storage_missing", _pth_rewritten(
-        converted, folder / "pth_storage_missing.pth", lambda name, data: None if "/data/0" in name else data)))
-    cases.append(("pth_storage_truncated", _pth_rewritten(
-        converted, folder / "pth_storage_truncated.pth", lambda name, data: data[:3] if "/data/" in name else data)))
-    cases.append(("pth_pickle_planted", _pth_rewritten(
-        converted, folder / "pth_pickle_planted.pth",
-        lambda name, data: pickle.dumps(eval, protocol=2) if name.endswith("data.pkl") else data)))
-    cases.append(("pth_no_pickle", _pth_rewritten(
-        converted, folder / "pth_no_pickle.pth", lambda name, data: None if name.endswith("data.pkl") else data)))
+    cases.append(
+        (
+            "pth_storage_missing",
+            _pth_rewritten(converted, folder / "pth_storage_missing.pth", lambda name, data: None if "/data/0" in name else data),
+        )
+    )
+    cases.append(
+        (
+            "pth_storage_truncated",
+            _pth_rewritten(converted, folder / "pth_storage_truncated.pth", lambda name, data: data[:3] if "/data/" in name else data),
+        )
+    )
+    cases.append(
+        (
+            "pth_pickle_planted",
+            _pth_rewritten(
+                converted,
+                folder / "pth_pickle_planted.pth",
+                lambda name, data: pickle.dumps(eval, protocol=2) if name.endswith("data.pkl") else data,
+            ),
+        )
+    )
+    cases.append(
+        (
+            "pth_no_pickle",
+            _pth_rewritten(converted, folder / "pth_no_pickle.pth", lambda name, data: None if name.endswith("data.pkl") else data),
+        )
+    )
     with eg3d_modules():
         torch.save({"G_init_args": [], "G_init_kwargs": "z_dim=512", "G": {}}, folder / "pth_kwargs_string.pth")
         torch.save({"G_init_args": [], "G_init_kwargs": EasyDict(z_dim=512), "G": [1, 2]}, folder / "pth_state_list.pth")

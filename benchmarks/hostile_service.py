@@ -78,8 +78,9 @@ def _names_field(body: bytes, field: str) -> bool:
 def _cases(host: str, token: str) -> list[tuple[str, Iterable[bytes] | bytes, set[int], bool, str | None]]:
     """(name, request, statuses that are right, whether a closed connection is right too, field the 422 names)."""
 
-    def request(method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-                with_host: bool = True, with_token: bool = True) -> bytes:
+    def request(
+        method: str, path: str, body: bytes | None = None, headers: dict | None = None, with_host: bool = True, with_token: bool = True
+    ) -> bytes:
         lines = [f"{method} {path} HTTP/1.1"]
         if with_host:
             lines.append(f"Host: {host}")
@@ -109,8 +110,11 @@ def _cases(host: str, token: str) -> list[tuple[str, Iterable[bytes] | bytes, se
         ("train_seed", "/v1/jobs/train", '{"edit": "red hair", "mask": "hair", "seed": %s}', "seed"),
         ("train_steps", "/v1/jobs/train", '{"edit": "red hair", "mask": "hair", "steps": %s}', "steps"),
     ]
-    cases = [(f"{label}_{spelling}", request("POST", path, (template % spelling).encode()), {422}, False, field)
-             for label, path, template, field in numeric for spelling in NON_FINITE]
+    cases = [
+        (f"{label}_{spelling}", request("POST", path, (template % spelling).encode()), {422}, False, field)
+        for label, path, template, field in numeric
+        for spelling in NON_FINITE
+    ]
 
     deep = b'{"latent": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     cases += [
@@ -118,11 +122,21 @@ def _cases(host: str, token: str) -> list[tuple[str, Iterable[bytes] | bytes, se
         ("chunked_body_just_over_1mib", chunked("/v1/heads", (1 << 20) + 1), {413}, False, None),
         ("content_length_1tb_no_body", request("POST", "/v1/heads", headers={"Content-Length": str(10**12)}), {413}, False, None),
         ("content_length_negative", request("POST", "/v1/heads", headers={"Content-Length": "-1"}), {400}, True, None),
-        ("content_length_and_chunked", request("POST", "/v1/heads", headers={"Content-Length": "5", "Transfer-Encoding": "chunked"})
-         + b"5\r\n{}   \r\n0\r\n\r\n", {400, 422}, True, None),
+        (
+            "content_length_and_chunked",
+            request("POST", "/v1/heads", headers={"Content-Length": "5", "Transfer-Encoding": "chunked"}) + b"5\r\n{}   \r\n0\r\n\r\n",
+            {400, 422},
+            True,
+            None,
+        ),
         ("header_line_100kb", request("GET", "/v1/info", headers={"X-Pad": "a" * 100_000}), {400, 431}, True, None),
-        ("header_streamed_100kb", [request("GET", "/v1/info")[:-2]] + [b"X-Pad: " + b"a" * 1000 + b"\r\n"] * 100 + [b"\r\n"],
-         {400, 431}, True, None),
+        (
+            "header_streamed_100kb",
+            [request("GET", "/v1/info")[:-2]] + [b"X-Pad: " + b"a" * 1000 + b"\r\n"] * 100 + [b"\r\n"],
+            {400, 431},
+            True,
+            None,
+        ),
         ("many_headers_2000", request("GET", "/v1/info", headers={f"X-{i}": "a" for i in range(2000)}), {400, 431}, True, None),
         ("url_100kb", request("GET", "/v1/jobs/" + "a" * 100_000), {400, 414, 431}, True, None),
         ("deep_json_100k", request("POST", "/v1/heads", deep), {400, 422}, False, None),
@@ -130,14 +144,32 @@ def _cases(host: str, token: str) -> list[tuple[str, Iterable[bytes] | bytes, se
         ("integer_2_pow_64", request("POST", "/v1/heads", b'{"seed": 18446744073709551616}'), {422}, False, "seed"),
         ("integer_400_digits_as_float", request("POST", "/v1/jobs/edit", (edit % ("1" + "0" * 400)).encode()), {422}, False, "strength"),
         ("wrong_type_seed", request("POST", "/v1/heads", b'{"seed": "three"}'), {422}, False, "seed"),
-        ("wrong_type_steps", request("POST", "/v1/jobs/edit", b'{"head": "%s", "steps": {"a": 1}}' % UNKNOWN.encode()), {422}, False, "steps"),
+        (
+            "wrong_type_steps",
+            request("POST", "/v1/jobs/edit", b'{"head": "%s", "steps": {"a": 1}}' % UNKNOWN.encode()),
+            {422},
+            False,
+            "steps",
+        ),
         ("body_is_a_list", request("POST", "/v1/heads", b"[1, 2, 3]"), {422}, False, None),
         ("extra_field", request("POST", "/v1/heads", b'{"seed": 1, "evil": true}'), {422}, False, "evil"),
         ("malformed_json", request("POST", "/v1/heads", b'{"seed": '), {422}, False, None),
         ("non_utf8_body", request("POST", "/v1/jobs/train", b'{"edit": "\xff\xfe", "mask": "hair"}'), {400, 422}, False, None),
         ("lone_surrogate_prompt", request("POST", "/v1/jobs/train", b'{"edit": "\\ud800", "mask": "hair"}'), {422}, False, "edit"),
-        ("prompt_10kb", request("POST", "/v1/jobs/train", json.dumps({"edit": "x" * 10_000, "mask": "hair"}).encode()), {422}, False, "edit"),
-        ("instruction_10kb", request("POST", "/v1/instructions", json.dumps({"instruction": "x" * 10_000}).encode()), {422}, False, "instruction"),
+        (
+            "prompt_10kb",
+            request("POST", "/v1/jobs/train", json.dumps({"edit": "x" * 10_000, "mask": "hair"}).encode()),
+            {422},
+            False,
+            "edit",
+        ),
+        (
+            "instruction_10kb",
+            request("POST", "/v1/instructions", json.dumps({"instruction": "x" * 10_000}).encode()),
+            {422},
+            False,
+            "instruction",
+        ),
         ("result_name_traversal", request("GET", f"/v1/jobs/{UNKNOWN}/results/..%2F..%2F..%2Fconfig%2Ftoken"), {404}, False, None),
         ("path_dot_segments", request("GET", "/v1/jobs/../../../../etc/passwd"), {404}, False, None),
         ("job_id_traversal", request("GET", "/v1/jobs/..%2F..%2Ftoken"), {404, 422}, False, None),
@@ -158,9 +190,22 @@ def _cases(host: str, token: str) -> list[tuple[str, Iterable[bytes] | bytes, se
         ("method_not_allowed", request("PUT", "/v1/jobs", b"{}"), {405}, False, None),
         ("docs_page", request("GET", "/v1/docs"), {404}, False, None),
         ("tls_hello_on_http", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, {400}, True, None),
-        ("websocket_upgrade", request("GET", "/v1/health", headers={"Connection": "Upgrade", "Upgrade": "websocket",
-                                                                     "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}),
-         {200}, False, None),
+        (
+            "websocket_upgrade",
+            request(
+                "GET",
+                "/v1/health",
+                headers={
+                    "Connection": "Upgrade",
+                    "Upgrade": "websocket",
+                    "Sec-WebSocket-Version": "13",
+                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                },
+            ),
+            {200},
+            False,
+            None,
+        ),
         ("still_answering", request("GET", "/v1/health"), {200}, False, None),
     ]
     return cases

@@ -183,11 +183,25 @@ def run(quick: bool = False) -> dict:
         with LocalBridge(folder / "config", folder / "cache", log=folder / "bridge.log") as bridge:
             env = {**os.environ, "TEXT_EDIT_CONFIG_DIR": str(folder / "config"), "TEXT_EDIT_CACHE_DIR": str(folder / "cache")}
             done = subprocess.run(
-                [sys.executable, "-m", "tools.blender", "--extension", str(extension), "--user-resources", str(folder / "user"),
-                 str(script), "--", bridge.url, "quick" if quick else "full"],
-                cwd=ROOT, env=env, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "tools.blender",
+                    "--extension",
+                    str(extension),
+                    "--user-resources",
+                    str(folder / "user"),
+                    str(script),
+                    "--",
+                    bridge.url,
+                    "quick" if quick else "full",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
             )
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"the interactive benchmark failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return {**json.loads(lines[-1][len(MARK):]), **figures}
+    return {**json.loads(lines[-1][len(MARK) :]), **figures}

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from benchmarks.edit_quality import SEED_BASE, _psnr_outside, part_iou_3d
 from bridge.field.renderer import render_orbit
 from bridge.guidance.clip import load_clip
-from bridge.guidance.instructions import PARTS, parse_instruction
+from bridge.guidance.instructions import parse_instruction
 from bridge.images import overlay, save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import EditLibrary
@@ -50,21 +50,39 @@ OPEN_SEED_BASE = SEED_BASE + 500
 VIEWS = ((-20.0, 0.0), (20.0, 0.0))
 GEOMETRY_ATTRIBUTES = ("hair_length", "mouth", "nose", "ears", "eyes", "jaw")
 """Attributes that change the shape: their region is the part before or after the edit."""
-VALUES = {
-    ("eye_colour", c): {"eye_colour": c} for c in ("green", "blue", "amber", "grey", "brown", "hazel")
-} | {
-    ("hair_colour", c): {"hair_colour": c} for c in ("red", "pink", "blonde", "blue", "black", "green", "grey")
-} | {
-    ("hair_length", "long"): {"hair_length": 1.0}, ("hair_length", "short"): {"hair_length": 0.0},
-    ("mouth", "open"): {"mouth_open": 0.6}, ("mouth", "closed"): {"mouth_open": 0.0},
-    ("nose", "big"): {"nose_size": 1.6}, ("nose", "small"): {"nose_size": 0.7},
-    ("skin_tone", "dark"): {"skin_tone": 1.0}, ("skin_tone", "light"): {"skin_tone": 0.0},
-    ("lips", "red"): {"lip_redness": 1.0}, ("eyebrows", "thick"): {"eyebrow_thickness": 1.0},
-    ("ears", "big"): {"ear_size": 1.3}, ("eyes", "big"): {"eye_size": 1.25}, ("jaw", "square"): {"jaw_width": 1.0},
-}
+VALUES = (
+    {("eye_colour", c): {"eye_colour": c} for c in ("green", "blue", "amber", "grey", "brown", "hazel")}
+    | {("hair_colour", c): {"hair_colour": c} for c in ("red", "pink", "blonde", "blue", "black", "green", "grey")}
+    | {
+        ("hair_length", "long"): {"hair_length": 1.0},
+        ("hair_length", "short"): {"hair_length": 0.0},
+        ("mouth", "open"): {"mouth_open": 0.6},
+        ("mouth", "closed"): {"mouth_open": 0.0},
+        ("nose", "big"): {"nose_size": 1.6},
+        ("nose", "small"): {"nose_size": 0.7},
+        ("skin_tone", "dark"): {"skin_tone": 1.0},
+        ("skin_tone", "light"): {"skin_tone": 0.0},
+        ("lips", "red"): {"lip_redness": 1.0},
+        ("eyebrows", "thick"): {"eyebrow_thickness": 1.0},
+        ("ears", "big"): {"ear_size": 1.3},
+        ("eyes", "big"): {"eye_size": 1.25},
+        ("jaw", "square"): {"jaw_width": 1.0},
+    }
+)
 """(attribute, value) -> the prior parameters of the oracle twin."""
-REGION_PART = {"eye_colour": "eyes", "eyes": "eyes", "hair_colour": "hair", "hair_length": "hair", "mouth": "mouth",
-               "lips": "mouth", "nose": "nose", "skin_tone": "skin", "eyebrows": "eyebrows", "ears": "ears", "jaw": "skin"}
+REGION_PART = {
+    "eye_colour": "eyes",
+    "eyes": "eyes",
+    "hair_colour": "hair",
+    "hair_length": "hair",
+    "mouth": "mouth",
+    "lips": "mouth",
+    "nose": "nose",
+    "skin_tone": "skin",
+    "eyebrows": "eyebrows",
+    "ears": "ears",
+    "jaw": "skin",
+}
 PAIRS = (
     ("green eyes", "eyes", "eye_colour", "green"),
     ("blue irises", "irises", "eye_colour", "blue"),
@@ -93,30 +111,54 @@ PAIRS = (
     ("large eyes", "eyes", "eyes", "big"),
     ("a square jaw", "jaw", "jaw", "square"),
 )
-SHIPPED = {"blue_eyes": ("blue eyes", "eyes", "eye_colour", "blue"), "red_hair": ("red hair", "hair", "hair_colour", "red"),
-           "open_mouth": ("open mouth", "mouth", "mouth", "open")}
+SHIPPED = {
+    "blue_eyes": ("blue eyes", "eyes", "eye_colour", "blue"),
+    "red_hair": ("red hair", "hair", "hair_colour", "red"),
+    "open_mouth": ("open mouth", "mouth", "mouth", "open"),
+}
 INSTRUCTIONS = (
-    ("make the eyes green", "green eyes", "eyes"), ("give her pink hair", "pink hair", "hair"),
-    ("open the mouth wide", "wide open mouth", "mouth"), ("turn his hair red", "red hair", "hair"),
-    ("change the eye colour to blue", "blue eyes", "eyes"), ("I want blonde hair", "blonde hair", "hair"),
-    ("please make her lips red", "red lips", "mouth"), ("make the nose bigger", "bigger nose", "nose"),
-    ("give him a big nose", "big nose", "nose"), ("close the mouth", "closed mouth", "mouth"),
-    ("dye the hair blue", "blue hair", "hair"), ("can you make the irises amber", "amber irises", "eyes"),
-    ("paint the lips bright red", "bright red lips", "mouth"), ("make the skin darker", "darker skin", "skin"),
-    ("she should have grey eyes", "grey eyes", "eyes"), ("give them long hair", "long hair", "hair"),
-    ("lengthen the hair", "long hair", "hair"), ("shorten her hair", "short hair", "hair"),
-    ("make his eyebrows thicker", "thicker eyebrows", "eyebrows"), ("bushy eyebrows please", "bushy eyebrows", "eyebrows"),
-    ("make the ears bigger", "bigger ears", "ears"), ("give her large ears", "large ears", "ears"),
-    ("a square jaw", "square jaw", "jaw"), ("make the chin pointed", "pointed chin", "jaw"),
-    ("turn the eyes brown", "brown eyes", "eyes"), ("i'd like green hair", "green hair", "hair"),
-    ("change her hair to black", "black hair", "hair"), ("could you give him a wide open mouth", "wide open mouth", "mouth"),
-    ("make her complexion pale", "pale complexion", "skin"), ("hazel eyes", "hazel eyes", "eyes"),
-    ("the hair should be grey", "grey hair", "hair"), ("open his mouth", "open mouth", "mouth"),
-    ("make the pupils blue", "blue pupils", "eyes"), ("give her a tiny nose", "tiny nose", "nose"),
-    ("make the face darker", "darker face", "skin"), ("recolour the hairstyle pink", "pink hairstyle", "hair"),
-    ("I'd love red lips on her", "red lips", "mouth"), ("make the eyeballs bigger", "bigger eyeballs", "eyes"),
-    ("make her fringe blonde", "blonde fringe", "hair"), ("thin eyebrows", "thin eyebrows", "eyebrows"),
-    ("her brows should be thick", "thick brows", "eyebrows"), ("widen the jaw", "wide jaw", "jaw"),
+    ("make the eyes green", "green eyes", "eyes"),
+    ("give her pink hair", "pink hair", "hair"),
+    ("open the mouth wide", "wide open mouth", "mouth"),
+    ("turn his hair red", "red hair", "hair"),
+    ("change the eye colour to blue", "blue eyes", "eyes"),
+    ("I want blonde hair", "blonde hair", "hair"),
+    ("please make her lips red", "red lips", "mouth"),
+    ("make the nose bigger", "bigger nose", "nose"),
+    ("give him a big nose", "big nose", "nose"),
+    ("close the mouth", "closed mouth", "mouth"),
+    ("dye the hair blue", "blue hair", "hair"),
+    ("can you make the irises amber", "amber irises", "eyes"),
+    ("paint the lips bright red", "bright red lips", "mouth"),
+    ("make the skin darker", "darker skin", "skin"),
+    ("she should have grey eyes", "grey eyes", "eyes"),
+    ("give them long hair", "long hair", "hair"),
+    ("lengthen the hair", "long hair", "hair"),
+    ("shorten her hair", "short hair", "hair"),
+    ("make his eyebrows thicker", "thicker eyebrows", "eyebrows"),
+    ("bushy eyebrows please", "bushy eyebrows", "eyebrows"),
+    ("make the ears bigger", "bigger ears", "ears"),
+    ("give her large ears", "large ears", "ears"),
+    ("a square jaw", "square jaw", "jaw"),
+    ("make the chin pointed", "pointed chin", "jaw"),
+    ("turn the eyes brown", "brown eyes", "eyes"),
+    ("i'd like green hair", "green hair", "hair"),
+    ("change her hair to black", "black hair", "hair"),
+    ("could you give him a wide open mouth", "wide open mouth", "mouth"),
+    ("make her complexion pale", "pale complexion", "skin"),
+    ("hazel eyes", "hazel eyes", "eyes"),
+    ("the hair should be grey", "grey hair", "hair"),
+    ("open his mouth", "open mouth", "mouth"),
+    ("make the pupils blue", "blue pupils", "eyes"),
+    ("give her a tiny nose", "tiny nose", "nose"),
+    ("make the face darker", "darker face", "skin"),
+    ("recolour the hairstyle pink", "pink hairstyle", "hair"),
+    ("I'd love red lips on her", "red lips", "mouth"),
+    ("make the eyeballs bigger", "bigger eyeballs", "eyes"),
+    ("make her fringe blonde", "blonde fringe", "hair"),
+    ("thin eyebrows", "thin eyebrows", "eyebrows"),
+    ("her brows should be thick", "thick brows", "eyebrows"),
+    ("widen the jaw", "wide jaw", "jaw"),
 )
 """(sentence, intended edit, intended part). The pair counts as right when the part is the intended
 one and the edit holds the intended words (order and extra filler aside)."""
@@ -131,8 +173,7 @@ def _regions(params: torch.Tensor, resolution: int) -> list[torch.Tensor]:
     """Per view: the part ids (H, W) of the analytic head."""
     field = analytic_field(params[None], with_parts=True)
     config = replace(PRIOR_RENDER, depth_samples=SAMPLES, importance_samples=SAMPLES)
-    return [render_orbit(field, config, yaw, pitch, resolution, channels=("parts",))["parts"].argmax(dim=1)[0]
-            for yaw, pitch in VIEWS]
+    return [render_orbit(field, config, yaw, pitch, resolution, channels=("parts",))["parts"].argmax(dim=1)[0] for yaw, pitch in VIEWS]
 
 
 def _renders(field, prior: HeadPrior, resolution: int) -> list[torch.Tensor]:
@@ -186,9 +227,16 @@ def evaluate_pair(prior: HeadPrior, module, cases: list[HeadCase], attribute: st
             gt = gt | (analytic.query(case.points, twin_params[None])["label"][0] == part_id)
         ious.append(part_iou_3d(mask, gt, case.sdf)[0])
     mean = lambda xs: round(sum(xs) / len(xs), 3) if xs else None  # noqa: E731
-    out = {"part": REGION_PART[attribute], "attribute": attribute, "value": value,
-           "psnr_out_db": mean(psnr_out), "psnr_out_db_no_afn": mean(psnr_no_afn), "mask_iou_3d": mean(ious),
-           "edit_success": mean([float(s) for s in successes]), "edit_success_heads": len(successes)}
+    out = {
+        "part": REGION_PART[attribute],
+        "attribute": attribute,
+        "value": value,
+        "psnr_out_db": mean(psnr_out),
+        "psnr_out_db_no_afn": mean(psnr_no_afn),
+        "mask_iou_3d": mean(ious),
+        "edit_success": mean([float(s) for s in successes]),
+        "edit_success_heads": len(successes),
+    }
     out["psnr_gain_over_no_afn_db"] = round(out["psnr_out_db"] - out["psnr_out_db_no_afn"], 3)
     return out
 
@@ -224,7 +272,9 @@ def prompt_ms(prior: HeadPrior, model: OpenEditModel, clip, repeats: int = 5) ->
 @torch.no_grad()
 def picture_grid(prior: HeadPrior, model: OpenEditModel, clip, path: Path, heads: int = 4, resolution: int = 96) -> Path:
     """Rows: prompt pairs; columns: per head the source, the edited head and its mask over it."""
-    chosen = [p for p in PAIRS if p[2] in ("eye_colour", "hair_colour", "mouth", "hair_length", "skin_tone", "lips", "nose", "eyebrows")][::2]
+    chosen = [p for p in PAIRS if p[2] in ("eye_colour", "hair_colour", "mouth", "hair_length", "skin_tone", "lips", "nose", "eyebrows")][
+        ::2
+    ]
     rows = []
     for edit, mask, _, _ in chosen:
         prompt = model.edit(clip, edit, mask)
@@ -288,7 +338,6 @@ def run(quick: bool = False, model_folder: Path | None = None) -> dict:
     }
 
 
-
 def subset(heads: int, edits: list[str], model_folder: Path | None = None, resolution: int = 48) -> dict:
     """The pairs whose edit prompt is in `edits`, on the first `heads` held-out heads: a quicker
     look than `run` (python -m benchmarks.open_edit --heads 8 --edit "blue eyes" --edit "red hair")."""
@@ -296,8 +345,11 @@ def subset(heads: int, edits: list[str], model_folder: Path | None = None, resol
     clip = load_clip("bundled")
     model = OpenEditModel.load(model_folder, prior.sha256) if model_folder else OpenEditModel.load(generator_sha256=prior.sha256)
     cases = [HeadCase(prior, i, resolution) for i in range(heads)]
-    return {f"{edit} | {mask}": evaluate_pair(prior, model.edit(clip, edit, mask), cases, attribute, value, resolution)
-            for edit, mask, attribute, value in PAIRS if edit in edits}
+    return {
+        f"{edit} | {mask}": evaluate_pair(prior, model.edit(clip, edit, mask), cases, attribute, value, resolution)
+        for edit, mask, attribute, value in PAIRS
+        if edit in edits
+    }
 
 
 if __name__ == "__main__":

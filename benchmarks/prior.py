@@ -48,8 +48,10 @@ def figure(prior: HeadPrior, path: Path, heads: int, resolution: int) -> Path:
         front = render_orbit(truth, prior.render_config, 0.0, 0.0, resolution, channels=("rgb", "parts"))
         three_quarter = render_orbit(truth, prior.render_config, *EVAL_VIEWS[1], resolution)
         pictures += [
-            render_orbit(generated, prior.render_config, 0.0, 0.0, resolution)["rgb"][0], front["rgb"][0],
-            render_orbit(generated, prior.render_config, *EVAL_VIEWS[1], resolution)["rgb"][0], three_quarter["rgb"][0],
+            render_orbit(generated, prior.render_config, 0.0, 0.0, resolution)["rgb"][0],
+            front["rgb"][0],
+            render_orbit(generated, prior.render_config, *EVAL_VIEWS[1], resolution)["rgb"][0],
+            three_quarter["rgb"][0],
             parts_to_colours(front["parts"])[0],
         ]
     return save_png(sheet(pictures, columns=5), path)

@@ -110,7 +110,6 @@ def _prior_grid(prior, seed: int, resolution: int):
 
 def cmd_grid(args: argparse.Namespace) -> int:
     import mesh_export
-
     from bridge.prior.model import HeadPrior
 
     grid = _prior_grid(HeadPrior.load(args.weights), args.seed, args.res)
@@ -237,21 +236,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise BridgeError(f"--out must name a .glb file, got {args.out}.")
     if args.texture_size and not MIN_TEXTURE_SIZE <= args.texture_size <= MAX_TEXTURE_SIZE:
         raise BridgeError(
-            f"--texture-size must be 0 (vertex colours only) or between {MIN_TEXTURE_SIZE} "
-            f"and {MAX_TEXTURE_SIZE}, got {args.texture_size}."
+            f"--texture-size must be 0 (vertex colours only) or between {MIN_TEXTURE_SIZE} and {MAX_TEXTURE_SIZE}, got {args.texture_size}."
         )
     if args.max_triangles < 0:
         raise BridgeError(f"--max-triangles must be 0 (no decimation) or positive, got {args.max_triangles}.")
     started = time.perf_counter()
     try:
         grid = mesh_export.read(args.field)
-        mesh = mesh_export.grid_to_mesh(
-            grid, mesh_export.ExportOptions(texture_size=args.texture_size, max_triangles=args.max_triangles)
-        )
+        mesh = mesh_export.grid_to_mesh(grid, mesh_export.ExportOptions(texture_size=args.texture_size, max_triangles=args.max_triangles))
     except mesh_export.FieldGridError as error:
         raise BridgeError(str(error)) from None
     except MemoryError:
-        raise BridgeError("There is not enough free memory to mesh this field grid; close other programs or lower --texture-size.") from None
+        raise BridgeError(
+            "There is not enough free memory to mesh this field grid; close other programs or lower --texture-size."
+        ) from None
     try:
         path = mesh_export.write_glb(mesh, args.out)
     except GltfError as error:
@@ -273,7 +271,11 @@ def cmd_train_clip(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = HeadClipTrainingConfig(
-        seed=args.seed, heads=args.heads, steps=args.steps, batch=args.batch, time_limit_minutes=args.minutes,
+        seed=args.seed,
+        heads=args.heads,
+        steps=args.steps,
+        batch=args.batch,
+        time_limit_minutes=args.minutes,
         eval_every=args.eval_every,
     )
     command = "python -m bridge " + shlex.join(sys.argv[1:])
@@ -314,9 +316,7 @@ def cmd_fetch_clip(args: argparse.Namespace) -> int:
             "check the internet connection and the names in open_clip.list_pretrained()."
         ) from None
     config = open_clip.get_model_config(args.architecture)
-    folder = save_clip_folder(
-        model, config, dict(model.visual.preprocess_cfg), args.out, {"source": f"{args.architecture}@{args.tag}"}
-    )
+    folder = save_clip_folder(model, config, dict(model.visual.preprocess_cfg), args.out, {"source": f"{args.architecture}@{args.tag}"})
     print(f"wrote {folder}; use it with --clip local-dir:{folder}")
     return 0
 
@@ -328,8 +328,7 @@ def cmd_relevance(args: argparse.Namespace) -> int:
 
     image = load_image(args.image)  # the cheap check first
     clip = load_clip(args.clip)
-    maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks,
-                          refine=max(0, args.refine))
+    maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks, refine=max(0, args.refine))
     print(f"wrote {save_png(overlay(image, maps[0]), args.out)}")
     return 0
 
@@ -357,7 +356,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.edit.strip() and not args.edit_image:
-        raise BridgeError("Give an edit prompt (--edit \"blue eyes\") or a reference picture (--edit-image).")
+        raise BridgeError('Give an edit prompt (--edit "blue eyes") or a reference picture (--edit-image).')
     from bridge.service.settings import LIMITS
 
     if len(args.edit) > LIMITS.edit_prompt_chars or max(len(args.mask), len(args.label_baseline or "")) > LIMITS.mask_prompt_chars:
@@ -396,7 +395,9 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         chosen["mapper_warmup"] = 0.0  # the open model's mask already lets CLIP reach the mapper
     config = EditTrainingConfig(seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint, **chosen)
     print(f"recipe: {recipe.name}; " + ", ".join([f"{name}={value}" for name, value in chosen.items()] + [f"clip_loss={clip_loss}"]))
-    trainer = EditTrainer(prior.generator, prior.sample_ws, clip, spec, config, clip_loss=ClipLossConfig(kind=clip_loss), edit_target=target)
+    trainer = EditTrainer(
+        prior.generator, prior.sample_ws, clip, spec, config, clip_loss=ClipLossConfig(kind=clip_loss), edit_target=target
+    )
     out = Path(args.out)
     command = "python -m bridge " + shlex.join(sys.argv[1:])
 
@@ -418,7 +419,9 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         from bridge.lenerf.open_model import BUNDLED_OPEN_MODEL, OpenEditModel
         from bridge.lenerf.open_trainer import distil_prompt_edit
 
-        open_model = OpenEditModel.load(BUNDLED_OPEN_MODEL if args.from_open_model == "bundled" else Path(args.from_open_model), prior.sha256)
+        open_model = OpenEditModel.load(
+            BUNDLED_OPEN_MODEL if args.from_open_model == "bundled" else Path(args.from_open_model), prior.sha256
+        )
         open_model.check_clip(clip)
         prompt = open_model.edit(clip, spec.edit, spec.mask, geometry=spec.geometry, image=target, image_sha256=image_sha)
         started = time.perf_counter()
@@ -449,7 +452,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from bridge.open_cli import prompt_step, wants_prompt
 
     if not args.module and not wants_prompt(args):
-        raise BridgeError('Say what to edit: --module NAME, --edit "green eyes" --mask eyes, --instruction "make the eyes green" or --image-prompt PICTURE --mask hair.')
+        raise BridgeError(
+            'Say what to edit: --module NAME, --edit "green eyes" --mask eyes, --instruction "make the eyes green" or --image-prompt PICTURE --mask hair.'
+        )
     prior = HeadPrior.load(args.weights)
     modules = [_edit_module(m, prior) for m in args.module or []]
     masks = [_edit_module(m, prior) if m else None for m in (args.mask_module or [])]
@@ -473,9 +478,19 @@ def cmd_edit(args: argparse.Namespace) -> int:
             picture, *_ = prior.before_after(prior.generator.field(ws), field, ws, edited_ws, args.yaw, 256)
             print(f"wrote {save_png(picture, args.preview)}")
         provenance = {
-            "generator": "ProcHead prior", "seed": args.seed, "head": describe(code.params), "bridge_version": __version__,
-            "edits": [{"edit": s.module.spec.edit, "mask": s.module.spec.mask, "strength": s.strength,
-                       "model": getattr(s.module, "source", "module")} for s in steps],
+            "generator": "ProcHead prior",
+            "seed": args.seed,
+            "head": describe(code.params),
+            "bridge_version": __version__,
+            "edits": [
+                {
+                    "edit": s.module.spec.edit,
+                    "mask": s.module.spec.mask,
+                    "strength": s.strength,
+                    "model": getattr(s.module, "source", "module"),
+                }
+                for s in steps
+            ],
         }
         grid = sample_grid(field, args.grid, SURFACE_LEVEL, prior.render_config.box_size, provenance)
     print(f"wrote {mesh_export.write(grid, args.out)} ({grid.edit_steps} mask(s)) in {time.perf_counter() - started:.1f} s")
@@ -489,8 +504,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    return serve(args.host, args.port, args.device, args.allow_remote, args.clip, args.generator, args.open_model,
-                 args.noise_mode)
+    return serve(args.host, args.port, args.device, args.allow_remote, args.clip, args.generator, args.open_model, args.noise_mode)
 
 
 class _ProgressPrinter:
@@ -583,9 +597,11 @@ def cmd_import_eg3d(args: argparse.Namespace) -> int:
     pictures = "no super-resolution" if superresolution is None else f"super-resolution {superresolution['kind']}"
     filters = sum(1 for name in metadata["skipped_tensors"] if name.endswith(".resample_filter"))
     others = len(metadata["skipped_tensors"]) - filters
-    print(f"wrote {weights} (+ .json): planes {config['plane_channels']} x {config['plane_resolution']}^2, "
-          f"w {config['w_dim']}, {pictures}; left out {filters} FIR filter buffers (fixed filters)"
-          + (f" and {others} other tensors" if others else ""))
+    print(
+        f"wrote {weights} (+ .json): planes {config['plane_channels']} x {config['plane_resolution']}^2, "
+        f"w {config['w_dim']}, {pictures}; left out {filters} FIR filter buffers (fixed filters)"
+        + (f" and {others} other tensors" if others else "")
+    )
     for note in metadata.get("notes", []):
         print(f"note: {note}")
     return 0
@@ -625,7 +641,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_grid)
 
     p = commands.add_parser(
-        "demo", help="the main job on the embedded default: a prior head (turntable, relevance maps, textured .glb), then the shipped edits through the bridge"
+        "demo",
+        help="the main job on the embedded default: a prior head (turntable, relevance maps, textured .glb), then the shipped edits through the bridge",
     )
     p.add_argument("--out", type=Path, default=Path("out"))
     p.add_argument("--seed", type=int, default=3)
@@ -665,8 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", action="append", required=True, help="mask prompt; repeat for an ensemble")
     p.add_argument("--negative", action="append", default=[], help="negative mask prompt; repeatable")
     p.add_argument("--last-blocks", type=int, default=None, help="aggregate only the last N attention blocks")
-    p.add_argument("--refine", type=int, default=0,
-                   help="rounds of sharpening with the picture's colour edges (the edit engine uses 12)")
+    p.add_argument("--refine", type=int, default=0, help="rounds of sharpening with the picture's colour edges (the edit engine uses 12)")
     p.add_argument("--out", type=Path, required=True)
     _add_clip_argument(p)
     p.set_defaults(run=cmd_relevance)
@@ -681,44 +697,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
     p.add_argument(
-        "--yaw-range", type=float, default=None,
+        "--yaw-range",
+        type=float,
+        default=None,
         help="training cameras turn up to this many degrees either side of the front (default 35; a part seen all round, like hair, wants 90)",
     )
     p.add_argument(
-        "--joint", action="store_true",
+        "--joint",
+        action="store_true",
         help="update the mapper and the attention field every step (default: on alternate steps, as LENeRF's code does)",
     )
-    p.add_argument("--resolution", type=int, default=None, help="training renders are this many pixels across (default 64; time per step grows with its square)")
     p.add_argument(
-        "--residual-weight", type=float, default=None,
+        "--resolution",
+        type=int,
+        default=None,
+        help="training renders are this many pixels across (default 64; time per step grows with its square)",
+    )
+    p.add_argument(
+        "--residual-weight",
+        type=float,
+        default=None,
         help="weight of the latent residual's length (LENeRF: 0.02; the recipes of edits that must move w far, like a hair colour, 0.002)",
     )
     p.add_argument(
-        "--preservation-weight", type=float, default=None,
+        "--preservation-weight",
+        type=float,
+        default=None,
         help="weight of keeping the render unchanged outside the mask (default 0.3; the identity term LENeRF fills with ArcFace)",
     )
     p.add_argument(
-        "--geometry-labels", choices=("both", "target"), default=None,
+        "--geometry-labels",
+        choices=("both", "target"),
+        default=None,
         help="a geometry edit's mask labels from the source and the edited render (both, LENeRF, default) or the edited "
         "render alone (target: for a part the CLIP finds only once it is edited, like an open mouth); default: the recipe's",
     )
     p.add_argument(
-        "--label-baseline", default=None, metavar="PROMPT",
-        help='take this prompt\'s relevance off the mask prompt\'s before labelling, e.g. "a face": removes the eyes, '
+        "--label-baseline",
+        default=None,
+        metavar="PROMPT",
+        help="take this prompt's relevance off the mask prompt's before labelling, e.g. \"a face\": removes the eyes, "
         "which a small CLIP finds relevant whatever it is asked (the recipes use it for every part but the eyes)",
     )
     p.add_argument(
-        "--clip-loss", choices=("contrastive", "directional", "global"), default=None,
+        "--clip-loss",
+        choices=("contrastive", "directional", "global"),
+        default=None,
         help="contrastive (LENeRF), directional, or global (StyleCLIP: the picture must match the prompt; "
         "for changes the direction losses cannot reach step by step, like black hair to red); default: the recipe's",
     )
     p.add_argument(
-        "--recipe", choices=("auto", "lenerf"), default="auto",
+        "--recipe",
+        choices=("auto", "lenerf"),
+        default="auto",
         help="auto (default): start from the settings the shipped edit of the same part and kind was trained with "
         "(bridge/lenerf/recipes.py); lenerf: LENeRF's defaults. Options given here win either way",
     )
     p.add_argument(
-        "--from-open-model", nargs="?", const="bundled", default=None, metavar="FOLDER",
+        "--from-open-model",
+        nargs="?",
+        const="bundled",
+        default=None,
+        metavar="FOLDER",
         help="start from the open model's edit of the same prompts (the bundled model, or FOLDER) instead of the identity edit",
     )
     p.add_argument("--threads", type=int, default=0)
@@ -750,13 +790,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--generator", type=Path, help="an imported EG3D generator (DIR/generator.safetensors from import-eg3d) "
-                                                  "instead of the bundled prior")
-    p.add_argument("--noise-mode", default="const", choices=("const", "random", "none"),
-                   help="an EG3D generator's plane noise, as EG3D's noise_mode: const (the stored noise: a seed is "
-                        "always the same head), random (fresh each evaluation), none")
-    p.add_argument("--open-model", type=Path, default=None,
-                   help="the open edit model for the generator (default: the bundled prior's; train-open-edit writes OUT/model)")
+    p.add_argument(
+        "--generator",
+        type=Path,
+        help="an imported EG3D generator (DIR/generator.safetensors from import-eg3d) instead of the bundled prior",
+    )
+    p.add_argument(
+        "--noise-mode",
+        default="const",
+        choices=("const", "random", "none"),
+        help="an EG3D generator's plane noise, as EG3D's noise_mode: const (the stored noise: a seed is "
+        "always the same head), random (fresh each evaluation), none",
+    )
+    p.add_argument(
+        "--open-model",
+        type=Path,
+        default=None,
+        help="the open edit model for the generator (default: the bundled prior's; train-open-edit writes OUT/model)",
+    )
     _add_clip_argument(p)
     p.set_defaults(run=cmd_serve)
 
@@ -791,7 +842,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensors", action="store_true", help="also list every tensor's name, shape and dtype")
     p.set_defaults(run=cmd_inspect_eg3d)
 
-    p = commands.add_parser("import-eg3d", help="convert an EG3D .pkl (or .pth) generator to the bridge's format, without running code from it")
+    p = commands.add_parser(
+        "import-eg3d", help="convert an EG3D .pkl (or .pth) generator to the bridge's format, without running code from it"
+    )
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--out", type=Path, required=True, help="folder for generator.safetensors + generator.json")
     p.set_defaults(run=cmd_import_eg3d)

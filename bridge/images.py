@@ -27,7 +27,9 @@ def load_image(path: Path) -> Tensor:
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise BridgeError(f"The image {path} is {image.width} x {image.height} pixels; use one of at most {MAX_IMAGE_PIXELS // 10**6} megapixels.")
+                raise BridgeError(
+                    f"The image {path} is {image.width} x {image.height} pixels; use one of at most {MAX_IMAGE_PIXELS // 10**6} megapixels."
+                )
             array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise BridgeError(f"No image at {path}; check the path.") from None

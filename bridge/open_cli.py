@@ -77,9 +77,16 @@ def cmd_train_open_edit(args: argparse.Namespace) -> int:
         raise BridgeError("--heads must be at least 8 and --steps at least 1.")
     if not 16 <= args.resolution <= 256 or not 1 <= args.shard_heads <= 64:
         raise BridgeError("--resolution must be 16 to 256 pixels and --shard-heads 1 to 64.")
-    config = OpenTrainingConfig(seed=args.seed, heads=args.heads, steps=args.steps, time_limit_minutes=args.minutes,
-                                pair_batch=args.pair_batch, mask_batch=args.mask_batch, resolution=args.resolution,
-                                shard_heads=args.shard_heads)
+    config = OpenTrainingConfig(
+        seed=args.seed,
+        heads=args.heads,
+        steps=args.steps,
+        time_limit_minutes=args.minutes,
+        pair_batch=args.pair_batch,
+        mask_batch=args.mask_batch,
+        resolution=args.resolution,
+        shard_heads=args.shard_heads,
+    )
     if args.generator is not None:
         from bridge.eg3d.heads import EG3DHeads
 
@@ -106,8 +113,9 @@ def cmd_train_open_edit(args: argparse.Namespace) -> int:
 
     torch.manual_seed(config.seed)
     heads = data.ws.shape[0]
-    model = OpenEditModel.for_generator(source.generator, int(data.embeddings.shape[1]), source.sha256,
-                                        retrieval_heads=heads - validation_heads(heads))
+    model = OpenEditModel.for_generator(
+        source.generator, int(data.embeddings.shape[1]), source.sha256, retrieval_heads=heads - validation_heads(heads)
+    )
     trainer = OpenTrainer(model, data, clip, config)
     if trainer.resume(out):
         print(f"resuming from step {trainer.step} in {out}")
@@ -117,9 +125,15 @@ def cmd_train_open_edit(args: argparse.Namespace) -> int:
     figures = trainer.calibrate()
     if trainer.rank == 0:
         model.clip_identity = {"source": clip.source, **({"sha256": file_sha256(clip.weights_path)} if clip.weights_path else {})}
-        model.info = {"training": {"command": "python -m bridge " + shlex.join(sys.argv[1:]), "config": asdict(trainer.config),
-                                   "figures": figures, "minutes_this_run": round((time.perf_counter() - started) / 60, 2),
-                                   "history": trainer.history[-20:]}}
+        model.info = {
+            "training": {
+                "command": "python -m bridge " + shlex.join(sys.argv[1:]),
+                "config": asdict(trainer.config),
+                "figures": figures,
+                "minutes_this_run": round((time.perf_counter() - started) / 60, 2),
+                "history": trainer.history[-20:],
+            }
+        }
         model.save(out / "model")
         print(f"wrote the open edit model {out / 'model'} ({figures})")
     if trainer.world > 1:
@@ -140,7 +154,9 @@ def register(commands, add_weights_argument, add_clip_argument) -> None:
     p.add_argument("--mask-batch", type=int, default=8192, help="labelled pixels per step (the global batch under torchrun)")
     p.add_argument("--minutes", type=float, default=None, help="stop fitting after this many minutes (resumable)")
     p.add_argument("--resolution", type=int, default=64, help="training renders are this many pixels across")
-    p.add_argument("--shard-heads", type=int, default=8, help="heads per data shard (a shard is the unit of resuming and of sharing across processes)")
+    p.add_argument(
+        "--shard-heads", type=int, default=8, help="heads per data shard (a shard is the unit of resuming and of sharing across processes)"
+    )
     p.add_argument("--generator", type=Path, default=None, help="an imported EG3D generator instead of the bundled prior")
     p.add_argument("--threads", type=int, default=0)
     add_clip_argument(p)

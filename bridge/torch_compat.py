@@ -31,9 +31,7 @@ def _extension_loads() -> bool:
     spec = importlib.util.find_spec("torchvision")
     if spec is None or spec.origin is None:
         return True  # nothing to fix: torchvision is not installed
-    candidates = sorted(Path(spec.origin).parent.glob("_C*.so")) + sorted(
-        Path(spec.origin).parent.glob("_C*.pyd")
-    )
+    candidates = sorted(Path(spec.origin).parent.glob("_C*.so")) + sorted(Path(spec.origin).parent.glob("_C*.pyd"))
     if not candidates:
         return False
     try:

@@ -28,7 +28,7 @@ def text_edit_api():
 
 
 def arguments() -> argparse.Namespace:
-    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
     parser = argparse.ArgumentParser(prog="blender -b --python examples/edit_head.py --", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--module", action="append", default=[], help="a trained edit of the bridge's library (repeat to stack)")
@@ -61,10 +61,13 @@ def main() -> int:
         if not edits:  # the unedited head
             head = api.edit(seed=args.seed, grid=args.grid, texture_size=args.texture_size)
         for index, edit in enumerate(edits):
-            head = api.edit(seed=args.seed, strength=args.strength, on_top=index > 0, grid=args.grid,
-                            texture_size=args.texture_size, **edit)
+            head = api.edit(
+                seed=args.seed, strength=args.strength, on_top=index > 0, grid=args.grid, texture_size=args.texture_size, **edit
+            )
         print(f"{head.name}: {len(head.data.vertices)} vertices, edits: {head['text_edit_edits']}")
-        stem = "_".join([f"edit_seed{args.seed}"] + [e.get("module") or (e.get("edit") or e["instruction"]).replace(" ", "_") for e in edits])
+        stem = "_".join(
+            [f"edit_seed{args.seed}"] + [e.get("module") or (e.get("edit") or e["instruction"]).replace(" ", "_") for e in edits]
+        )
         glb = api.export_glb(args.out / f"{stem}.glb", [head])
         blend = api.save_blend(args.out / f"{stem}.blend")
         print(f"glTF binary: {glb.resolve()}")

@@ -33,6 +33,7 @@ def orbit_origin(yaw_deg: float, pitch_deg: float, radius: float = CAMERA_RADIUS
     yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
     return (radius * math.cos(pitch) * math.sin(yaw), radius * math.sin(pitch), radius * math.cos(pitch) * math.cos(yaw))
 
+
 METRES_PER_FIELD_UNIT = 0.45
 
 # Rows give Blender (x, y, z) from field (x, y, z): x stays, Blender y = -field z, Blender z = field y.

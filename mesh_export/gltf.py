@@ -89,9 +89,7 @@ def glb_bytes(mesh: TexturedMesh, scale: float = METRES_PER_FIELD_UNIT) -> bytes
     scene.add_geometry(result, geom_name=MESH_NAME, node_name=MESH_NAME)
     scene.metadata = {PROVENANCE_KEY: provenance}
 
-    return trimesh.exchange.gltf.export_glb(
-        scene, include_normals=True, tree_postprocessor=lambda tree: _finish_tree(tree, provenance)
-    )
+    return trimesh.exchange.gltf.export_glb(scene, include_normals=True, tree_postprocessor=lambda tree: _finish_tree(tree, provenance))
 
 
 def _finish_tree(tree: dict, provenance: dict) -> None:

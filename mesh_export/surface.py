@@ -148,9 +148,7 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, max_triangles: int) -> tup
         return vertices, faces
     import fast_simplification
 
-    points, triangles = fast_simplification.simplify(
-        vertices.astype(np.float64), faces.astype(np.int32), target_count=int(max_triangles)
-    )
+    points, triangles = fast_simplification.simplify(vertices.astype(np.float64), faces.astype(np.int32), target_count=int(max_triangles))
     return _compact(points.astype(np.float32), triangles.astype(np.int32))
 
 

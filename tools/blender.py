@@ -34,8 +34,8 @@ def install_extension(zip_path: Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    script_args = argv[argv.index("--") + 1:] if "--" in argv else []
-    own = argv[:argv.index("--")] if "--" in argv else argv
+    script_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(prog="python -m tools.blender", description=__doc__.split("\n\n")[0])
     parser.add_argument("--extension", type=Path, help="the extension zip (default: build it for this platform)")
     parser.add_argument("--user-resources", type=Path, help="Blender's user folder (default: a temporary one)")

@@ -81,8 +81,18 @@ def fetch_wheel(name: str) -> Path:
         return path
     WHEELS.mkdir(exist_ok=True)
     distribution, version, python_tag, abi_tag, platform_tags = name.removesuffix(".whl").split("-")
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--dest", str(WHEELS), f"{distribution.replace('_', '-')}=={version}"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--dest",
+        str(WHEELS),
+        f"{distribution.replace('_', '-')}=={version}",
+    ]
     if platform_tags != "any":
         command += ["--python-version", "3.11", "--implementation", "cp", "--abi", abi_tag]
         for tag in platform_tags.split("."):

@@ -119,8 +119,20 @@ def _reconstruct_persistent_obj(meta: Any) -> PersistentRecord:
     )
 
 
-STRUCT_CODES = {"f2": "e", "f4": "f", "f8": "d", "i1": "b", "i2": "h", "i4": "i", "i8": "q",
-                "u1": "B", "u2": "H", "u4": "I", "u8": "Q", "b1": "?"}
+STRUCT_CODES = {
+    "f2": "e",
+    "f4": "f",
+    "f8": "d",
+    "i1": "b",
+    "i2": "h",
+    "i4": "i",
+    "i8": "q",
+    "u1": "B",
+    "u2": "H",
+    "u4": "I",
+    "u8": "Q",
+    "b1": "?",
+}
 
 
 class NumpyDtype:
@@ -128,8 +140,9 @@ class NumpyDtype:
 
     def __init__(self, code: Any = None, align: Any = False, copy: Any = True) -> None:
         if code not in STRUCT_CODES:
-            raise UnsafeCheckpoint(f"The checkpoint holds a numpy value of dtype {str(code)[:20]!r}, which an EG3D "
-                                   "snapshot does not; refused.")
+            raise UnsafeCheckpoint(
+                f"The checkpoint holds a numpy value of dtype {str(code)[:20]!r}, which an EG3D snapshot does not; refused."
+            )
         self.code, self.byteorder = code, "<"
 
     def __setstate__(self, state: Any) -> None:
@@ -154,10 +167,18 @@ def _latin1(text: Any, encoding: Any = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-STORAGE_DTYPES = {"FloatStorage": torch.float32, "HalfStorage": torch.float16, "BFloat16Storage": torch.bfloat16,
-                  "DoubleStorage": torch.float64, "LongStorage": torch.int64, "IntStorage": torch.int32,
-                  "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
-                  "BoolStorage": torch.bool}
+STORAGE_DTYPES = {
+    "FloatStorage": torch.float32,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "DoubleStorage": torch.float64,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+}
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 
@@ -186,13 +207,20 @@ def _storage_from_bytes(data: bytes) -> torch.TypedStorage:
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, struct.error):
         raise WeightsError("A tensor storage in the checkpoint is not in torch's format; the file is damaged.") from None
     dtype = STORAGE_DTYPES.get(type_name) if isinstance(type_name, str) else None
-    if magic != LEGACY_MAGIC or kind != "storage" or dtype is None or keys != [key] or not isinstance(system, dict) \
-            or system.get("little_endian") is not True:
+    if (
+        magic != LEGACY_MAGIC
+        or kind != "storage"
+        or dtype is None
+        or keys != [key]
+        or not isinstance(system, dict)
+        or system.get("little_endian") is not True
+    ):
         raise WeightsError("A tensor storage in the checkpoint is not in torch's format; the file is damaged.")
-    payload = data[stream.tell():]
+    payload = data[stream.tell() :]
     if count != numel or not isinstance(count, int) or count * dtype.itemsize != len(payload):
-        raise WeightsError(f"A tensor storage in the checkpoint declares {numel} values but holds {len(payload)} bytes; "
-                           "the file is damaged.")
+        raise WeightsError(
+            f"A tensor storage in the checkpoint declares {numel} values but holds {len(payload)} bytes; the file is damaged."
+        )
     values = torch.frombuffer(bytearray(payload), dtype=dtype) if payload else torch.empty(0, dtype=dtype)
     return torch.TypedStorage(wrap_storage=values.untyped_storage(), dtype=dtype, _internal=True)
 
@@ -216,8 +244,10 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
     ("_codecs", "encode"): _latin1,
-    ("builtins", "set"): set, ("__builtin__", "set"): set,  # protocol 2 pickles sets by calling set(list)
-    ("builtins", "frozenset"): frozenset, ("__builtin__", "frozenset"): frozenset,
+    ("builtins", "set"): set,
+    ("__builtin__", "set"): set,  # protocol 2 pickles sets by calling set(list)
+    ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "frozenset"): frozenset,
 }
 for _dtype in ("float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8", "bool"):
     _ALLOWED[("torch", _dtype)] = getattr(torch, _dtype)
@@ -297,12 +327,15 @@ def _check_archive(path: Path) -> None:
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
     inflated = sum(member.file_size for member in members)
-    bomb = next((m for m in members if m.compress_type != zipfile.ZIP_STORED
-                 and m.file_size > MAX_INFLATION_RATIO * max(m.compress_size, 1)), None)
+    bomb = next(
+        (m for m in members if m.compress_type != zipfile.ZIP_STORED and m.file_size > MAX_INFLATION_RATIO * max(m.compress_size, 1)), None
+    )
     if inflated > MAX_INFLATED_BYTES or bomb is not None:
-        raise WeightsError(f"{path} would inflate to {inflated / 2**30:.1f} GiB"
-                           + (f" ({bomb.filename} {bomb.file_size // max(bomb.compress_size, 1)}x its stored size)" if bomb else "")
-                           + "; that is not a checkpoint torch.save wrote, so it was not read.")
+        raise WeightsError(
+            f"{path} would inflate to {inflated / 2**30:.1f} GiB"
+            + (f" ({bomb.filename} {bomb.file_size // max(bomb.compress_size, 1)}x its stored size)" if bomb else "")
+            + "; that is not a checkpoint torch.save wrote, so it was not read."
+        )
 
 
 def _children(value: Any) -> list:
@@ -343,8 +376,10 @@ def check_structure(data: Any, where: Path | str) -> None:
             on_path.discard(key)
             sizes[key] = 1 + sum(sizes.get(id(child), 1) for child in children)
             if sizes[key] > MAX_NODES:
-                raise WeightsError(f"{where} expands to more than {MAX_NODES:,} objects through shared references; "
-                                   "it is not an EG3D snapshot, so it was not read further.")
+                raise WeightsError(
+                    f"{where} expands to more than {MAX_NODES:,} objects through shared references; "
+                    "it is not an EG3D snapshot, so it was not read further."
+                )
             continue
         if not children or key in sizes:
             continue
@@ -376,14 +411,26 @@ def read_checkpoint(path: Path) -> dict:
     except WeightsError:
         raise
     except MemoryError:
-        raise WeightsError(f"{path} asks for more memory than this machine has while loading; it is not a checkpoint "
-                           "the bridge can read.") from None
+        raise WeightsError(
+            f"{path} asks for more memory than this machine has while loading; it is not a checkpoint the bridge can read."
+        ) from None
     except RecursionError:
         raise WeightsError(f"{path} nests too deeply to be an EG3D snapshot.") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RuntimeError, zipfile.BadZipFile, struct.error) as error:
-        raise WeightsError(f"Cannot read {path} as an EG3D checkpoint ({type(error).__name__}: {str(error)[:200]}); "
-                           "the file may be damaged.") from None
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        RuntimeError,
+        zipfile.BadZipFile,
+        struct.error,
+    ) as error:
+        raise WeightsError(
+            f"Cannot read {path} as an EG3D checkpoint ({type(error).__name__}: {str(error)[:200]}); the file may be damaged."
+        ) from None
     if not isinstance(data, dict):
         raise WeightsError(f"{path} holds a {type(data).__name__}, not the dict of an EG3D snapshot.")
     check_structure(data, path)
@@ -405,8 +452,7 @@ def _names(value: Any, what: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
-        raise WeightsError(f"The checkpoint's {what} is a {type(value).__name__}, not the dict of names EG3D writes; "
-                           "the file is damaged.")
+        raise WeightsError(f"The checkpoint's {what} is a {type(value).__name__}, not the dict of names EG3D writes; the file is damaged.")
     return dict(value)
 
 
@@ -418,7 +464,10 @@ def generator_settings(source: PersistentRecord | dict) -> tuple[dict, dict, int
         rendering = _names(source.state.get("rendering_kwargs"), "rendering kwargs")
         neural_resolution = source.state.get("neural_rendering_resolution")
     else:
-        kwargs, rendering = _names(source.get("G_init_kwargs"), "G_init_kwargs"), _names(source.get("G_renderinig_kwargs"), "G_renderinig_kwargs")
+        kwargs, rendering = (
+            _names(source.get("G_init_kwargs"), "G_init_kwargs"),
+            _names(source.get("G_renderinig_kwargs"), "G_renderinig_kwargs"),
+        )
         neural_resolution = source.get("G_neural_rendering_resolution")
     return kwargs, {**_names(kwargs.get("rendering_kwargs"), "rendering kwargs"), **rendering}, neural_resolution
 
@@ -429,8 +478,9 @@ def flat_state(record: PersistentRecord | OpaqueObject | dict, prefix: str = "")
         return {k: v for k, v in _names(record["G"], "G state dict").items() if isinstance(v, torch.Tensor)}
     state = record.state if isinstance(record, PersistentRecord) else (record.__dict__ if isinstance(record, OpaqueObject) else record)
     if not isinstance(state, dict):
-        raise WeightsError(f"The checkpoint's network {prefix.rstrip('.') or 'G'} is a {type(record).__name__}, "
-                           "not a network; the file is damaged.")
+        raise WeightsError(
+            f"The checkpoint's network {prefix.rstrip('.') or 'G'} is a {type(record).__name__}, not a network; the file is damaged."
+        )
     out: dict[str, torch.Tensor] = {}
     for group in ("_parameters", "_buffers"):
         for name, value in _names(state.get(group), f"{prefix}{group}").items():

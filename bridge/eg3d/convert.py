@@ -35,12 +35,17 @@ from bridge.field.superres import LAYOUTS, SuperResolutionConfig
 from bridge.field.weights import file_sha256, save_generator, state_mismatch
 
 SKIPPED = (re.compile(r"(^|\.)resample_filter$"),)
-TRAINING_ONLY = {"dataset_label_std": "the training set's camera-label spread, which EG3D's training loop "
-                                      "registers on G and nothing that makes heads reads"}
+TRAINING_ONLY = {
+    "dataset_label_std": "the training set's camera-label spread, which EG3D's training loop "
+    "registers on G and nothing that makes heads reads"
+}
 """Buffers of a training snapshot that only training reads, and why they are left out."""
 SUPERRESOLUTION = "superresolution."
-RENAMES = ((re.compile(r"^backbone\."), ""), (re.compile(r"^decoder\.net\.0\."), "decoder.fc0."),
-           (re.compile(r"^decoder\.net\.2\."), "decoder.fc1."))
+RENAMES = (
+    (re.compile(r"^backbone\."), ""),
+    (re.compile(r"^decoder\.net\.0\."), "decoder.fc0."),
+    (re.compile(r"^decoder\.net\.2\."), "decoder.fc1."),
+)
 
 
 @dataclass
@@ -63,17 +68,30 @@ def our_name(name: str) -> str | None:
 
 def eg3d_name(ours: str) -> str:
     """EG3D's state_dict name for one of ours (the inverse of `our_name`)."""
-    for prefix, theirs in (("mapping.", "backbone.mapping."), ("synthesis.", "backbone.synthesis."),
-                           ("decoder.fc0.", "decoder.net.0."), ("decoder.fc1.", "decoder.net.2."),
-                           (SUPERRESOLUTION, SUPERRESOLUTION)):
+    for prefix, theirs in (
+        ("mapping.", "backbone.mapping."),
+        ("synthesis.", "backbone.synthesis."),
+        ("decoder.fc0.", "decoder.net.0."),
+        ("decoder.fc1.", "decoder.net.2."),
+        (SUPERRESOLUTION, SUPERRESOLUTION),
+    ):
         if ours.startswith(prefix):
-            return theirs + ours[len(prefix):]
+            return theirs + ours[len(prefix) :]
     raise ValueError(f"{ours} has no EG3D counterpart")
 
 
-LIMITS = {"z_dim": 4096, "c_dim": 4096, "w_dim": 4096, "channel_base": 1 << 20, "channel_max": 4096,
-          "depth_resolution": 1024, "depth_resolution_importance": 1024, "neural_rendering_resolution": 1024,
-          "num_layers": 64, "plane_resolution": 2048}
+LIMITS = {
+    "z_dim": 4096,
+    "c_dim": 4096,
+    "w_dim": 4096,
+    "channel_base": 1 << 20,
+    "channel_max": 4096,
+    "depth_resolution": 1024,
+    "depth_resolution_importance": 1024,
+    "neural_rendering_resolution": 1024,
+    "num_layers": 64,
+    "plane_resolution": 2048,
+}
 """The largest size of each kind the importer takes (EG3D's released models are far below)."""
 
 
@@ -84,8 +102,10 @@ def size(value, name: str, default: int | None = None) -> int:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= LIMITS.get(name, 1 << 16):
-        raise WeightsError(f"The checkpoint's {name} is {str(value)[:40]!r}, not a whole number from 0 to "
-                           f"{LIMITS.get(name, 1 << 16)}; it is not an EG3D generator the bridge can build.")
+        raise WeightsError(
+            f"The checkpoint's {name} is {str(value)[:40]!r}, not a whole number from 0 to "
+            f"{LIMITS.get(name, 1 << 16)}; it is not an EG3D generator the bridge can build."
+        )
     return value
 
 
@@ -93,8 +113,9 @@ def number(value, name: str, default: float) -> float:
     """A finite real number from the checkpoint's kwargs, else one sentence."""
     value = default if value is None else value
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or abs(value) > 1e6:
-        raise WeightsError(f"The checkpoint's {name} is {str(value)[:40]!r}, not a finite number; "
-                           "it is not an EG3D generator the bridge can build.")
+        raise WeightsError(
+            f"The checkpoint's {name} is {str(value)[:40]!r}, not a finite number; it is not an EG3D generator the bridge can build."
+        )
     return float(value)
 
 
@@ -107,13 +128,17 @@ def render_config(rendering: dict) -> RenderConfig:
     ray_start, ray_end = rendering.get("ray_start", 2.25), rendering.get("ray_end", 3.3)
     box_limits = ray_start == "auto" or ray_end == "auto"
     if not box_limits and not (isinstance(ray_start, (int, float)) and isinstance(ray_end, (int, float))):
-        raise WeightsError(f"The checkpoint's ray range ({str(ray_start)[:20]!r}, {str(ray_end)[:20]!r}) is neither "
-                           "numbers nor 'auto'; it is not an EG3D generator the bridge can render.")
+        raise WeightsError(
+            f"The checkpoint's ray range ({str(ray_start)[:20]!r}, {str(ray_end)[:20]!r}) is neither "
+            "numbers nor 'auto'; it is not an EG3D generator the bridge can render."
+        )
     defaults = RenderConfig()
     pivot = rendering.get("avg_camera_pivot", defaults.camera_pivot)
     if not isinstance(pivot, (list, tuple)) or len(pivot) != 3:
-        raise WeightsError(f"The checkpoint's avg_camera_pivot is {str(pivot)[:40]!r}, not three numbers; "
-                           "it is not an EG3D generator the bridge can render.")
+        raise WeightsError(
+            f"The checkpoint's avg_camera_pivot is {str(pivot)[:40]!r}, not three numbers; "
+            "it is not an EG3D generator the bridge can render."
+        )
     return RenderConfig(
         ray_start=None if box_limits else number(ray_start, "ray_start", 2.25),
         ray_end=None if box_limits else number(ray_end, "ray_end", 3.3),
@@ -133,7 +158,10 @@ def superresolution_config(kwargs: dict, rendering: dict, neural_resolution, sta
         return None, ""
     kind = str(rendering.get("superresolution_module") or "").rsplit(".", 1)[-1]
     if kind not in LAYOUTS:
-        return None, f"its super-resolution network ({kind or 'of unnamed kind'}) is not one the bridge can build, so pictures are the neural render"
+        return (
+            None,
+            f"its super-resolution network ({kind or 'of unnamed kind'}) is not one the bridge can build, so pictures are the neural render",
+        )
     return SuperResolutionConfig(
         kind=kind,
         neural_resolution=size(neural_resolution or LAYOUTS[kind].input_resolution, "neural_rendering_resolution"),
@@ -143,8 +171,9 @@ def superresolution_config(kwargs: dict, rendering: dict, neural_resolution, sta
     ), ""
 
 
-def generator_config(kwargs: dict, rendering: dict, state: dict[str, torch.Tensor],
-                     superresolution: SuperResolutionConfig | None = None) -> GeneratorConfig:
+def generator_config(
+    kwargs: dict, rendering: dict, state: dict[str, torch.Tensor], superresolution: SuperResolutionConfig | None = None
+) -> GeneratorConfig:
     """Sizes from the init kwargs where EG3D states them, otherwise from the tensors' shapes."""
     resolutions = sorted(int(m.group(1)) for n in state if (m := re.match(r"^synthesis\.b(\d+)\.torgb\.weight$", n)))
     needed = ["mapping.fc0.weight", "decoder.fc0.weight", "decoder.fc1.weight"]
@@ -210,13 +239,24 @@ def import_checkpoint(path: Path, out: Path) -> Path:
     imported = convert(generator_record(read_checkpoint(path), path), str(path))
     weights = Path(out) / "generator.safetensors"
     try:
-        save_generator(imported.generator, weights, extra={
-            "source": path.name, "source_sha256": file_sha256(path), "converted_from": "EG3D",
-            "skipped_tensors": imported.skipped, "notes": imported.notes,
-            "init_kwargs": {str(k): v for k, v in imported.init_kwargs.items()
-                            if isinstance(v, (int, str, bool)) or (isinstance(v, float) and math.isfinite(v))},
-        })
+        save_generator(
+            imported.generator,
+            weights,
+            extra={
+                "source": path.name,
+                "source_sha256": file_sha256(path),
+                "converted_from": "EG3D",
+                "skipped_tensors": imported.skipped,
+                "notes": imported.notes,
+                "init_kwargs": {
+                    str(k): v
+                    for k, v in imported.init_kwargs.items()
+                    if isinstance(v, (int, str, bool)) or (isinstance(v, float) and math.isfinite(v))
+                },
+            },
+        )
     except OSError as error:  # --out is a file, read-only, on a full disk...
-        raise WeightsError(f"Could not write the generator into {out} ({error.strerror or error}); "
-                           "give --out a folder you can write to.") from None
+        raise WeightsError(
+            f"Could not write the generator into {out} ({error.strerror or error}); give --out a folder you can write to."
+        ) from None
     return weights

@@ -31,8 +31,9 @@ SEEDS = 2**32
 def seed_z(seed: int, z_dim: int) -> Tensor:
     """EG3D's z for `seed`: np.random.RandomState(seed).randn(1, z_dim), as float32 (1, z_dim)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEEDS:
-        raise BridgeError(f"An EG3D head's seed is a whole number from 0 to {SEEDS - 1} (as in EG3D's gen_samples.py); "
-                          f"{str(seed)[:24]} is not one.")
+        raise BridgeError(
+            f"An EG3D head's seed is a whole number from 0 to {SEEDS - 1} (as in EG3D's gen_samples.py); {str(seed)[:24]} is not one."
+        )
     return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim)).float()
 
 

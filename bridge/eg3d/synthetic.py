@@ -40,10 +40,12 @@ from bridge.field.superres import SuperResolutionConfig
 BUFFERS = ("noise_const", "w_avg", "resample_filter")
 SEQUENTIALS = ("decoder.net",)
 """Module paths EG3D holds in a plain torch.nn.Sequential (with Softplus between the layers)."""
-PLAIN_CLASSES = {"renderer": ("training.volumetric_rendering.renderer", "ImportanceRenderer"),
-                 "renderer.ray_marcher": ("training.volumetric_rendering.ray_marcher", "MipRayMarcher2"),
-                 "ray_sampler": ("training.volumetric_rendering.ray_sampler", "RaySampler"),
-                 "decoder": ("training.triplane", "OSGDecoder")}
+PLAIN_CLASSES = {
+    "renderer": ("training.volumetric_rendering.renderer", "ImportanceRenderer"),
+    "renderer.ray_marcher": ("training.volumetric_rendering.ray_marcher", "MipRayMarcher2"),
+    "ray_sampler": ("training.volumetric_rendering.ray_sampler", "RaySampler"),
+    "decoder": ("training.triplane", "OSGDecoder"),
+}
 """EG3D's networks that are plain nn.Module subclasses, by where they sit in the generator."""
 
 
@@ -70,15 +72,23 @@ def eg3d_modules() -> Iterator[None]:
     persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
     util.EasyDict = EasyDict
     saved = {}
-    stand_ins = {"torch_utils": types.ModuleType("torch_utils"), "torch_utils.persistence": persistence,
-                 "dnnlib": types.ModuleType("dnnlib"), "dnnlib.util": util}
+    stand_ins = {
+        "torch_utils": types.ModuleType("torch_utils"),
+        "torch_utils.persistence": persistence,
+        "dnnlib": types.ModuleType("dnnlib"),
+        "dnnlib.util": util,
+    }
     for cls in _PLAIN.values():
         parts = cls.__module__.split(".")
         for end in range(1, len(parts) + 1):
             stand_ins.setdefault(".".join(parts[:end]), types.ModuleType(".".join(parts[:end])))
         setattr(stand_ins[cls.__module__], cls.__name__, cls)
-    originals = (_reconstruct_persistent_obj.__module__, _reconstruct_persistent_obj.__qualname__,
-                 EasyDict.__module__, EasyDict.__qualname__)
+    originals = (
+        _reconstruct_persistent_obj.__module__,
+        _reconstruct_persistent_obj.__qualname__,
+        EasyDict.__module__,
+        EasyDict.__qualname__,
+    )
     _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
     EasyDict.__module__ = "dnnlib.util"
     for name, module in stand_ins.items():
@@ -87,8 +97,9 @@ def eg3d_modules() -> Iterator[None]:
     try:
         yield
     finally:
-        (_reconstruct_persistent_obj.__module__, _reconstruct_persistent_obj.__qualname__,
-         EasyDict.__module__, EasyDict.__qualname__) = originals
+        (_reconstruct_persistent_obj.__module__, _reconstruct_persistent_obj.__qualname__, EasyDict.__module__, EasyDict.__qualname__) = (
+            originals
+        )
         for name, module in saved.items():
             if module is None:
                 sys.modules.pop(name, None)
@@ -99,8 +110,13 @@ def eg3d_modules() -> Iterator[None]:
 def module_state(parameters=(), buffers=(), children=(), **extra) -> dict:
     """torch.nn.Module's __dict__ (hooks and all, as this torch writes it) of an eval-mode network."""
     state = vars(torch.nn.Module())
-    state.update(training=False, _parameters=collections.OrderedDict(parameters),
-                 _buffers=collections.OrderedDict(buffers), _modules=collections.OrderedDict(children), **extra)
+    state.update(
+        training=False,
+        _parameters=collections.OrderedDict(parameters),
+        _buffers=collections.OrderedDict(buffers),
+        _modules=collections.OrderedDict(children),
+        **extra,
+    )
     return state
 
 
@@ -155,16 +171,33 @@ def nested(flat: dict[str, torch.Tensor], module_src: str = "") -> dict:
         if where in _PLAIN:
             return plain(where, children, hidden_dim=64)
         parameters = {k: torch.nn.Parameter(v, requires_grad=False) for k, v in tensors.items() if k not in BUFFERS}
-        return record(f"Network<{where}>", module_src, parameters=parameters.items(),
-                      buffers=[(k, v) for k, v in tensors.items() if k in BUFFERS], children=children, **gains(parameters))
+        return record(
+            f"Network<{where}>",
+            module_src,
+            parameters=parameters.items(),
+            buffers=[(k, v) for k, v in tensors.items() if k in BUFFERS],
+            children=children,
+            **gains(parameters),
+        )
 
     return {k: build(v, k) for k, v in tree.items() if k}
 
 
-TINY = GeneratorConfig(z_dim=16, c_dim=25, w_dim=32, plane_resolution=16, plane_channels=8, channel_base=256,
-                       channel_max=32, decoder_hidden=16, decoder_features=8, upsampling="eg3d_fir", conv_clamp=256.0,
-                       render=RenderConfig(depth_samples=12, importance_samples=12),
-                       superresolution=SuperResolutionConfig("SuperresolutionHybrid2X", neural_resolution=32, conv_clamp=256.0))
+TINY = GeneratorConfig(
+    z_dim=16,
+    c_dim=25,
+    w_dim=32,
+    plane_resolution=16,
+    plane_channels=8,
+    channel_base=256,
+    channel_max=32,
+    decoder_hidden=16,
+    decoder_features=8,
+    upsampling="eg3d_fir",
+    conv_clamp=256.0,
+    render=RenderConfig(depth_samples=12, importance_samples=12),
+    superresolution=SuperResolutionConfig("SuperresolutionHybrid2X", neural_resolution=32, conv_clamp=256.0),
+)
 """EG3D's structure (conditioned mapping, FIR up-sampling, clamp, the cars' 64 -> 128 super-resolution)
 at a size that runs in milliseconds."""
 
@@ -199,55 +232,105 @@ def eg3d_state(generator: TriPlaneGenerator) -> dict[str, torch.Tensor]:
 def eg3d_kwargs(config: GeneratorConfig) -> tuple[dict, dict, dict]:
     """The init kwargs, rendering kwargs and extra state EG3D's TriPlaneGenerator of `config` has."""
     render, superresolution = config.render, config.superresolution
-    rendering = {"depth_resolution": render.depth_samples, "depth_resolution_importance": render.importance_samples,
-                 "ray_start": render.ray_start, "ray_end": render.ray_end, "box_warp": render.box_size,
-                 "white_back": render.background is not None, "decoder_lr_mul": config.decoder_lr_multiplier,
-                 "avg_camera_radius": render.camera_radius, "avg_camera_pivot": list(render.camera_pivot),
-                 "c_gen_conditioning_zero": config.conditioning_scale == 0, "c_scale": config.conditioning_scale or 1.0}
+    rendering = {
+        "depth_resolution": render.depth_samples,
+        "depth_resolution_importance": render.importance_samples,
+        "ray_start": render.ray_start,
+        "ray_end": render.ray_end,
+        "box_warp": render.box_size,
+        "white_back": render.background is not None,
+        "decoder_lr_mul": config.decoder_lr_multiplier,
+        "avg_camera_radius": render.camera_radius,
+        "avg_camera_pivot": list(render.camera_pivot),
+        "c_gen_conditioning_zero": config.conditioning_scale == 0,
+        "c_scale": config.conditioning_scale or 1.0,
+    }
     if render.ray_start is None:
         rendering.update(ray_start="auto", ray_end="auto")
-    kwargs = dict(z_dim=config.z_dim, c_dim=config.c_dim, w_dim=config.w_dim, img_resolution=512, img_channels=3,
-                  channel_base=config.channel_base, channel_max=config.channel_max, conv_clamp=config.conv_clamp,
-                  sr_num_fp16_res=0)
+    kwargs = dict(
+        z_dim=config.z_dim,
+        c_dim=config.c_dim,
+        w_dim=config.w_dim,
+        img_resolution=512,
+        img_channels=3,
+        channel_base=config.channel_base,
+        channel_max=config.channel_max,
+        conv_clamp=config.conv_clamp,
+        sr_num_fp16_res=0,
+    )
     state = {}
     if superresolution is not None:
-        rendering.update(superresolution_module=f"training.superresolution.{superresolution.kind}",
-                         sr_antialias=superresolution.antialias, superresolution_noise_mode=superresolution.noise_mode)
-        kwargs.update(img_resolution=superresolution.layout.output_resolution,
-                      sr_num_fp16_res=4 if superresolution.conv_clamp is not None else 0)
+        rendering.update(
+            superresolution_module=f"training.superresolution.{superresolution.kind}",
+            sr_antialias=superresolution.antialias,
+            superresolution_noise_mode=superresolution.noise_mode,
+        )
+        kwargs.update(
+            img_resolution=superresolution.layout.output_resolution, sr_num_fp16_res=4 if superresolution.conv_clamp is not None else 0
+        )
         state["neural_rendering_resolution"] = superresolution.neural_resolution
-    kwargs.update(mapping_kwargs=EasyDict(num_layers=config.mapping_layers), rendering_kwargs=rendering,
-                  sr_kwargs=EasyDict(channel_base=config.channel_base, channel_max=config.channel_max))
+    kwargs.update(
+        mapping_kwargs=EasyDict(num_layers=config.mapping_layers),
+        rendering_kwargs=rendering,
+        sr_kwargs=EasyDict(channel_base=config.channel_base, channel_max=config.channel_max),
+    )
     return kwargs, rendering, state
 
 
 def _generator_record(flat: dict, kwargs: dict, rendering: dict, state: dict, module_src: str):
     records = nested(flat, module_src)
-    renderer = plain("renderer", [("ray_marcher", plain("renderer.ray_marcher"))],
-                     plane_axes=torch.tensor([[[1.0, 0, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, 0], [0, 0, 1], [0, 1, 0]],
-                                              [[0, 0, 1], [0, 1, 0], [1, 0, 0]]]))
-    ray_sampler = plain("ray_sampler", ray_origins_h=None, ray_directions=None, depths=None, image_coords=None,
-                        rendering_options=None)
+    renderer = plain(
+        "renderer",
+        [("ray_marcher", plain("renderer.ray_marcher"))],
+        plane_axes=torch.tensor(
+            [[[1.0, 0, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, 0], [0, 0, 1], [0, 1, 0]], [[0, 0, 1], [0, 1, 0], [1, 0, 0]]]
+        ),
+    )
+    ray_sampler = plain("ray_sampler", ray_origins_h=None, ray_directions=None, depths=None, image_coords=None, rendering_options=None)
     children = [("renderer", renderer), ("ray_sampler", ray_sampler), *records.items()]
     buffers = {name: flat[name] for name in ("dataset_label_std",) if name in flat}
-    return record("TriPlaneGenerator", module_src, buffers=buffers.items(), children=children, _init_args=(),
-                  _init_kwargs=kwargs, rendering_kwargs=rendering, _last_planes=None, **state)
+    return record(
+        "TriPlaneGenerator",
+        module_src,
+        buffers=buffers.items(),
+        children=children,
+        _init_args=(),
+        _init_kwargs=kwargs,
+        rendering_kwargs=rendering,
+        _last_planes=None,
+        **state,
+    )
 
 
 def _training_networks(module_src: str) -> dict:
     """Small stand-ins for the discriminator and the augmentation pipeline of a snapshot."""
-    block = record("DiscriminatorBlock", module_src, parameters=[("weight", torch.nn.Parameter(torch.randn(8, 6, 3, 3), requires_grad=False))],
-                   buffers=[("resample_filter", torch.ones(4, 4) / 16)])
-    discriminator = record("DualDiscriminator", module_src, children=[("b512", block)],
-                           _init_args=(), _init_kwargs={"c_dim": 25, "img_resolution": 512, "img_channels": 3})
-    augment = record("AugmentPipe", module_src, buffers=[("p", torch.zeros([]))], _init_args=(), _init_kwargs={"xflip": 1},
-                     xflip=np.float64(1.0))
+    block = record(
+        "DiscriminatorBlock",
+        module_src,
+        parameters=[("weight", torch.nn.Parameter(torch.randn(8, 6, 3, 3), requires_grad=False))],
+        buffers=[("resample_filter", torch.ones(4, 4) / 16)],
+    )
+    discriminator = record(
+        "DualDiscriminator",
+        module_src,
+        children=[("b512", block)],
+        _init_args=(),
+        _init_kwargs={"c_dim": 25, "img_resolution": 512, "img_channels": 3},
+    )
+    augment = record(
+        "AugmentPipe", module_src, buffers=[("p", torch.zeros([]))], _init_args=(), _init_kwargs={"xflip": 1}, xflip=np.float64(1.0)
+    )
     return {"D": discriminator, "augment_pipe": augment}
 
 
-def write_checkpoint(generator: TriPlaneGenerator, path: Path, module_src: str = "",
-                     edit: Callable[[dict], None] | None = None, discriminator: bool = True,
-                     edit_kwargs: Callable[[dict], None] | None = None) -> Path:
+def write_checkpoint(
+    generator: TriPlaneGenerator,
+    path: Path,
+    module_src: str = "",
+    edit: Callable[[dict], None] | None = None,
+    discriminator: bool = True,
+    edit_kwargs: Callable[[dict], None] | None = None,
+) -> Path:
     """`generator` as EG3D's training loop saves a network snapshot: G (the training weights, made
     to differ here), D, G_ema (`generator`) and augment_pipe (None without `discriminator`, as in a
     run without augmentation). `edit` and `edit_kwargs` may change G_ema's flat EG3D state and its
@@ -260,10 +343,19 @@ def write_checkpoint(generator: TriPlaneGenerator, path: Path, module_src: str =
     if edit_kwargs is not None:
         edit_kwargs(kwargs)
     with eg3d_modules():
-        snapshot = {"training_set_kwargs": {"class_name": "training.dataset.ImageFolderDataset", "resolution": 512,
-                                            "use_labels": True, "max_size": 70000, "xflip": False},
-                    "G": _generator_record(training, kwargs, rendering, state, module_src),
-                    "D": None, "G_ema": _generator_record(flat, kwargs, rendering, state, module_src), "augment_pipe": None}
+        snapshot = {
+            "training_set_kwargs": {
+                "class_name": "training.dataset.ImageFolderDataset",
+                "resolution": 512,
+                "use_labels": True,
+                "max_size": 70000,
+                "xflip": False,
+            },
+            "G": _generator_record(training, kwargs, rendering, state, module_src),
+            "D": None,
+            "G_ema": _generator_record(flat, kwargs, rendering, state, module_src),
+            "augment_pipe": None,
+        }
         if discriminator:
             snapshot.update(_training_networks(module_src))
         Path(path).write_bytes(pickle.dumps(snapshot))
@@ -275,9 +367,16 @@ def write_converted(generator: TriPlaneGenerator, path: Path) -> Path:
     state_dict, neural rendering resolution and rendering kwargs, under 3DPE's key names)."""
     kwargs, rendering, state = eg3d_kwargs(generator.config)
     with eg3d_modules():
-        torch.save({"G_init_args": (), "G_init_kwargs": EasyDict(kwargs), "G": collections.OrderedDict(eg3d_state(generator)),
-                    "G_neural_rendering_resolution": state.get("neural_rendering_resolution", 64),
-                    "G_renderinig_kwargs": rendering}, path)
+        torch.save(
+            {
+                "G_init_args": (),
+                "G_init_kwargs": EasyDict(kwargs),
+                "G": collections.OrderedDict(eg3d_state(generator)),
+                "G_neural_rendering_resolution": state.get("neural_rendering_resolution", 64),
+                "G_renderinig_kwargs": rendering,
+            },
+            path,
+        )
     return Path(path)
 
 

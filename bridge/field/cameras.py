@@ -17,6 +17,7 @@ reproduces it for parity with released code.
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import Tensor
 
@@ -51,24 +52,18 @@ def orbit_pose(
     yaw = torch.deg2rad(torch.as_tensor(yaw_deg, dtype=torch.float32).reshape(-1))
     pitch = torch.deg2rad(torch.as_tensor(pitch_deg, dtype=torch.float32).reshape(-1))
     yaw, pitch = torch.broadcast_tensors(yaw, pitch)
-    origin = radius * torch.stack(
-        [torch.cos(pitch) * torch.sin(yaw), torch.sin(pitch), torch.cos(pitch) * torch.cos(yaw)], dim=-1
-    )
+    origin = radius * torch.stack([torch.cos(pitch) * torch.sin(yaw), torch.sin(pitch), torch.cos(pitch) * torch.cos(yaw)], dim=-1)
     return look_at(origin, torch.tensor(pivot).expand_as(origin))
 
 
-def eg3d_lookat_pose(
-    horizontal: float, vertical: float, radius: float = CAMERA_RADIUS, pivot=FFHQ_PIVOT
-) -> Tensor:
+def eg3d_lookat_pose(horizontal: float, vertical: float, radius: float = CAMERA_RADIUS, pivot=FFHQ_PIVOT) -> Tensor:
     """EG3D's LookAtPoseSampler.sample(horizontal, vertical, pivot, radius) without noise.
 
     horizontal = vertical = pi/2 is the frontal view. -> (1, 4, 4)."""
     vertical = min(max(vertical, 1e-5), math.pi - 1e-5)
     phi = math.acos(1 - 2 * vertical / math.pi)
     theta = horizontal
-    origin = radius * torch.tensor(
-        [[math.sin(phi) * math.cos(math.pi - theta), math.cos(phi), math.sin(phi) * math.sin(math.pi - theta)]]
-    )
+    origin = radius * torch.tensor([[math.sin(phi) * math.cos(math.pi - theta), math.cos(phi), math.sin(phi) * math.sin(math.pi - theta)]])
     return look_at(origin, torch.tensor([pivot]))
 
 

@@ -115,9 +115,7 @@ class TriPlaneGenerator(nn.Module):
             num_layers=config.mapping_layers,
             lr_multiplier=config.mapping_lr_multiplier,
         )
-        self.decoder = OSGDecoder(
-            config.plane_channels, config.decoder_hidden, config.decoder_features, config.decoder_lr_multiplier
-        )
+        self.decoder = OSGDecoder(config.plane_channels, config.decoder_hidden, config.decoder_features, config.decoder_lr_multiplier)
         self.noise_mode = "const"
         """How the plane synthesis draws its per-pixel noise when a call does not say: EG3D's modes,
         "const" (the stored noise, the same head every time), "random" (fresh noise each call) or "none"."""

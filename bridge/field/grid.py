@@ -68,9 +68,12 @@ def sample_grid(
             on_progress(min(1.0, (start + chunk) / len(points)))
     shape = (resolution,) * 3
     return FieldGrid.from_arrays(
-        density.reshape(shape), rgb.reshape(*shape, 3),
+        density.reshape(shape),
+        rgb.reshape(*shape, 3),
         masks=None if masks is None else masks.reshape(-1, *shape),
-        level=level, box_size=box_size, provenance=provenance,
+        level=level,
+        box_size=box_size,
+        provenance=provenance,
     )
 
 
@@ -109,8 +112,16 @@ class SparseSampler:
     R^3 grid, so every lattice's cells are blocks of voxels (samples past the box read the field
     outside it, as a ray would); the FieldGrid is the first R^3 of it."""
 
-    def __init__(self, field: Field, resolution: int, level: float, box_size: float, chunk: int,
-                 device: torch.device | str, on_progress: Callable[[float], None] | None):
+    def __init__(
+        self,
+        field: Field,
+        resolution: int,
+        level: float,
+        box_size: float,
+        chunk: int,
+        device: torch.device | str,
+        on_progress: Callable[[float], None] | None,
+    ):
         self.field, self.resolution, self.level, self.chunk = field, resolution, level, chunk
         self.device, self.on_progress, self.box_size = device, on_progress, box_size
         self.strides = (2 * STRIDE, STRIDE, 2) if resolution >= 192 else (STRIDE, 2)
@@ -127,7 +138,7 @@ class SparseSampler:
         """Evaluate the field at the voxels of `want` not evaluated yet; how many there were."""
         index = torch.nonzero(want & ~self.evaluated)
         for start in range(0, len(index), self.chunk):
-            part = index[start:start + self.chunk]
+            part = index[start : start + self.chunk]
             points = torch.stack([self.axis[part[:, 0]], self.axis[part[:, 1]], self.axis[part[:, 2]]], dim=-1)
             out = self.field(points.to(self.device)[None])
             masks = out.get("masks")
@@ -170,8 +181,9 @@ class SparseSampler:
     def _fill_from(self, stride: int) -> None:
         """Voxels not evaluated take the trilinear interpolation of the `stride`-lattice."""
         lattice = self.values[::stride, ::stride, ::stride]
-        filled = F.interpolate(lattice.permute(3, 0, 1, 2)[None], size=self.evaluated.shape, mode="trilinear",
-                               align_corners=True)[0].permute(1, 2, 3, 0)
+        filled = F.interpolate(lattice.permute(3, 0, 1, 2)[None], size=self.evaluated.shape, mode="trilinear", align_corners=True)[
+            0
+        ].permute(1, 2, 3, 0)
         self.values = torch.where(self.evaluated[..., None], self.values, filled)
 
     def grid(self, provenance: dict[str, Any] | None) -> FieldGrid:
@@ -194,10 +206,15 @@ class SparseSampler:
         r = self.resolution
         values = self.values[:r, :r, :r].numpy()
         fraction = float(self.evaluated[:r, :r, :r].float().mean())
-        provenance = {**(provenance or {}), "sampling": {"kind": "sparse", "lattices": list(self.strides),
-                                                         "evaluated": round(fraction, 4), "rounds": self.rounds}}
+        provenance = {
+            **(provenance or {}),
+            "sampling": {"kind": "sparse", "lattices": list(self.strides), "evaluated": round(fraction, 4), "rounds": self.rounds},
+        }
         return FieldGrid.from_arrays(
-            values[..., 0], values[..., 1:4],
+            values[..., 0],
+            values[..., 1:4],
             masks=None if self.steps == 0 else np.moveaxis(values[..., 4:], -1, 0),
-            level=self.level, box_size=self.box_size, provenance=provenance,
+            level=self.level,
+            box_size=self.box_size,
+            provenance=provenance,
         )

@@ -49,9 +49,7 @@ class EqualizedLinear(nn.Module):
         return lrelu(x) if self.activation == "lrelu" else x
 
 
-def modulated_conv2d(
-    x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, padding: int = 0, fir_up: bool = False
-) -> Tensor:
+def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, padding: int = 0, fir_up: bool = False) -> Tensor:
     """Per-sample modulated convolution (StyleGAN2), computed as scale -> shared conv -> rescale.
 
     x: (B, I, H, W); weight: (O, I, k, k); styles: (B, I). Equal to convolving each sample with its
@@ -109,8 +107,15 @@ class SynthesisLayer(nn.Module):
     """Style-modulated 3x3 conv + noise + bias + leaky ReLU, optionally up-sampling first."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool, use_noise: bool,
-        upsampling: str = "bilinear", conv_clamp: float | None = None,
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        up: bool,
+        use_noise: bool,
+        upsampling: str = "bilinear",
+        conv_clamp: float | None = None,
     ):
         super().__init__()
         if upsampling not in UPSAMPLING:

@@ -61,9 +61,7 @@ class RenderConfig:
         return cls(**values)
 
 
-def _march(
-    depths: Tensor, sigma: Tensor, channels: dict[str, Tensor], density_bias: float
-) -> tuple[dict[str, Tensor], Tensor]:
+def _march(depths: Tensor, sigma: Tensor, channels: dict[str, Tensor], density_bias: float) -> tuple[dict[str, Tensor], Tensor]:
     """depths, sigma: (B, R, S, 1); channels (B, R, S, k) -> composites (B, R, k) and weights (B, R, S-1, 1)."""
     deltas = depths[:, :, 1:] - depths[:, :, :-1]
     sigma_mid = (sigma[:, :, :-1] + sigma[:, :, 1:]) / 2
@@ -202,8 +200,7 @@ class VolumeRenderer:
                 pieces.setdefault(name, []).append(value)
         batch = cam2world.shape[0]
         return {
-            name: torch.cat(parts, dim=1).reshape(batch, resolution, resolution, -1).permute(0, 3, 1, 2)
-            for name, parts in pieces.items()
+            name: torch.cat(parts, dim=1).reshape(batch, resolution, resolution, -1).permute(0, 3, 1, 2) for name, parts in pieces.items()
         }
 
 

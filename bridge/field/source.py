@@ -50,8 +50,9 @@ class HeadSource:
         superresolution = self.generator.config.superresolution
         return PICTURE_SIZE if superresolution is None else superresolution.layout.output_resolution
 
-    def view(self, field: Field, ws: Tensor, yaw_deg: float, size: int | None = None,
-             channels: tuple[str, ...] = ("rgb",)) -> dict[str, Tensor]:
+    def view(
+        self, field: Field, ws: Tensor, yaw_deg: float, size: int | None = None, channels: tuple[str, ...] = ("rgb",)
+    ) -> dict[str, Tensor]:
         """A picture of each head of `field` (latents `ws`) from `yaw_deg` at eye level:
         {name: (B, k, size, size)}. A generator with a super-resolution network renders at its
         neural resolution and super-resolves the rgb, as EG3D makes its pictures."""
@@ -59,14 +60,16 @@ class HeadSource:
         superresolution = self.generator.config.superresolution
         if superresolution is None:
             return render_orbit(field, self.render_config, yaw_deg, 0.0, size, channels, batch=len(ws))
-        rendered = render_orbit(field, self.render_config, yaw_deg, 0.0, superresolution.neural_resolution,
-                                (*channels, "features"), batch=len(ws))
+        rendered = render_orbit(
+            field, self.render_config, yaw_deg, 0.0, superresolution.neural_resolution, (*channels, "features"), batch=len(ws)
+        )
         out = {name: value for name, value in rendered.items() if name != "features" or "features" in channels}
         out["rgb"] = self.generator.super_resolve(rendered, ws)
         return {name: _resized(value, size) for name, value in out.items()}
 
-    def before_after(self, source: Field, edited: Field, ws: Tensor, edited_ws: Tensor, yaw_deg: float,
-                     size: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def before_after(
+        self, source: Field, edited: Field, ws: Tensor, edited_ws: Tensor, yaw_deg: float, size: int | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The first head before and after an edit: (source | edited | the edit's mask over it) as
         one picture (3, H, 3W + gaps), the mask (H, W), and the before and after pictures (3, H, W).
         `edited` must give a "mask" channel."""

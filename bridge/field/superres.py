@@ -77,8 +77,17 @@ class SuperResolution(nn.Module):
         resolution, channels = layout.input_resolution, in_channels
         for index, (out_channels, up) in enumerate(layout.blocks):
             resolution *= 2 if up else 1
-            block = SynthesisBlock(channels, out_channels, w_dim, resolution, img_channels=3, use_noise=True,
-                                   upsampling=upsampling, conv_clamp=config.conv_clamp, up=up)
+            block = SynthesisBlock(
+                channels,
+                out_channels,
+                w_dim,
+                resolution,
+                img_channels=3,
+                use_noise=True,
+                upsampling=upsampling,
+                conv_clamp=config.conv_clamp,
+                up=up,
+            )
             setattr(self, f"block{index}", block)
             channels = out_channels
 

@@ -78,8 +78,7 @@ def read_metadata(path: Path, hint: str) -> dict:
         raise WeightsError(f"{meta_file} does not describe tri-plane generator weights; {hint}.")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise WeightsError(
-            f"{meta_file} has format version {metadata.get('format_version')}, this bridge reads "
-            f"version {FORMAT_VERSION}; {hint}."
+            f"{meta_file} has format version {metadata.get('format_version')}, this bridge reads version {FORMAT_VERSION}; {hint}."
         )
     return metadata
 

@@ -45,8 +45,17 @@ TEMPLATES = (
     "{}",
 )
 ATTRIBUTE_WEIGHTS = {
-    "eye_colour": 6.0, "hair_colour": 1.5, "hair_length": 1.0, "mouth": 2.0, "nose": 4.0,
-    "skin_tone": 1.0, "lips": 4.0, "eyebrows": 1.0, "ears": 1.0, "eyes": 1.0, "jaw": 1.0,
+    "eye_colour": 6.0,
+    "hair_colour": 1.5,
+    "hair_length": 1.0,
+    "mouth": 2.0,
+    "nose": 4.0,
+    "skin_tone": 1.0,
+    "lips": 4.0,
+    "eyebrows": 1.0,
+    "ears": 1.0,
+    "eyes": 1.0,
+    "jaw": 1.0,
 }
 """How often captions name each attribute: the small details (iris colour, nose size, lip colour)
 most, since hair and skin are learnt within a few hundred steps while they lag behind."""

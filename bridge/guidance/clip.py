@@ -63,7 +63,7 @@ class ClipSource:
         if text == BUNDLED:
             return cls("local-dir", str(HEADCLIP_DIR))
         if text.startswith("local-dir:"):
-            return cls("local-dir", text[len("local-dir:"):])
+            return cls("local-dir", text[len("local-dir:") :])
         if "=" in text:
             architecture, path = text.split("=", 1)
             return cls("file", path, architecture.strip())
@@ -148,9 +148,7 @@ def _cached_tag_file(open_clip, architecture: str, tag: str, cache_dir: str | No
             except Exception:  # noqa: BLE001 -- any miss means "not in the cache"
                 continue
         where = cache_dir or "the Hugging Face cache (~/.cache/huggingface/hub)"
-        raise ClipLoadError(
-            f"The weights of {architecture}@{tag} ({repo}/{names[0]}) are not in {where}; {GET_WEIGHTS_HINT}."
-        )
+        raise ClipLoadError(f"The weights of {architecture}@{tag} ({repo}/{names[0]}) are not in {where}; {GET_WEIGHTS_HINT}.")
     url = config.get("url", "")
     path = Path(cache_dir or os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
     if not path.is_file():

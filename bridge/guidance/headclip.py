@@ -96,8 +96,13 @@ def render_views(
                 raise KeyboardInterrupt
             chunk = slice(start, min(start + batch, count))
             out = render_orbit(
-                analytic_field(params[chunk], with_parts=True), DATA_RENDER, yaw[chunk], pitch[chunk], resolution,
-                channels=("rgb", "parts"), batch=chunk.stop - chunk.start,
+                analytic_field(params[chunk], with_parts=True),
+                DATA_RENDER,
+                yaw[chunk],
+                pitch[chunk],
+                resolution,
+                channels=("rgb", "parts"),
+                batch=chunk.stop - chunk.start,
             )
             images.append((out["rgb"].clamp(0, 1) * 255).round().to(torch.uint8))
             label = out["parts"].argmax(dim=1)
@@ -199,12 +204,20 @@ def train_headclip(
     started = time.perf_counter()
     report = on_progress or (lambda p: None)
     views = cached_views(
-        cache, heads=config.heads, views_per_head=config.views_per_head, resolution=config.resolution, seed=config.seed,
-        on_progress=lambda d, t: report(ClipProgress("render", d, t, time.perf_counter() - started)), should_stop=should_stop,
+        cache,
+        heads=config.heads,
+        views_per_head=config.views_per_head,
+        resolution=config.resolution,
+        seed=config.seed,
+        on_progress=lambda d, t: report(ClipProgress("render", d, t, time.perf_counter() - started)),
+        should_stop=should_stop,
     )
     held_out = cached_views(
         cache.with_name(cache.stem + "-eval.npz") if cache else None,
-        heads=config.eval_heads, views_per_head=1, resolution=config.resolution, seed=EVAL_SEED,
+        heads=config.eval_heads,
+        views_per_head=1,
+        resolution=config.resolution,
+        seed=EVAL_SEED,
     )
     render_seconds = time.perf_counter() - started
     attributes = [describe(p) for p in views.params]
@@ -216,7 +229,9 @@ def train_headclip(
     other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": other, "weight_decay": 0.0}],
-        lr=config.learning_rate, betas=(0.9, 0.98), eps=1e-6,
+        lr=config.learning_rate,
+        betas=(0.9, 0.98),
+        eps=1e-6,
     )
     budget = Budget(config.steps, config.time_limit_minutes)  # training only; rendering comes on top
     step = 0

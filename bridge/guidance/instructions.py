@@ -34,11 +34,27 @@ PARTS: dict[str, tuple[str, ...]] = {
 OWN_MASKS = ("irises", "lips")
 """Words that are mask prompts of their own (a smaller region than their part's)."""
 VERB_STATES = {
-    "open": "open", "opens": "open", "opened": "open",
-    "close": "closed", "shut": "closed", "closed": "closed",
-    "widen": "wide", "enlarge": "big", "grow": "long", "lengthen": "long", "extend": "long",
-    "shorten": "short", "trim": "short", "shrink": "small", "darken": "dark", "lighten": "light",
-    "redden": "red", "whiten": "white", "thicken": "thick", "thin": "thin", "narrow": "narrow",
+    "open": "open",
+    "opens": "open",
+    "opened": "open",
+    "close": "closed",
+    "shut": "closed",
+    "closed": "closed",
+    "widen": "wide",
+    "enlarge": "big",
+    "grow": "long",
+    "lengthen": "long",
+    "extend": "long",
+    "shorten": "short",
+    "trim": "short",
+    "shrink": "small",
+    "darken": "dark",
+    "lighten": "light",
+    "redden": "red",
+    "whiten": "white",
+    "thicken": "thick",
+    "thin": "thin",
+    "narrow": "narrow",
 }
 """Verbs that name the state they ask for ("open the mouth" -> "open mouth")."""
 FILLER = set(
@@ -115,8 +131,7 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
     named = list(dict.fromkeys(p for p in map(_part_of_word, words) if p))
     if len(named) > 1:
         raise BridgeError(
-            f"The instruction {text[:60]!r} names {' and '.join(named)}; give one edit per instruction "
-            "(Apply on top stacks the next)."
+            f"The instruction {text[:60]!r} names {' and '.join(named)}; give one edit per instruction (Apply on top stacks the next)."
         )
     if at is not None:
         part = _part_of_word(words[at])

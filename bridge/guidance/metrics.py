@@ -18,7 +18,7 @@ def attribute_accuracy(clip: ClipModel, images: Tensor, params: Tensor, attribut
 
     Heads whose value is not nameable (a size in the middle third) are left out of that attribute.
     -> {"attr_top1": mean over attributes, "per_attribute": {name: accuracy}}."""
-    embeddings = torch.cat([clip.encode_image(images[i:i + batch]) for i in range(0, images.shape[0], batch)])
+    embeddings = torch.cat([clip.encode_image(images[i : i + batch]) for i in range(0, images.shape[0], batch)])
     truth = [describe(p) for p in params]
     per_attribute = {}
     for attribute in attributes:
@@ -60,8 +60,13 @@ def best_threshold_iou(maps: Tensor, masks: Tensor, levels: int = 19) -> dict:
 
 
 def relevance_iou(
-    clip: ClipModel, images: Tensor, parts: Tensor, prompts: dict[str, list[str] | str], batch: int = 16,
-    with_foreground: bool = False, **options,
+    clip: ClipModel,
+    images: Tensor,
+    parts: Tensor,
+    prompts: dict[str, list[str] | str],
+    batch: int = 16,
+    with_foreground: bool = False,
+    **options,
 ) -> dict:
     """Relevance maps of each part's prompt(s) against the ground-truth part masks.
 
@@ -77,9 +82,13 @@ def relevance_iou(
             continue
         chosen = images[keep]
         foreground = (parts[keep] > 0).float() if with_foreground else None
-        maps = torch.cat([
-            relevance_maps(clip, chosen[i:i + batch], prompt, foreground=None if foreground is None else foreground[i:i + batch], **options)
-            for i in range(0, chosen.shape[0], batch)
-        ])
+        maps = torch.cat(
+            [
+                relevance_maps(
+                    clip, chosen[i : i + batch], prompt, foreground=None if foreground is None else foreground[i : i + batch], **options
+                )
+                for i in range(0, chosen.shape[0], batch)
+            ]
+        )
         result[part] = best_threshold_iou(maps, masks[keep])
     return result

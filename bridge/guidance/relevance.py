@@ -151,7 +151,7 @@ def _shift(images: Tensor, dy: int, dx: int) -> Tensor:
     height, width = images.shape[-2:]
     padded = F.pad(images, (max(dx, 0), max(-dx, 0), max(dy, 0), max(-dy, 0)), mode="replicate")
     top, left = max(-dy, 0), max(-dx, 0)
-    return padded[..., top:top + height, left:left + width]
+    return padded[..., top : top + height, left : left + width]
 
 
 def relevance_maps(
@@ -235,8 +235,11 @@ def _normalised(maps: Tensor) -> Tensor:
 
 @torch.no_grad()
 def refine_with_image(
-    maps: Tensor, images: Tensor, iterations: int,
-    spatial_sigma: float = REFINE_SPATIAL_SIGMA, colour_sigma: float = REFINE_COLOUR_SIGMA,
+    maps: Tensor,
+    images: Tensor,
+    iterations: int,
+    spatial_sigma: float = REFINE_SPATIAL_SIGMA,
+    colour_sigma: float = REFINE_COLOUR_SIGMA,
 ) -> Tensor:
     """Joint bilateral filtering of `maps` (B, H, W) guided by `images` (B, 3, H, W), [0, 1],
     repeated `iterations` times: each pixel becomes the average of the map around it, weighted by
@@ -287,8 +290,9 @@ def logit_scale(clip: ClipModel) -> float:
     return float(scale.exp()) if isinstance(scale, torch.Tensor) else 1.0
 
 
-def _chefer_maps(clip: ClipModel, prepared: Tensor, positive: Tensor, negative: Tensor | None, chosen: int,
-                 shifts: int, input_size: tuple[int, int]) -> Tensor:
+def _chefer_maps(
+    clip: ClipModel, prepared: Tensor, positive: Tensor, negative: Tensor | None, chosen: int, shifts: int, input_size: tuple[int, int]
+) -> Tensor:
     """Raw relevance (B, 1, h, w) of the last `chosen` blocks, averaged over the sub-patch shifts."""
     visual = clip.model.visual
     if tuple(prepared.shape[-2:]) != tuple(input_size):

@@ -52,8 +52,13 @@ def apply_edits(generator: TriPlaneGenerator, ws: Tensor, steps: Sequence[EditSt
         target_ws = modules.mapper.target(current, check_strength(step.strength))
         attention = (step.mask_module or step.module).modules.attention
         field = EditedField(
-            generator.decoder, field, PlaneFeatures(generator.planes(target_ws), box), current, target_ws,
-            attention, modules.deformation,
+            generator.decoder,
+            field,
+            PlaneFeatures(generator.planes(target_ws), box),
+            current,
+            target_ws,
+            attention,
+            modules.deformation,
             texture_only=step.module.spec.texture_only if step.texture_only is None else step.texture_only,
         )
         current = target_ws

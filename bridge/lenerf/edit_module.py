@@ -61,7 +61,9 @@ class EditModule:
     def untrained(cls, spec: EditSpec, generator, generator_sha256: str) -> "EditModule":
         """Freshly initialised modules for `generator`: the identity edit (the mapper's residual is
         zero) with the attention field's starting mask. Exercises the plumbing, not an edit."""
-        return cls(spec, EditModules(ModuleConfig.for_generator(generator, deformation=spec.geometry)), generator_sha256, {"source": "none"})
+        return cls(
+            spec, EditModules(ModuleConfig.for_generator(generator, deformation=spec.geometry)), generator_sha256, {"source": "none"}
+        )
 
     def save(self, folder: Path) -> Path:
         folder = Path(folder)
@@ -103,7 +105,11 @@ class EditModule:
         except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as error:
             reason = str(error).splitlines()[0][:160]
             raise EditModuleError(f"The edit module {folder} cannot be read ({reason}); train it again.") from None
-        info = {k: v for k, v in metadata.items() if k not in {"format", "format_version", "spec", "modules", "generator_sha256", "clip", "sha256"}}
+        info = {
+            k: v
+            for k, v in metadata.items()
+            if k not in {"format", "format_version", "spec", "modules", "generator_sha256", "clip", "sha256"}
+        }
         return cls(spec, modules.to(device).eval(), metadata["generator_sha256"], metadata.get("clip", {}), info)
 
 
@@ -119,8 +125,7 @@ def read_metadata(folder: Path) -> dict:
         raise EditModuleError(f"{path} does not describe an edit module; check the path.")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise EditModuleError(
-            f"{path} has format version {metadata.get('format_version')}, this bridge reads version {FORMAT_VERSION}; "
-            "train the edit again."
+            f"{path} has format version {metadata.get('format_version')}, this bridge reads version {FORMAT_VERSION}; train the edit again."
         )
     return metadata
 
@@ -155,7 +160,9 @@ class EditLibrary:
                     problem = None
                     if self.generator_sha256 and metadata.get("generator_sha256") != self.generator_sha256:
                         problem = "trained for another generator"
-                    found.append(LibraryEntry(folder.name, folder, spec.get("edit", ""), spec.get("mask", ""), bool(spec.get("geometry")), problem))
+                    found.append(
+                        LibraryEntry(folder.name, folder, spec.get("edit", ""), spec.get("mask", ""), bool(spec.get("geometry")), problem)
+                    )
                 except EditModuleError as error:
                     found.append(LibraryEntry(folder.name, folder, problem=str(error)))
         return found

@@ -74,9 +74,7 @@ class EditedField:
         mask = torch.zeros_like(points[..., :1])
         if active.any():
             latent = self.attention.embed(self.ws_source, self.ws_target)[:, None].expand(-1, points.shape[1], -1)
-            m = self.attention(
-                source[active], source_points[active], target[active], points[active], latent[active]
-            )
+            m = self.attention(source[active], source_points[active], target[active], points[active], latent[active])
             mask = mask.masked_scatter(active[..., None], m)
         return mask, source_sigma
 
@@ -114,4 +112,3 @@ class EditedField:
 
     def target_field(self, points: Tensor) -> dict[str, Tensor]:
         return self.decoder.decode(self.target.features(points)[0])
-

@@ -90,9 +90,7 @@ class LatentResidualMapper(nn.Module):
     def __init__(self, config: ModuleConfig):
         super().__init__()
         self.groups = level_groups(config.num_ws)
-        self.mappers = nn.ModuleList(
-            _LevelMapper(config.w_dim, config.mapper_layers, config.mapper_lr_multiplier) for _ in self.groups
-        )
+        self.mappers = nn.ModuleList(_LevelMapper(config.w_dim, config.mapper_layers, config.mapper_lr_multiplier) for _ in self.groups)
         self.residual_scale = config.residual_scale
 
     def forward(self, ws: Tensor) -> Tensor:
@@ -138,8 +136,11 @@ class AttentionFieldNetwork(nn.Module):
     def forward(self, source_features: Tensor, source_points: Tensor, target_features: Tensor, points: Tensor, latent: Tensor) -> Tensor:
         x = torch.cat(
             [
-                source_features, positional_encoding(source_points, self.frequencies),
-                target_features, positional_encoding(points, self.frequencies), latent,
+                source_features,
+                positional_encoding(source_points, self.frequencies),
+                target_features,
+                positional_encoding(points, self.frequencies),
+                latent,
             ],
             dim=-1,
         )

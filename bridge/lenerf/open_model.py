@@ -206,7 +206,7 @@ def mask_embedding(clip, mask: str) -> Tensor:
     words = " ".join(mask.split())
     for article in ("the ", "her ", "his ", "their ", "its "):
         if words.lower().startswith(article):
-            words = words[len(article):]
+            words = words[len(article) :]
             break
     return F.normalize(clip.encode_text(mask_prompt_ensemble(words)).mean(0), dim=-1).cpu()
 
@@ -238,8 +238,9 @@ class OpenEditModel(nn.Module):
 
     # --- binding prompts ---------------------------------------------------------------------
 
-    def edit(self, clip, edit: str, mask: str, geometry: bool = True, image: Tensor | None = None,
-             image_sha256: str | None = None) -> PromptEdit:
+    def edit(
+        self, clip, edit: str, mask: str, geometry: bool = True, image: Tensor | None = None, image_sha256: str | None = None
+    ) -> PromptEdit:
         """A PromptEdit for an edit prompt (or a reference picture (3, H, W) in [0, 1]) on a mask prompt."""
         mask = check_prompt(mask, "mask", 100)
         if image is not None:
@@ -253,7 +254,9 @@ class OpenEditModel(nn.Module):
         device = self.mean_image_embedding.device
         return PromptEdit(
             EditSpec(edit, mask, geometry, image_sha256),
-            _PromptModules(_BoundMapper(self.mapper, direction.to(device)), _BoundAttention(self.mask, mask_embedding(clip, mask).to(device), geometry)),
+            _PromptModules(
+                _BoundMapper(self.mapper, direction.to(device)), _BoundAttention(self.mask, mask_embedding(clip, mask).to(device), geometry)
+            ),
         )
 
     @torch.no_grad()
@@ -277,16 +280,21 @@ class OpenEditModel(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(folder / TENSORS))
         metadata = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-            "generator_sha256": self.generator_sha256, "clip": self.clip_identity,
-            "sha256": file_sha256(folder / TENSORS), **self.info,
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "generator_sha256": self.generator_sha256,
+            "clip": self.clip_identity,
+            "sha256": file_sha256(folder / TENSORS),
+            **self.info,
         }
         (folder / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
         return folder
 
     @classmethod
-    def load(cls, folder: Path = BUNDLED_OPEN_MODEL, generator_sha256: str | None = None,
-             device: str | torch.device = "cpu") -> "OpenEditModel":
+    def load(
+        cls, folder: Path = BUNDLED_OPEN_MODEL, generator_sha256: str | None = None, device: str | torch.device = "cpu"
+    ) -> "OpenEditModel":
         folder = Path(folder)
         path = folder / METADATA
         if not path.is_file():
@@ -306,8 +314,16 @@ class OpenEditModel(nn.Module):
         try:
             if metadata.get("sha256") and file_sha256(tensors) != metadata["sha256"]:
                 raise OpenModelError(f"{tensors} does not match its checksum (damaged or replaced); train the open edit model again.")
-            model = cls(OpenModelConfig(**metadata["config"]), metadata.get("generator_sha256", ""), metadata.get("clip", {}),
-                        {k: v for k, v in metadata.items() if k not in {"format", "format_version", "config", "generator_sha256", "clip", "sha256"}})
+            model = cls(
+                OpenModelConfig(**metadata["config"]),
+                metadata.get("generator_sha256", ""),
+                metadata.get("clip", {}),
+                {
+                    k: v
+                    for k, v in metadata.items()
+                    if k not in {"format", "format_version", "config", "generator_sha256", "clip", "sha256"}
+                },
+            )
             model.load_state_dict(load_file(str(tensors)))
         except OpenModelError:
             raise
@@ -324,7 +340,6 @@ class OpenEditModel(nn.Module):
                 f"The open edit model was trained with the CLIP {self.clip_identity.get('source')!r}, not {clip.source!r}; "
                 "use that CLIP (--clip) or train the open model with this one."
             )
-
 
 
 ALMOST_NOTHING = 0.01
@@ -345,6 +360,8 @@ def clip_gain(clip, before: Tensor, after: Tensor, edit: str) -> float:
 def describe_gain(gain: float, edit: str) -> str:
     """One sentence on a `clip_gain` for the user."""
     if gain < ALMOST_NOTHING:
-        return (f"CLIP sees almost no move toward {edit!r} ({gain:+.3f}); raise the strength, reword the prompt "
-                "or train a module for it (train-edit).")
+        return (
+            f"CLIP sees almost no move toward {edit!r} ({gain:+.3f}); raise the strength, reword the prompt "
+            "or train a module for it (train-edit)."
+        )
     return f"CLIP sees the head {gain:+.3f} closer to {edit!r}."

@@ -40,8 +40,18 @@ from bridge.lenerf.open_model import OpenEditModel, mask_embedding
 MASK_VOCABULARY = ("eyes", "irises", "hair", "haircut", "mouth", "lips", "nose", "ears", "eyebrows", "skin")
 """The part prompts whose relevance the mask field learns; other wordings are answered through
 their text embeddings."""
-PART_OF_PROMPT = {"eyes": "eyes", "irises": "eyes", "hair": "hair", "haircut": "hair", "mouth": "mouth", "lips": "mouth",
-                  "nose": "nose", "ears": "ears", "eyebrows": "eyebrows", "skin": "skin"}
+PART_OF_PROMPT = {
+    "eyes": "eyes",
+    "irises": "eyes",
+    "hair": "hair",
+    "haircut": "hair",
+    "mouth": "mouth",
+    "lips": "mouth",
+    "nose": "nose",
+    "ears": "ears",
+    "eyebrows": "eyebrows",
+    "skin": "skin",
+}
 """Which prompts name the same part: a pixel's label goes to the part whose prompts find it most
 relevant (`competing_labels`)."""
 NO_BASELINE = ("eyes", "irises", "skin")
@@ -136,14 +146,16 @@ def make_shard(source, clip, config: OpenTrainingConfig, index: int) -> dict[str
         if prompt not in NO_BASELINE:
             relevance = relevance_above(relevance, baseline)
         labels.append(pseudo_label(relevance))
-    shard.update({
-        "mask_head": chosen,
-        "points": points.reshape(len(chosen), -1, 2, 3).cpu(),
-        "features": features.reshape(len(chosen), -1, 2, features.shape[-1]).to(torch.float16).cpu(),
-        "opacity": opacity.flatten(1).cpu(),
-        "labels": (torch.stack(labels, dim=1).flatten(2) * 255).round().to(torch.uint8).cpu(),
-        "rgb": (view["rgb"] * 255).round().to(torch.uint8).cpu(),
-    })
+    shard.update(
+        {
+            "mask_head": chosen,
+            "points": points.reshape(len(chosen), -1, 2, 3).cpu(),
+            "features": features.reshape(len(chosen), -1, 2, features.shape[-1]).to(torch.float16).cpu(),
+            "opacity": opacity.flatten(1).cpu(),
+            "labels": (torch.stack(labels, dim=1).flatten(2) * 255).round().to(torch.uint8).cpu(),
+            "rgb": (view["rgb"] * 255).round().to(torch.uint8).cpu(),
+        }
+    )
     return shard
 
 
@@ -197,12 +209,12 @@ def make_data(source, clip, config: OpenTrainingConfig, folder: Path, on_progres
 
 @dataclass
 class OpenData:
-    ws: Tensor            # (N, num_ws, w_dim)
-    embeddings: Tensor    # (N, D)
-    points: Tensor        # (V, R, S, 3): per labelled pixel, in front of the surface, on it, behind it
-    features: Tensor      # (V, R, S, C) float16
-    opacity: Tensor       # (V, R)
-    labels: Tensor        # (V, K, R) uint8
+    ws: Tensor  # (N, num_ws, w_dim)
+    embeddings: Tensor  # (N, D)
+    points: Tensor  # (V, R, S, 3): per labelled pixel, in front of the surface, on it, behind it
+    features: Tensor  # (V, R, S, C) float16
+    opacity: Tensor  # (V, R)
+    labels: Tensor  # (V, K, R) uint8
 
     @classmethod
     @torch.no_grad()
@@ -219,15 +231,21 @@ class OpenData:
             front = surface - (inside - surface) * (IN_FRONT / INSIDE)
             device = next(generator.parameters()).device
             box = generator.config.render.box_size
-            ahead = torch.cat([
-                sample_planes(generator.planes(view_ws[v : v + 8].to(device)), front[v : v + 8].to(device), box).mean(dim=1).cpu()
-                for v in range(0, len(view_ws), 8)
-            ])
+            ahead = torch.cat(
+                [
+                    sample_planes(generator.planes(view_ws[v : v + 8].to(device)), front[v : v + 8].to(device), box).mean(dim=1).cpu()
+                    for v in range(0, len(view_ws), 8)
+                ]
+            )
             points = torch.cat([front[:, :, None], points], dim=2)
             features = torch.cat([ahead[:, :, None].to(features.dtype), features], dim=2)
         return cls(
-            torch.cat([s["ws"] for s in shards]), torch.cat([s["image_embedding"] for s in shards]), points, features,
-            torch.cat([s["opacity"] for s in labelled]), torch.cat([s["labels"] for s in labelled]),
+            torch.cat([s["ws"] for s in shards]),
+            torch.cat([s["image_embedding"] for s in shards]),
+            points,
+            features,
+            torch.cat([s["opacity"] for s in labelled]),
+            torch.cat([s["labels"] for s in labelled]),
         )
 
 
@@ -272,19 +290,28 @@ class OpenTrainer:
         self.model, self.data, self.config = model, data, config
         self.rank, self.world = _distributed()
         if config.pair_batch % self.world or config.mask_batch % self.world:
-            raise BridgeError(f"The pair and mask batches ({config.pair_batch}, {config.mask_batch}) must divide by the {self.world} processes.")
+            raise BridgeError(
+                f"The pair and mask batches ({config.pair_batch}, {config.mask_batch}) must divide by the {self.world} processes."
+            )
         heads = data.ws.shape[0]
         self.validation = validation_heads(heads)
         self.train_heads = heads - self.validation
         if model.config.retrieval_heads != self.train_heads:
-            raise ValueError(f"the model keeps {model.config.retrieval_heads} pictures for retrieval, the data has {self.train_heads} training heads")
+            raise ValueError(
+                f"the model keeps {model.config.retrieval_heads} pictures for retrieval, the data has {self.train_heads} training heads"
+            )
         self.labels = competing_labels(data.labels)
         self.positive_weight = positive_weights(self.labels, data.opacity)
         with torch.no_grad():
             self.prompt_embeddings = torch.stack([mask_embedding(clip, p) for p in MASK_VOCABULARY])
             model.mean_image_embedding.copy_(data.embeddings.mean(dim=0))
             model.image_embeddings.copy_(data.embeddings[: self.train_heads])
-            model.mapper.delta_std.copy_(self._pair_deltas(torch.Generator().manual_seed(config.seed), 4096, 0, self.train_heads)[2].flatten(0, 1).std(dim=0).clamp_min(1e-4))
+            model.mapper.delta_std.copy_(
+                self._pair_deltas(torch.Generator().manual_seed(config.seed), 4096, 0, self.train_heads)[2]
+                .flatten(0, 1)
+                .std(dim=0)
+                .clamp_min(1e-4)
+            )
         self.network = model
         if self.world > 1:
             self.network = torch.nn.parallel.DistributedDataParallel(model)
@@ -304,11 +331,10 @@ class OpenTrainer:
         v = torch.randint(0, views, (count,), generator=rng)
         r = torch.randint(0, rays, (count,), generator=rng)
         k = torch.randint(0, len(MASK_VOCABULARY), (count,), generator=rng)
-        return (self.data.features[v, r].float(), self.data.points[v, r], self.labels[v, k, r].float() / 255,
-                self.data.opacity[v, r], k)
+        return (self.data.features[v, r].float(), self.data.points[v, r], self.labels[v, k, r].float() / 255, self.data.opacity[v, r], k)
 
     def _slice(self, tensor: Tensor) -> Tensor:
-        return tensor[self.rank::self.world] if self.world > 1 else tensor
+        return tensor[self.rank :: self.world] if self.world > 1 else tensor
 
     def batch_losses(self, rng: torch.Generator) -> dict[str, Tensor]:
         c = self.config
@@ -319,8 +345,9 @@ class OpenTrainer:
         predicted = predicted / self.model.mapper.delta_std
         samples = features.shape[1]
         weight = (opacity > 0.5).float()[:, None].expand(-1, samples)
-        bce = F.binary_cross_entropy_with_logits(logits[..., 0], labels[:, None].expand(-1, samples), reduction="none",
-                                                 pos_weight=self.positive_weight[k][:, None])
+        bce = F.binary_cross_entropy_with_logits(
+            logits[..., 0], labels[:, None].expand(-1, samples), reduction="none", pos_weight=self.positive_weight[k][:, None]
+        )
         return {
             "mapper_l2": (predicted - target).square().mean(),
             "mapper_cosine": c.cosine_weight * (1 - F.cosine_similarity(predicted.flatten(1), target.flatten(1), dim=-1)).mean(),
@@ -368,14 +395,17 @@ class OpenTrainer:
             return False
         state = json.loads(meta.read_text())
         if state.get("config") != json.loads(json.dumps(asdict(self.config))):
-            raise BridgeError(f"The checkpoint in {folder} was made with other settings; use a new --out folder or the same settings to resume.")
+            raise BridgeError(
+                f"The checkpoint in {folder} was made with other settings; use a new --out folder or the same settings to resume."
+            )
         self.model.load_state_dict(load_file(str(folder / "checkpoint.safetensors")))
         self.optimiser.load_state_dict(torch.load(folder / "checkpoint_optimiser.pt", weights_only=True))
         self.step, self.history = state["step"], state["history"]
         return True
 
-    def fit(self, folder: Path, on_progress: Callable[[OpenProgress], None] | None = None,
-            should_stop: Callable[[], bool] = lambda: False) -> bool:
+    def fit(
+        self, folder: Path, on_progress: Callable[[OpenProgress], None] | None = None, should_stop: Callable[[], bool] = lambda: False
+    ) -> bool:
         """Train to `steps` (or the time limit); False when stopped early (the checkpoint keeps it)."""
         started = time.perf_counter()
         c = self.config
@@ -394,12 +424,12 @@ class OpenTrainer:
         return True
 
 
-
 # --- refining one prompt: a per-prompt module started from the open model's edit -----------------
 
 
-def distil_prompt_edit(modules, prompt_edit, generator, sample_ws, steps: int = 300, heads: int = 4, points: int = 4096,
-                       seed: int = 0, refresh_every: int = 10) -> dict:
+def distil_prompt_edit(
+    modules, prompt_edit, generator, sample_ws, steps: int = 300, heads: int = 4, points: int = 4096, seed: int = 0, refresh_every: int = 10
+) -> dict:
     """Start LENeRF modules (`EditModules`) from the open model's edit of the same prompts: the
     latent residual mapper regresses the open mapper's target latents on random heads, and the
     attention field its masks at random points of heads (refreshed every `refresh_every` steps)
@@ -420,7 +450,9 @@ def distil_prompt_edit(modules, prompt_edit, generator, sample_ws, steps: int = 
                 at = (torch.rand(heads, points, 3, generator=rng) - 0.5) * box
                 source = sample_planes(generator.planes(ws), at, box)
                 target = sample_planes(generator.planes(wanted), at, box)
-                active = (generator.decoder(source)["sigma"][..., 0] > ACTIVE_SIGMA) | (generator.decoder(target)["sigma"][..., 0] > ACTIVE_SIGMA)
+                active = (generator.decoder(source)["sigma"][..., 0] > ACTIVE_SIGMA) | (
+                    generator.decoder(target)["sigma"][..., 0] > ACTIVE_SIGMA
+                )
                 query = bound.attention.embed(ws, wanted)[:, None].expand(-1, points, -1)
                 wanted_mask = bound.attention(source.mean(1), at, target.mean(1), at, query)[..., 0][active]
         mapper_loss = (modules.mapper.target(ws) - wanted).square().mean()

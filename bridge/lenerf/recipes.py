@@ -24,6 +24,7 @@ PART_WORDS = {
 EYES_OUT = {"label_baseline": "a face"}
 """Every mask but the eyes' takes a neutral prompt's relevance off (red hair, open mouth)."""
 
+
 @dataclass(frozen=True)
 class Recipe:
     name: str

@@ -152,8 +152,12 @@ class EditTrainer:
         def relevance(render: dict[str, Tensor]) -> Tensor:
             def of(prompts: list[str]) -> Tensor:
                 return relevance_maps(
-                    self.clip, render["rgb"], prompts, size=tuple(render["rgb"].shape[-2:]),
-                    foreground=render["opacity"][:, 0], **PSEUDO_LABEL_OPTIONS,
+                    self.clip,
+                    render["rgb"],
+                    prompts,
+                    size=tuple(render["rgb"].shape[-2:]),
+                    foreground=render["opacity"][:, 0],
+                    **PSEUDO_LABEL_OPTIONS,
                 )
 
             maps = of(self.mask_prompts)
@@ -179,14 +183,27 @@ class EditTrainer:
         ws_target = ws_source + self.modules.mapper.residual_scale * dw
         planes_target = self.generator.planes(ws_target)
         field = EditedField(
-            self.generator.decoder, PlaneFeatures(planes_source, box), PlaneFeatures(planes_target, box),
-            ws_source, ws_target, self.modules.attention, self.modules.deformation, texture_only=self.spec.texture_only,
+            self.generator.decoder,
+            PlaneFeatures(planes_source, box),
+            PlaneFeatures(planes_target, box),
+            ws_source,
+            ws_target,
+            self.modules.attention,
+            self.modules.deformation,
+            texture_only=self.spec.texture_only,
         )
         edited = self._render(field, poses, ("rgb", "mask"))
         if self.step < c.mapper_warmup * c.steps:
             everywhere = EditedField(
-                self.generator.decoder, field.source, field.target, ws_source, ws_target, self.modules.attention,
-                self.modules.deformation, texture_only=self.spec.texture_only, mask_override=1.0,
+                self.generator.decoder,
+                field.source,
+                field.target,
+                ws_source,
+                ws_target,
+                self.modules.attention,
+                self.modules.deformation,
+                texture_only=self.spec.texture_only,
+                mask_override=1.0,
             )
             clip_view = self._render(everywhere, poses, ("rgb",))["rgb"]
         else:
@@ -257,8 +274,7 @@ class EditTrainer:
         state = json.loads(meta.read_text())
         if any(state.get(name) != value for name, value in self.settings.items()):
             raise BridgeError(
-                f"The checkpoint in {folder} was made with other training settings; use a new --out folder "
-                "or the same settings to resume."
+                f"The checkpoint in {folder} was made with other training settings; use a new --out folder or the same settings to resume."
             )
         self.modules.load_state_dict(load_file(str(folder / "checkpoint.safetensors")))
         optimisers = torch.load(folder / "checkpoint_optimisers.pt", weights_only=True)
@@ -320,4 +336,3 @@ class EditTrainer:
         module = EditModule(self.spec, self.modules.eval(), generator_sha256, clip_identity, info)
         module.save(out_dir)
         return module
-

@@ -257,9 +257,7 @@ def layout(params: Tensor) -> Layout:
     lay: Layout = {"jaw": p("jaw_width"), "depth": d}
     lay["skull_c"] = (cx, cy, cz)
     lay["skull_r"] = (SKULL_RADII[0] * w, SKULL_RADII[1] * h, SKULL_RADII[2] * d)
-    lay["face_c"] = (
-        cx + LOWER_FACE_OFFSET[0] * w, cy + LOWER_FACE_OFFSET[1] * h, cz + LOWER_FACE_OFFSET[2] * d
-    )
+    lay["face_c"] = (cx + LOWER_FACE_OFFSET[0] * w, cy + LOWER_FACE_OFFSET[1] * h, cz + LOWER_FACE_OFFSET[2] * d)
     lay["face_r"] = (LOWER_FACE_RADII[0] * w, LOWER_FACE_RADII[1] * h, LOWER_FACE_RADII[2] * d)
     lay["chin_y"] = cy - SKULL_RADII[1] * h
     lay["taper_top"] = cy + JAW_TAPER_TOP * h
@@ -329,15 +327,14 @@ def layout(params: Tensor) -> Layout:
 
 def _head(lay: Layout, b: int) -> Layout:
     """The layout of head b alone; its (1, 1) values broadcast against (1, M) coordinates."""
+
     def one(value):
-        return tuple(v[b:b + 1] for v in value) if isinstance(value, tuple) else value[b:b + 1]
+        return tuple(v[b : b + 1] for v in value) if isinstance(value, tuple) else value[b : b + 1]
 
     return {name: one(value) for name, value in lay.items()}
 
 
-def _per_head(
-    mask: Tensor, points: Tensor, lay: Layout, fn, base: Tensor | dict[str, Tensor]
-) -> dict[str, Tensor]:
+def _per_head(mask: Tensor, points: Tensor, lay: Layout, fn, base: Tensor | dict[str, Tensor]) -> dict[str, Tensor]:
     """Evaluate fn(x, y, z, layout_b, b) -> {name: values} on the points under `mask` (B, N).
 
     Heads are taken one by one, so that their (1, 1) layout values broadcast against (1, M) point
@@ -532,7 +529,7 @@ def _component_albedo(params: Tensor) -> Tensor:
     const = lambda rgb: torch.tensor(rgb, dtype=params.dtype, device=params.device)  # noqa: E731
     skin = _skin_colour(_param(params, "skin_tone"))
     at = PARAM_INDEX
-    hair = params[:, at["hair_r"]:at["hair_r"] + 3].clamp(0.0, 1.0)
+    hair = params[:, at["hair_r"] : at["hair_r"] + 3].clamp(0.0, 1.0)
     pale = const(LIP_PALE) * skin
     lips = pale + (const(LIP_RED) - pale) * _param(params, "lip_redness")
     colours = {
@@ -621,7 +618,8 @@ def _shading(points: Tensor, parts: Tensor, lay: Layout) -> Tensor:
     nose = _closest(parts, "nose_bridge", "nose_wings")
     weight = (1.0 - nose.clamp_min(0.0) / NOSE_SHADING_WIDTH).clamp_min(0.0) ** 2
     detail = lambda x, y, z, sub, b: {  # noqa: E731
-        "normal": _nose_normal(x, y, z, sub), "nostrils": _nostrils(x, y, z, sub)
+        "normal": _nose_normal(x, y, z, sub),
+        "nostrils": _nostrils(x, y, z, sub),
     }
     base = {"normal": normal, "nostrils": torch.zeros_like(normal[..., :1])}
     near_nose = _per_head(weight > 0, points, lay, detail, base)
@@ -651,7 +649,7 @@ def query(points: Tensor, params: Tensor) -> dict[str, Tensor]:
     albedo = torch.gather(_component_albedo(params), 1, component.unsqueeze(-1).expand(-1, -1, 3))
     is_eye = (component == COMPONENT_IDS["eye_left"]) | (component == COMPONENT_IDS["eye_right"])
     at = PARAM_INDEX
-    iris = params[:, at["eye_r"]:at["eye_r"] + 3].clamp(0.0, 1.0)
+    iris = params[:, at["eye_r"] : at["eye_r"] + 3].clamp(0.0, 1.0)
     eye = lambda x, y, z, sub, b: {"rgb": _eye_colour(x, y, z, iris[b], sub)}  # noqa: E731
     albedo = _per_head(is_eye, points, lay, eye, albedo)["rgb"]
 

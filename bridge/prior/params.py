@@ -61,7 +61,12 @@ EYE_COLOURS: dict[str, tuple[float, float, float]] = {
     "amber": (0.88, 0.56, 0.08),
 }
 EYE_COLOUR_WEIGHTS: dict[str, float] = {
-    "brown": 0.34, "blue": 0.20, "green": 0.14, "grey": 0.10, "hazel": 0.12, "amber": 0.10,
+    "brown": 0.34,
+    "blue": 0.20,
+    "green": 0.14,
+    "grey": 0.10,
+    "hazel": 0.12,
+    "amber": 0.10,
 }
 
 HAIR_COLOURS: dict[str, tuple[float, float, float]] = {
@@ -75,8 +80,14 @@ HAIR_COLOURS: dict[str, tuple[float, float, float]] = {
     "green": (0.16, 0.70, 0.30),
 }
 HAIR_COLOUR_WEIGHTS: dict[str, float] = {
-    "black": 0.25, "brown": 0.25, "blonde": 0.17, "red": 0.12, "grey": 0.09,
-    "blue": 0.04, "pink": 0.04, "green": 0.04,
+    "black": 0.25,
+    "brown": 0.25,
+    "blonde": 0.17,
+    "red": 0.12,
+    "grey": 0.09,
+    "blue": 0.04,
+    "pink": 0.04,
+    "green": 0.04,
 }
 
 COLOUR_JITTER = 0.03
@@ -122,8 +133,8 @@ def sample_params(batch: int, generator: torch.Generator) -> Tensor:
 
     eye_at = PARAM_INDEX["eye_r"]
     hair_at = PARAM_INDEX["hair_r"]
-    params[:, eye_at:eye_at + 3] = eye
-    params[:, hair_at:hair_at + 3] = hair
+    params[:, eye_at : eye_at + 3] = eye
+    params[:, hair_at : hair_at + 3] = hair
     params[:, PARAM_INDEX["mouth_open"]] = torch.where(closed, torch.zeros_like(opening), opening)
     return params
 
@@ -170,8 +181,8 @@ def describe(params: Tensor) -> dict[str, str]:
     at = PARAM_INDEX
     rel = lambda name: _relative(p, name)  # noqa: E731
     return {
-        "eye_colour": _nearest(EYE_COLOURS, p[at["eye_r"]:at["eye_r"] + 3]),
-        "hair_colour": _nearest(HAIR_COLOURS, p[at["hair_r"]:at["hair_r"] + 3]),
+        "eye_colour": _nearest(EYE_COLOURS, p[at["eye_r"] : at["eye_r"] + 3]),
+        "hair_colour": _nearest(HAIR_COLOURS, p[at["hair_r"] : at["hair_r"] + 3]),
         "hair_length": _bin(rel("hair_length"), (0.34, 0.67), ("short", "medium", "long")),
         "hair_volume": _bin(rel("hair_volume"), (0.34, 0.67), ("thin", "medium", "thick")),
         "mouth": "open" if float(p[at["mouth_open"]]) >= 0.15 else "closed",
@@ -201,7 +212,7 @@ def with_overrides(params: Tensor, **named: float | str) -> Tensor:
             if value not in palette:
                 raise ValueError(f"Unknown {key} {value!r}; choose one of: {', '.join(palette)}.")
             start = PARAM_INDEX[f"{prefix}_r"]
-            out[start:start + 3] = torch.tensor(palette[value], dtype=out.dtype, device=out.device)
+            out[start : start + 3] = torch.tensor(palette[value], dtype=out.dtype, device=out.device)
             continue
         if key not in PARAM_INDEX:
             raise ValueError(f"Unknown head parameter {key!r}; known: {', '.join(PARAM_NAMES)}.")

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, HTTPException, Path as PathParam, Request
+from fastapi import FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -22,7 +23,8 @@ from bridge import __version__
 from bridge.errors import BridgeError
 from bridge.service import security
 from bridge.service.engine import MODULE_NAME, Engine, NotFound
-from bridge.service.guard import Guard, error as _error
+from bridge.service.guard import Guard
+from bridge.service.guard import error as _error
 from bridge.service.jobs import DONE, FINISHED, QUEUED, RUNNING, JobStore, QueueFull, Worker
 from bridge.service.settings import LIMITS
 
@@ -50,8 +52,12 @@ class EditStepRequest(Strict):
     module: str | None = Field(None, max_length=64, description="a module of the library (GET /v1/modules)")
     edit: str | None = Field(None, min_length=1, max_length=LIMITS.edit_prompt_chars, description="or the edit prompt of a trained module")
     mask: str | None = Field(None, min_length=1, max_length=LIMITS.mask_prompt_chars, description="with its mask prompt")
-    instruction: str | None = Field(None, min_length=1, max_length=LIMITS.edit_prompt_chars,
-                                    description='or a sentence such as "make the eyes green" (POST /v1/instructions shows its pair)')
+    instruction: str | None = Field(
+        None,
+        min_length=1,
+        max_length=LIMITS.edit_prompt_chars,
+        description='or a sentence such as "make the eyes green" (POST /v1/instructions shows its pair)',
+    )
     strength: float = Field(1.0, ge=0.0, le=1.5)
     mask_module: str | None = Field(None, max_length=64, description="use this module's attention field (a partial edit)")
     texture_only: bool | None = Field(None, description="true: colours only (no Deformation Network); null: as trained")
@@ -73,12 +79,15 @@ class InstructionRequest(Strict):
 
 class EditJobRequest(Strict):
     head: str = Field(..., pattern=JOB_ID, description="a head id from POST /v1/heads")
-    steps: list[EditStepRequest] = Field(..., min_length=0, max_length=LIMITS.stack_steps,
-                                         description="edits applied in order; none gives the unedited head")
+    steps: list[EditStepRequest] = Field(
+        ..., min_length=0, max_length=LIMITS.stack_steps, description="edits applied in order; none gives the unedited head"
+    )
     grid: int = Field(128, ge=LIMITS.grid_min, le=LIMITS.grid_max, description="FieldGrid resolution")
     preview_yaw: float = Field(20.0, ge=-180.0, le=180.0)
-    sampling: Literal["sparse", "dense"] = Field("sparse", description="sparse: the field is evaluated only where the "
-                                                "mesh needs it (the same mesh); dense: at every voxel (for comparisons)")
+    sampling: Literal["sparse", "dense"] = Field(
+        "sparse",
+        description="sparse: the field is evaluated only where the mesh needs it (the same mesh); dense: at every voxel (for comparisons)",
+    )
     previews: bool = Field(True, description="render preview.png and mask.png (a live slider's steps leave them out)")
     field: bool = Field(True, description="sample and write field.npz (a previews-only job leaves it out)")
 
@@ -134,8 +143,7 @@ def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host
 
     @app.get("/v1/info")
     async def info() -> dict[str, Any]:
-        return {**engine.info(), "jobs": {"queued": len(worker.queue), "running": worker.current},
-                "limits": LIMITS.__dict__}
+        return {**engine.info(), "jobs": {"queued": len(worker.queue), "running": worker.current}, "limits": LIMITS.__dict__}
 
     @app.post("/v1/heads", status_code=201)
     def create_head(body: HeadRequest) -> dict[str, Any]:

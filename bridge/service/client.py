@@ -61,8 +61,16 @@ class BridgeClient:
     def modules(self) -> list[dict]:
         return self._request("GET", "/v1/modules")["modules"]
 
-    def submit_edit(self, head: str, steps: list[dict], grid: int = 128, preview_yaw: float = 20.0,
-                    sampling: str = "sparse", previews: bool = True, field: bool = True) -> dict:
+    def submit_edit(
+        self,
+        head: str,
+        steps: list[dict],
+        grid: int = 128,
+        preview_yaw: float = 20.0,
+        sampling: str = "sparse",
+        previews: bool = True,
+        field: bool = True,
+    ) -> dict:
         body = {"head": head, "steps": steps, "grid": grid, "preview_yaw": preview_yaw}
         if sampling != "sparse":  # older bridges know neither field: send them only when they differ
             body["sampling"] = sampling
@@ -100,8 +108,9 @@ class BridgeClient:
         path.write_bytes(self.result(job_id, name))
         return path
 
-    def wait(self, job_id: str, on_progress: Callable[[dict], None] | None = None, poll_s: float = 0.5,
-             timeout_s: float | None = None) -> dict:
+    def wait(
+        self, job_id: str, on_progress: Callable[[dict], None] | None = None, poll_s: float = 0.5, timeout_s: float | None = None
+    ) -> dict:
         """Poll until the job finishes; raises BridgeError if it failed or was cancelled."""
         started = time.monotonic()
         while True:

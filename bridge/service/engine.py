@@ -69,8 +69,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Engine:
-    def __init__(self, cache: Path, device: str = "auto", clip_source: str = "bundled", weights: Path | None = None,
-                 generator: Path | None = None, open_model: Path | None = None, noise_mode: str = "const"):
+    def __init__(
+        self,
+        cache: Path,
+        device: str = "auto",
+        clip_source: str = "bundled",
+        weights: Path | None = None,
+        generator: Path | None = None,
+        open_model: Path | None = None,
+        noise_mode: str = "const",
+    ):
         """`generator`: an imported EG3D generator (python -m bridge import-eg3d) instead of the
         bundled prior, its planes' noise drawn in EG3D's `noise_mode`."""
         self.device = resolve_device(device)
@@ -95,8 +103,10 @@ class Engine:
     def info(self) -> dict:
         memory = {}
         if self.device.type == "cuda":
-            memory = {"allocated_mb": round(torch.cuda.memory_allocated(self.device) / 2**20, 1),
-                      "total_mb": round(torch.cuda.get_device_properties(self.device).total_memory / 2**20, 1)}
+            memory = {
+                "allocated_mb": round(torch.cuda.memory_allocated(self.device) / 2**20, 1),
+                "total_mb": round(torch.cuda.get_device_properties(self.device).total_memory / 2**20, 1),
+            }
         else:
             try:
                 import resource
@@ -108,8 +118,12 @@ class Engine:
             "version": __version__,
             "device": str(self.device),
             "torch": torch.__version__,
-            "generator": {"name": self.source.name, "sha256": self.source.sha256, "num_ws": self.source.generator.num_ws,
-                          "w_dim": self.source.generator.config.w_dim},
+            "generator": {
+                "name": self.source.name,
+                "sha256": self.source.sha256,
+                "num_ws": self.source.generator.num_ws,
+                "w_dim": self.source.generator.config.w_dim,
+            },
             "guidance": {"clip": self.clip_source, "loaded": self._clip is not None},
             "memory": memory,
         }
@@ -158,9 +172,18 @@ class Engine:
             if entry.problem is None:
                 training = json.loads((entry.folder / "edit.json").read_text()).get("training", {})
                 figures = {k: training.get(k) for k in ("steps_done", "minutes_this_run", "seconds_per_step")}
-            out.append({"name": entry.name, "edit": entry.edit, "mask": entry.mask, "geometry": entry.geometry,
-                        "bundled": entry.folder.parent == BUNDLED_LIBRARY, "usable": entry.problem is None,
-                        "problem": entry.problem, "training": figures})
+            out.append(
+                {
+                    "name": entry.name,
+                    "edit": entry.edit,
+                    "mask": entry.mask,
+                    "geometry": entry.geometry,
+                    "bundled": entry.folder.parent == BUNDLED_LIBRARY,
+                    "usable": entry.problem is None,
+                    "problem": entry.problem,
+                    "training": figures,
+                }
+            )
         return out
 
     def module(self, name: str) -> EditModule:
@@ -230,13 +253,22 @@ class Engine:
             field, edited_ws = apply_edits(self.source.generator, ws, steps)
             ctx.check()
             provenance = {
-                "generator": self.source.name, "generator_sha256": self.source.sha256, "head": head.public(),
-                "bridge_version": __version__, "job": ctx.job.id,
-                "camera": {"radius": render_config.camera_radius, "pivot": list(render_config.camera_pivot),
-                           "focal": render_config.focal},
-                "edits": [{"module": s.get("module"), "edit": st.module.spec.edit, "mask": st.module.spec.mask,
-                           "strength": st.strength, "model": "open model" if i in prompted else "module"}
-                          for i, (s, st) in enumerate(zip(request["steps"], steps))],
+                "generator": self.source.name,
+                "generator_sha256": self.source.sha256,
+                "head": head.public(),
+                "bridge_version": __version__,
+                "job": ctx.job.id,
+                "camera": {"radius": render_config.camera_radius, "pivot": list(render_config.camera_pivot), "focal": render_config.focal},
+                "edits": [
+                    {
+                        "module": s.get("module"),
+                        "edit": st.module.spec.edit,
+                        "mask": st.module.spec.mask,
+                        "strength": st.strength,
+                        "model": "open model" if i in prompted else "module",
+                    }
+                    for i, (s, st) in enumerate(zip(request["steps"], steps))
+                ],
             }
 
             def grid_progress(fraction: float) -> None:
@@ -244,9 +276,17 @@ class Engine:
                 ctx.progress(0.05 + 0.8 * fraction, "sampling the field grid")
 
             if request.get("field", True):
-                grid = sample_grid(field, request["grid"], self.source.surface_level, render_config.box_size, provenance,
-                                   chunk=GRID_CHUNK, device=self.device, on_progress=grid_progress,
-                                   sparse=request.get("sampling", "sparse") == "sparse")
+                grid = sample_grid(
+                    field,
+                    request["grid"],
+                    self.source.surface_level,
+                    render_config.box_size,
+                    provenance,
+                    chunk=GRID_CHUNK,
+                    device=self.device,
+                    on_progress=grid_progress,
+                    sparse=request.get("sampling", "sparse") == "sparse",
+                )
                 mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
             info = self._previews(ctx, field, ws, edited_ws, steps, prompted) if request.get("previews", True) else {}
         ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": len(steps), **info}
@@ -296,16 +336,19 @@ class Engine:
         ctx.progress(0.0, "loading CLIP")
         spec = EditSpec(request["edit"], request["mask"], request.get("geometry", False))
         recipe = recipe_for(spec)
-        config = EditTrainingConfig(seed=request.get("seed", 0), steps=request["steps"], time_limit_minutes=request.get("minutes"), **recipe.options)
-        trainer = EditTrainer(self.source.generator, self.source.sample_ws, self.clip(), spec, config, clip_loss=ClipLossConfig(kind=recipe.clip_loss))
+        config = EditTrainingConfig(
+            seed=request.get("seed", 0), steps=request["steps"], time_limit_minutes=request.get("minutes"), **recipe.options
+        )
+        trainer = EditTrainer(
+            self.source.generator, self.source.sample_ws, self.clip(), spec, config, clip_loss=ClipLossConfig(kind=recipe.clip_loss)
+        )
         if trainer.resume(out):
             ctx.progress(trainer.step / config.steps, f"resumed at step {trainer.step}")
 
         def report(p) -> None:
             ctx.progress(p.step / p.total, f"training step {p.step}/{p.total}")
 
-        module = trainer.train(out, self.source.sha256, on_progress=report, should_stop=ctx.cancelled,
-                               command=f"bridge job {ctx.job.id}")
+        module = trainer.train(out, self.source.sha256, on_progress=report, should_stop=ctx.cancelled, command=f"bridge job {ctx.job.id}")
         if module is None:
             ctx.check()
         self._modules.pop(name, None)

@@ -75,8 +75,9 @@ def body_problem(body: bytes) -> dict | None:
 
 
 class Guard:
-    def __init__(self, app, token: str, hosts: frozenset[str], limit: int = LIMITS.request_bytes,
-                 head_limit: int = LIMITS.request_head_bytes):
+    def __init__(
+        self, app, token: str, hosts: frozenset[str], limit: int = LIMITS.request_bytes, head_limit: int = LIMITS.request_head_bytes
+    ):
         self.app, self.token, self.hosts, self.limit, self.head_limit = app, token, hosts, limit, head_limit
 
     def refusal(self, scope) -> AsciiJSONResponse | None:
@@ -92,7 +93,9 @@ class Guard:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return self.too_large()
         if scope["path"] != "/v1/health" and not security.token_matches(self.token, headers.get("authorization")):
-            return error(401, "Missing or wrong token: send 'Authorization: Bearer <token>' with the token from the bridge's config folder.")
+            return error(
+                401, "Missing or wrong token: send 'Authorization: Bearer <token>' with the token from the bridge's config folder."
+            )
         return None
 
     def too_large(self) -> AsciiJSONResponse:

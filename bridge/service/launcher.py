@@ -25,8 +25,16 @@ def free_port() -> int:
 class LocalBridge:
     """`python -m bridge serve` on a free loopback port; `config`/`cache` folders default to the user's."""
 
-    def __init__(self, config: Path | None = None, cache: Path | None = None, port: int | None = None,
-                 threads: int = 0, log: Path | None = None, python: str = sys.executable, generator: Path | None = None):
+    def __init__(
+        self,
+        config: Path | None = None,
+        cache: Path | None = None,
+        port: int | None = None,
+        threads: int = 0,
+        log: Path | None = None,
+        python: str = sys.executable,
+        generator: Path | None = None,
+    ):
         # absolute: the bridge runs in a neutral working folder (see start)
         self.config = None if config is None else Path(config).resolve()
         self.cache = None if cache is None else Path(cache).resolve()

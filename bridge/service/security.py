@@ -61,7 +61,7 @@ def read_token(folder: Path) -> str:
 def token_matches(expected: str, authorization: str | None) -> bool:
     if not authorization or not authorization.startswith("Bearer "):
         return False
-    return hmac.compare_digest(authorization[len("Bearer "):].strip().encode(), expected.encode())
+    return hmac.compare_digest(authorization[len("Bearer ") :].strip().encode(), expected.encode())
 
 
 def allowed_hosts(host: str, port: int) -> frozenset[str]:

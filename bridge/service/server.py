@@ -11,8 +11,16 @@ from bridge.service.settings import LIMITS, LOOPBACK_HOSTS, cache_dir, config_di
 log = logging.getLogger(__name__)
 
 
-def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False, clip: str = "bundled",
-          generator=None, open_model=None, noise_mode: str = "const") -> int:
+def serve(
+    host: str,
+    port: int,
+    device: str = "auto",
+    allow_remote: bool = False,
+    clip: str = "bundled",
+    generator=None,
+    open_model=None,
+    noise_mode: str = "const",
+) -> int:
     import uvicorn
 
     from bridge.service import security
@@ -24,8 +32,9 @@ def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False
     if host not in LOOPBACK_HOSTS:
         if not allow_remote:
             raise BridgeError(f"Binding to {host} exposes the bridge to other machines; add --allow-remote if you mean it.")
-        print(f"WARNING: the bridge listens on {host}: anyone who can reach it and has the token can use this machine's GPU.",
-              file=sys.stderr)
+        print(
+            f"WARNING: the bridge listens on {host}: anyone who can reach it and has the token can use this machine's GPU.", file=sys.stderr
+        )
     token = security.load_or_create_token(config_dir())
     cache = security.private_folder(cache_dir())
     protocol = with_deadline(request_timeout_s())
@@ -35,12 +44,24 @@ def serve(host: str, port: int, device: str = "auto", allow_remote: bool = False
     worker = Worker(store, {"edit": engine.run_edit, "train": engine.run_training}, LIMITS.queued_jobs)
     worker.start()
     app = create_app(engine, store, worker, token, host, port)
-    print(f"Text Edit bridge on http://{'[' + host + ']' if ':' in host else host}:{port} ({engine.device}); "
-          f"token in {security.token_path(config_dir())}; work in {cache}", flush=True)
+    print(
+        f"Text Edit bridge on http://{'[' + host + ']' if ':' in host else host}:{port} ({engine.device}); "
+        f"token in {security.token_path(config_dir())}; work in {cache}",
+        flush=True,
+    )
     try:
         # h11 (no httptools) for the head limit and the request deadline; no WebSocket upgrades
-        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5, http=protocol, ws="none",
-                    timeout_keep_alive=LIMITS.keep_alive_s, h11_max_incomplete_event_size=LIMITS.request_head_bytes)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,
+            http=protocol,
+            ws="none",
+            timeout_keep_alive=LIMITS.keep_alive_s,
+            h11_max_incomplete_event_size=LIMITS.request_head_bytes,
+        )
     finally:
         worker.stop()
     return 0

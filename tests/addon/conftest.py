@@ -52,11 +52,21 @@ class Blender:
         if script is None:
             script = self.folder / "script.py"
             script.write_text(self.PRELUDE + body)
-        command = [sys.executable, "-m", "tools.blender", "--extension", str(self.zip_path),
-                   "--user-resources", str(self.folder / "blender-user"), str(script), "--", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "tools.blender",
+            "--extension",
+            str(self.zip_path),
+            "--user-resources",
+            str(self.folder / "blender-user"),
+            str(script),
+            "--",
+            *args,
+        ]
         environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
         done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=timeout)
-        results = [json.loads(line[len(RESULT):]) for line in done.stdout.splitlines() if line.startswith(RESULT)]
+        results = [json.loads(line[len(RESULT) :]) for line in done.stdout.splitlines() if line.startswith(RESULT)]
         return done, (results[-1] if results else None)
 
 

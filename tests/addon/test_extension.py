@@ -7,8 +7,16 @@ from tests.addon.conftest import ROOT
 
 def test_zip_carries_the_addon_mesh_export_the_client_and_its_platform_wheels(extension_zip):
     names = set(zipfile.ZipFile(extension_zip).namelist())
-    for needed in ("__init__.py", "blender_manifest.toml", "addon/__init__.py", "addon/api.py", "mesh_export/pipeline.py",
-                   "bridge/service/client.py", "bridge/service/settings.py", "bridge/errors.py"):
+    for needed in (
+        "__init__.py",
+        "blender_manifest.toml",
+        "addon/__init__.py",
+        "addon/api.py",
+        "mesh_export/pipeline.py",
+        "bridge/service/client.py",
+        "bridge/service/settings.py",
+        "bridge/errors.py",
+    ):
         assert needed in names, needed
     assert not any(n.startswith(("bridge/field", "bridge/lenerf", "bridge/prior", "tests/", "tools/")) for n in names)
     assert "bridge/service/api.py" not in names and "bridge/service/engine.py" not in names

@@ -5,18 +5,20 @@ from bridge.service.launcher import free_port
 from tests.addon.conftest import bridge_env
 from tests.service.conftest import BridgeProcess
 
-ATTEMPT = r'''
+ATTEMPT = r"""
 def attempt(operator, **kw):
     try:
         operator(**kw)
         return "ok"
     except RuntimeError as error:
         return str(error)
-'''
+"""
 
 
 def test_bridge_down_wrong_token_and_bad_prompts_each_give_one_sentence(blender, live_bridge):
-    body = ATTEMPT + r'''
+    body = (
+        ATTEMPT
+        + r"""
 url = sys.argv[-2]
 report = {}
 prefs.bridge_url = "http://127.0.0.1:" + sys.argv[-1]
@@ -46,7 +48,8 @@ report["remote_offline"] = attempt(bpy.ops.text_edit.connect)
 report["busy"] = text_edit.properties.RUNNER.busy
 report["objects"] = len(bpy.data.objects)
 result(report)
-'''
+"""
+    )
     done, report = blender.run(body, live_bridge.url, str(free_port()), env=bridge_env(live_bridge))
     assert done.returncode == 0 and report, done.stdout[-2000:] + done.stderr[-2000:]
     assert "No answer from the bridge" in report["down"] and "python -m bridge serve" in report["down"]
@@ -67,7 +70,9 @@ result(report)
 
 def test_bridge_killed_mid_job_keeps_the_head_and_blender_usable(blender, tmp_path):
     bridge = BridgeProcess(tmp_path / "killed").start()
-    body = ATTEMPT + r'''
+    body = (
+        ATTEMPT
+        + r"""
 import os, signal, threading, time, urllib.request
 url, pid = sys.argv[-2], int(sys.argv[-1])
 prefs.bridge_url = url
@@ -94,7 +99,8 @@ report["head_kept"] = head is not None and json.loads(head["text_edit_stack"]) =
 report["busy"] = text_edit.properties.RUNNER.busy
 report["after"] = attempt(bpy.ops.text_edit.connect)
 result(report)
-'''
+"""
+    )
     try:
         done, report = blender.run(body, bridge.url, str(bridge.process.pid), env=bridge_env(bridge))
     finally:

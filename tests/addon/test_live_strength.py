@@ -4,7 +4,7 @@ letting go gives the full edit as exactly one undo step."""
 
 from tests.addon.conftest import bridge_env
 
-SLIDER = r'''
+SLIDER = r"""
 url = sys.argv[-1]
 prefs.bridge_url = url
 bpy.ops.wm.read_homefile(use_empty=True)
@@ -35,7 +35,7 @@ head = bpy.context.view_layer.objects.active
 result({"dragging": dragging, "full_vertices": full_vertices, "pushes": pushes, "grids": grids,
         "released": {"vertices": len(head.data.vertices), "stack": json.loads(head["text_edit_stack"]),
                      "preview": head["text_edit_preview"]}})
-'''
+"""
 
 
 def test_dragging_is_coarse_without_undo_and_letting_go_is_one_full_undo_step(blender, live_bridge):

@@ -4,7 +4,7 @@ read it back."""
 
 from tests.addon.conftest import bridge_env
 
-WORKFLOW = r'''
+WORKFLOW = r"""
 import numpy as np
 url, out = sys.argv[-2], sys.argv[-1]
 bpy.ops.wm.read_homefile(use_empty=True)
@@ -63,7 +63,7 @@ report["reimported"] = {
     "colour_attributes": [c.name for c in back.data.color_attributes],
 }
 result(report)
-'''
+"""
 
 
 def test_full_edit_through_the_operators_and_a_gltf_round_trip(blender, live_bridge, tmp_path):
@@ -97,7 +97,7 @@ def test_full_edit_through_the_operators_and_a_gltf_round_trip(blender, live_bri
     assert back["colour_attributes"], "vertex colours survive"
 
 
-TRAIN = r'''
+TRAIN = r"""
 url = sys.argv[-1]
 prefs.bridge_url = url
 bpy.ops.wm.read_homefile(use_empty=True)
@@ -112,7 +112,7 @@ assert bpy.ops.text_edit.edit() == {"FINISHED"}   # by prompts: the module just 
 head = bpy.context.view_layer.objects.active
 result({"before": before, "after": after, "chosen": settings.module, "edits": head["text_edit_edits"],
         "message": text_edit.properties.RUNNER.status.message})
-'''
+"""
 
 
 def test_train_new_edit_then_edit_by_its_prompts(blender, live_bridge):
@@ -123,7 +123,7 @@ def test_train_new_edit_then_edit_by_its_prompts(blender, live_bridge):
     assert "green eyes @ eyes" in report["edits"]
 
 
-PROMPTS = r'''
+PROMPTS = r"""
 url = sys.argv[-1]
 prefs.bridge_url = url
 bpy.ops.wm.read_homefile(use_empty=True)
@@ -140,7 +140,7 @@ report.update({"stack": json.loads(head["text_edit_stack"]), "edits": head["text
                "heads": len(text_edit.importer.head_objects(bpy.context.scene)),
                "message": text_edit.properties.RUNNER.status.message})
 result(report)
-'''
+"""
 
 
 def test_any_prompt_and_a_sentence_edit_at_once_through_the_operators(blender, live_bridge):

@@ -19,6 +19,7 @@ def test_a_skipping_render_is_the_full_render_from_a_fraction_of_the_samples():
         def evaluate(points):
             evaluated[key] += points.shape[1]
             return field(points)
+
         return evaluate
 
     with torch.no_grad():

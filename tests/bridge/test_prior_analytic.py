@@ -14,13 +14,14 @@ from bridge.prior.params import (
     PARAM_INDEX,
     PARAM_NAMES,
     PARAM_SPECS,
-    describe,
     denormalize,
+    describe,
     normalize,
     params_from_seed,
     sample_params,
     with_overrides,
 )
+
 
 @pytest.fixture(autouse=True)
 def _one_thread():
@@ -87,9 +88,7 @@ def test_normalize_round_trip():
 
 
 def test_describe_and_overrides():
-    head = with_overrides(
-        params_from_seed(3), eye_colour="blue", hair_colour="red", mouth_open=1.0, nose_size=1.6
-    )
+    head = with_overrides(params_from_seed(3), eye_colour="blue", hair_colour="red", mouth_open=1.0, nose_size=1.6)
     words = describe(head)
     assert words["eye_colour"] == "blue" and words["hair_colour"] == "red"
     assert words["mouth"] == "open" and words["nose"] == "big"
@@ -126,9 +125,9 @@ def test_batch_matches_single_heads():
     points = torch.rand(2, 2000, 3, generator=torch.Generator().manual_seed(3)) * 0.6 - 0.3
     both = query(points, params)
     for b in range(2):
-        one = query(points[b:b + 1], params[b:b + 1])
+        one = query(points[b : b + 1], params[b : b + 1])
         for key in ("sdf", "sigma", "rgb", "label"):
-            torch.testing.assert_close(both[key][b:b + 1], one[key])
+            torch.testing.assert_close(both[key][b : b + 1], one[key])
 
 
 def test_local_evaluation_matches_exact_evaluation(monkeypatch):
@@ -224,7 +223,7 @@ def test_heads_stay_inside_the_box_with_margin():
 
 
 def test_field_is_differentiable_in_points():
-    points = (torch.rand(1, 300, 3, generator=torch.Generator().manual_seed(9)) * 0.5 - 0.25)
+    points = torch.rand(1, 300, 3, generator=torch.Generator().manual_seed(9)) * 0.5 - 0.25
     points.requires_grad_(True)
     out = query(points, _head(6))
     (out["sigma"].sum() + out["rgb"].sum()).backward()

@@ -54,11 +54,17 @@ def test_field_loss_ignores_saturated_values_beyond_what_renders_see():
 
 
 def test_training_command_writes_loadable_weights_and_can_be_cancelled(tmp_path):
-    config = PriorTrainingConfig(steps=50, batch=1, uniform_points=64, surface_points=128, eval_every=1000,
-                                 eval_heads=1, eval_resolution=16, plane_resolution=16)
+    config = PriorTrainingConfig(
+        steps=50, batch=1, uniform_points=64, surface_points=128, eval_every=1000, eval_heads=1, eval_resolution=16, plane_resolution=16
+    )
     seen = []
-    metadata = train_prior(config, tmp_path, on_progress=lambda p: seen.append(p.step),
-                           should_stop=lambda: len(seen) >= 2, command="python -m bridge train-prior --test")
+    metadata = train_prior(
+        config,
+        tmp_path,
+        on_progress=lambda p: seen.append(p.step),
+        should_stop=lambda: len(seen) >= 2,
+        command="python -m bridge train-prior --test",
+    )
     assert seen == [1, 2]
     assert metadata["training"]["steps_done"] == 2 and metadata["training"]["finished"] is False
     prior = HeadPrior.load(tmp_path / "prochead.safetensors")
@@ -78,8 +84,17 @@ def test_weight_average_ramps_up_and_follows_the_model():
 
 
 def test_training_writes_the_better_of_the_raw_and_averaged_weights(tmp_path):
-    config = PriorTrainingConfig(steps=3, batch=1, uniform_points=64, surface_points=128, eval_every=1000,
-                                 eval_heads=1, eval_resolution=16, plane_resolution=16, ema_half_life=2.0)
+    config = PriorTrainingConfig(
+        steps=3,
+        batch=1,
+        uniform_points=64,
+        surface_points=128,
+        eval_every=1000,
+        eval_heads=1,
+        eval_resolution=16,
+        plane_resolution=16,
+        ema_half_life=2.0,
+    )
     metrics = train_prior(config, tmp_path, command="python -m bridge train-prior --test")["metrics"]
     assert metrics["weights"] in ("averaged", "raw")
     best = max(metrics["raw_weights_psnr_db"], metrics["averaged_weights_psnr_db"])

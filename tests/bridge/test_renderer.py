@@ -77,7 +77,9 @@ def test_box_limits_are_where_rays_cross_the_box():
     from bridge.field.renderer import box_ray_limits
 
     origins = torch.tensor([[[0.0, 0.0, 3.0], [0.0, 0.0, 3.0], [0.3, 0.0, 3.0], [5.0, 5.0, 3.0]]])
-    directions = torch.nn.functional.normalize(torch.tensor([[[0.0, 0.0, -1.0], [0.0, 0.1, -1.0], [0.0, 0.0, -1.0], [0.0, 0.0, -1.0]]]), dim=-1)
+    directions = torch.nn.functional.normalize(
+        torch.tensor([[[0.0, 0.0, -1.0], [0.0, 0.1, -1.0], [0.0, 0.0, -1.0], [0.0, 0.0, -1.0]]]), dim=-1
+    )
     start, end = box_ray_limits(origins, directions, box_size=1.6)
     assert torch.allclose(start[0, 0], torch.tensor(2.2)) and torch.allclose(end[0, 0], torch.tensor(3.8))
     slant = directions[0, 1, 2].abs()

@@ -41,10 +41,15 @@ def agreement(field, resolution: int, level: float) -> dict:
     a, b = cKDTree(theirs.vertices), cKDTree(ours.vertices)
     chamfer = (a.query(ours.vertices)[0].mean() + b.query(theirs.vertices)[0].mean()) / 2 / dense.voxel_size
     mse = np.mean((sample_rgb(dense, theirs.vertices) - sample_rgb(sparse, theirs.vertices)) ** 2)
-    return {"chamfer_voxels": chamfer, "psnr": 10 * np.log10(1 / max(mse, 1e-12)),
-            "mask_max_abs": float(np.abs(sample_masks(dense, theirs.vertices) - sample_masks(sparse, theirs.vertices)).max()),
-            "vertices": (len(theirs.vertices), len(ours.vertices)), "evaluated": sparse.provenance["sampling"]["evaluated"],
-            "dense": dense, "sparse": sparse}
+    return {
+        "chamfer_voxels": chamfer,
+        "psnr": 10 * np.log10(1 / max(mse, 1e-12)),
+        "mask_max_abs": float(np.abs(sample_masks(dense, theirs.vertices) - sample_masks(sparse, theirs.vertices)).max()),
+        "vertices": (len(theirs.vertices), len(ours.vertices)),
+        "evaluated": sparse.provenance["sampling"]["evaluated"],
+        "dense": dense,
+        "sparse": sparse,
+    }
 
 
 @pytest.mark.parametrize("resolution", [64, 128, 256])

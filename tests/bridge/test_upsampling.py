@@ -13,8 +13,8 @@ def test_fir_upsampling_of_a_constant_sees_zeros_beyond_the_border():
     up = fir_upsample2x(torch.full((1, 1, 5, 5), 2.0))
     assert up.shape == (1, 1, 10, 10)
     assert torch.allclose(up[0, 0, 1:-1, 1:-1], torch.tensor(2.0))
-    assert torch.allclose(up[0, 0, 0, 1:-1], torch.tensor(1.5))   # 3/4 of the value on an edge
-    assert torch.allclose(up[0, 0, 0, 0], torch.tensor(1.125))     # (3/4)^2 in a corner
+    assert torch.allclose(up[0, 0, 0, 1:-1], torch.tensor(1.5))  # 3/4 of the value on an edge
+    assert torch.allclose(up[0, 0, 0, 0], torch.tensor(1.125))  # (3/4)^2 in a corner
 
 
 def test_fir_upsampling_equals_bilinear_away_from_the_border():

@@ -9,8 +9,16 @@ from bridge.field.renderer import RenderConfig
 from bridge.field.weights import load_generator, metadata_path, save_generator
 
 TINY = GeneratorConfig(
-    z_dim=4, c_dim=3, w_dim=16, plane_resolution=8, plane_channels=4, channel_base=64, channel_max=16,
-    decoder_hidden=8, decoder_features=4, render=RenderConfig(background=(1.0, 1.0, 1.0)),
+    z_dim=4,
+    c_dim=3,
+    w_dim=16,
+    plane_resolution=8,
+    plane_channels=4,
+    channel_base=64,
+    channel_max=16,
+    decoder_hidden=8,
+    decoder_features=4,
+    render=RenderConfig(background=(1.0, 1.0, 1.0)),
 )
 
 

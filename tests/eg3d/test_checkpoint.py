@@ -21,16 +21,28 @@ def snapshot(marker, seed=0) -> bytes:
     torch.manual_seed(seed)
     source = marker_source(marker)
     with eg3d_modules():
-        fc0 = record("FullyConnectedLayer", source, parameters=[("weight", torch.nn.Parameter(torch.randn(8, 4))),
-                                                                ("bias", torch.nn.Parameter(torch.zeros(8)))])
+        fc0 = record(
+            "FullyConnectedLayer",
+            source,
+            parameters=[("weight", torch.nn.Parameter(torch.randn(8, 4))), ("bias", torch.nn.Parameter(torch.zeros(8)))],
+        )
         mapping = record("MappingNetwork", source, buffers=[("w_avg", torch.randn(8))], children=[("fc0", fc0)])
-        conv = record("SynthesisLayer", source, parameters=[("weight", torch.nn.Parameter(torch.randn(4, 4, 3, 3)))],
-                      buffers=[("resample_filter", torch.ones(4, 4) / 16), ("noise_const", torch.randn(4, 4).half())])
+        conv = record(
+            "SynthesisLayer",
+            source,
+            parameters=[("weight", torch.nn.Parameter(torch.randn(4, 4, 3, 3)))],
+            buffers=[("resample_filter", torch.ones(4, 4) / 16), ("noise_const", torch.randn(4, 4).half())],
+        )
         synthesis = record("SynthesisNetwork", source, children=[("b4", record("SynthesisBlock", source, children=[("conv0", conv)]))])
         kwargs = EasyDict(z_dim=4, w_dim=8, mapping_kwargs=EasyDict(num_layers=2), img_resolution=512)
         backbone = record("StyleGAN2Backbone", source, children=[("mapping", mapping), ("synthesis", synthesis)])
-        generator = record("TriPlaneGenerator", source, children=[("backbone", backbone)], _init_kwargs=kwargs,
-                           rendering_kwargs={"box_warp": 1, "depth_resolution": 48})
+        generator = record(
+            "TriPlaneGenerator",
+            source,
+            children=[("backbone", backbone)],
+            _init_kwargs=kwargs,
+            rendering_kwargs={"box_warp": 1, "depth_resolution": 48},
+        )
         return pickle.dumps({"G": generator, "G_ema": generator, "D": None, "training_set_kwargs": EasyDict(resolution=512)})
 
 
@@ -49,8 +61,11 @@ def test_a_snapshot_is_read_without_running_its_module_source(tmp_path):
 
     tensors = flat_state(generator)
     assert sorted(tensors) == [
-        "backbone.mapping.fc0.bias", "backbone.mapping.fc0.weight", "backbone.mapping.w_avg",
-        "backbone.synthesis.b4.conv0.noise_const", "backbone.synthesis.b4.conv0.resample_filter",
+        "backbone.mapping.fc0.bias",
+        "backbone.mapping.fc0.weight",
+        "backbone.mapping.w_avg",
+        "backbone.synthesis.b4.conv0.noise_const",
+        "backbone.synthesis.b4.conv0.resample_filter",
         "backbone.synthesis.b4.conv0.weight",
     ]
     torch.manual_seed(0)
@@ -94,8 +109,16 @@ def test_the_converted_pth_layout_reads_with_the_same_rules(tmp_path):
     state = {"backbone.mapping.fc0.weight": torch.randn(8, 4), "decoder.net.0.weight": torch.randn(64, 32)}
     path = tmp_path / "ffhq.pth"
     with eg3d_modules():
-        torch.save({"G_init_args": [], "G_init_kwargs": EasyDict(z_dim=4, w_dim=8), "G": state,
-                    "G_neural_rendering_resolution": 128, "G_renderinig_kwargs": {"box_warp": 1}}, path)
+        torch.save(
+            {
+                "G_init_args": [],
+                "G_init_kwargs": EasyDict(z_dim=4, w_dim=8),
+                "G": state,
+                "G_neural_rendering_resolution": 128,
+                "G_renderinig_kwargs": {"box_warp": 1},
+            },
+            path,
+        )
     data = read_checkpoint(path)
     assert data["G_init_kwargs"]["w_dim"] == 8 and data["G_neural_rendering_resolution"] == 128
     assert {k: v.shape for k, v in flat_state(generator_record(data, path)).items()} == {k: v.shape for k, v in state.items()}
@@ -151,8 +174,12 @@ def classes_defined_here(marker):
             marker.write_text("ran")
             super().__setstate__(state)
 
-    names = {"ImportanceRenderer": "training.volumetric_rendering.renderer", "RaySampler": "training.volumetric_rendering.ray_sampler",
-             "MipRayMarcher2": "training.volumetric_rendering.ray_marcher", "OSGDecoder": "training.triplane"}
+    names = {
+        "ImportanceRenderer": "training.volumetric_rendering.renderer",
+        "RaySampler": "training.volumetric_rendering.ray_sampler",
+        "MipRayMarcher2": "training.volumetric_rendering.ray_marcher",
+        "OSGDecoder": "training.triplane",
+    }
     classes = {name: type(name, (Live,), {"__module__": module, "__qualname__": name}) for name, module in names.items()}
     modules = {}
     for name, module in names.items():
@@ -181,8 +208,11 @@ def test_plain_network_classes_and_numpy_gains_are_read_as_data(tmp_path):
         decoder = classes["OSGDecoder"]()
         decoder.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Softplus())
         decoder.hidden_dim, decoder.weight_gain = 64, np.float64(0.25)
-        generator = record("TriPlaneGenerator", children=[("renderer", renderer), ("ray_sampler", classes["RaySampler"]()),
-                                                          ("decoder", decoder)], lr_gain=np.float32(0.5))
+        generator = record(
+            "TriPlaneGenerator",
+            children=[("renderer", renderer), ("ray_sampler", classes["RaySampler"]()), ("decoder", decoder)],
+            lr_gain=np.float32(0.5),
+        )
         data = pickle.dumps({"G_ema": generator, "D": None, "augment_pipe": None})
     path = tmp_path / "plain.pkl"
     path.write_bytes(data)

@@ -99,9 +99,20 @@ def test_a_shapenet_cars_style_checkpoint_keeps_its_camera_and_box_limited_rays(
     from bridge.eg3d.convert import SHAPENET_FOCAL
     from bridge.eg3d.heads import EG3DHeads
 
-    cars = dataclasses.replace(TINY, conditioning_scale=0.0, render=dataclasses.replace(
-        TINY.render, ray_start=None, ray_end=None, box_size=1.6, background=(1.0, 1.0, 1.0),
-        camera_radius=1.7, camera_pivot=(0.0, 0.0, 0.0), focal=SHAPENET_FOCAL))
+    cars = dataclasses.replace(
+        TINY,
+        conditioning_scale=0.0,
+        render=dataclasses.replace(
+            TINY.render,
+            ray_start=None,
+            ray_end=None,
+            box_size=1.6,
+            background=(1.0, 1.0, 1.0),
+            camera_radius=1.7,
+            camera_pivot=(0.0, 0.0, 0.0),
+            focal=SHAPENET_FOCAL,
+        ),
+    )
     original = random_generator(cars)
     heads = EG3DHeads.load(import_checkpoint(write_checkpoint(original, tmp_path / "cars.pkl"), tmp_path / "out"))
     assert heads.generator.config == cars

@@ -4,11 +4,23 @@ file declares is allocated before it is checked."""
 
 import pytest
 
-from bridge.cli import main
 from benchmarks.hostile_checkpoint import hostile_checkpoint_files
+from bridge.cli import main
 
-READ_ONLY_CASES = ("module_source_runs_if_trusted", "z_dim_", "w_dim_", "channel_max_", "conv_clamp_", "box_warp_",
-                   "depth_resolution_", "camera_pivot_", "mapping_layers_", "no_torgb", "no_mapping", "tensor_")
+READ_ONLY_CASES = (
+    "module_source_runs_if_trusted",
+    "z_dim_",
+    "w_dim_",
+    "channel_max_",
+    "conv_clamp_",
+    "box_warp_",
+    "depth_resolution_",
+    "camera_pivot_",
+    "mapping_layers_",
+    "no_torgb",
+    "no_mapping",
+    "tensor_",
+)
 """Files that read as data (inspect lists them) but are no generator the bridge can build."""
 
 
@@ -69,8 +81,15 @@ def test_fuzzed_checkpoints_are_read_or_refused_in_one_sentence(tmp_path_factory
     path = folder / "fuzzed.pkl"
 
     @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(st.lists(st.tuples(st.integers(0, len(valid) - 1), st.sampled_from(["flip", "cut", "insert", "zero"]),
-                              st.binary(min_size=1, max_size=9)), min_size=1, max_size=4))
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(0, len(valid) - 1), st.sampled_from(["flip", "cut", "insert", "zero"]), st.binary(min_size=1, max_size=9)
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
     def read(changes):
         data = bytearray(valid)
         for position, kind, payload in changes:
@@ -78,11 +97,11 @@ def test_fuzzed_checkpoints_are_read_or_refused_in_one_sentence(tmp_path_factory
             if kind == "flip":
                 data[position] ^= payload[0] or 1
             elif kind == "cut":
-                del data[position:position + payload[0]]
+                del data[position : position + payload[0]]
             elif kind == "insert":
                 data[position:position] = payload
             else:
-                data[position:position + len(payload)] = bytes(len(payload))
+                data[position : position + len(payload)] = bytes(len(payload))
         path.write_bytes(bytes(data))
         try:
             convert(generator_record(read_checkpoint(path)))

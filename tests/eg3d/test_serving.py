@@ -39,8 +39,11 @@ def test_bridge_edits_heads_of_an_imported_generator(tmp_path):
         grid = mesh_export.read_bytes(data)
         assert grid.resolution == 64 and grid.level == SURFACE_LEVEL and grid.edit_steps == 1
         assert grid.provenance["generator"] == "EG3D eg3d.pkl"
-        assert grid.provenance["camera"] == {"radius": TINY.render.camera_radius, "pivot": list(TINY.render.camera_pivot),
-                                             "focal": TINY.render.focal}
+        assert grid.provenance["camera"] == {
+            "radius": TINY.render.camera_radius,
+            "pivot": list(TINY.render.camera_pivot),
+            "focal": TINY.render.focal,
+        }
         status, png = bridge.call("GET", f"/v1/jobs/{job['id']}/results/preview.png")
         with Image.open(io.BytesIO(png)) as preview:
             assert preview.size == (3 * 128 + 2 * 2, 128), "before | after | mask at the super-resolved size"

@@ -18,8 +18,19 @@ def test_relevance_command_writes_an_overlay(tiny_clip, tmp_path):
     Image.new("RGB", (48, 40), (200, 120, 90)).save(tmp_path / "in.png")
     out = tmp_path / "map.png"
     result = _bridge(
-        "relevance", "--image", str(tmp_path / "in.png"), "--prompt", "eyes", "--prompt", "blue eyes",
-        "--refine", "3", "--clip", f"local-dir:{folder}", "--out", str(out),
+        "relevance",
+        "--image",
+        str(tmp_path / "in.png"),
+        "--prompt",
+        "eyes",
+        "--prompt",
+        "blue eyes",
+        "--refine",
+        "3",
+        "--clip",
+        f"local-dir:{folder}",
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     assert Image.open(out).size == (48, 40)
@@ -28,8 +39,15 @@ def test_relevance_command_writes_an_overlay(tiny_clip, tmp_path):
 def test_relevance_command_reports_a_missing_clip_in_one_sentence(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
     result = _bridge(
-        "relevance", "--image", str(tmp_path / "in.png"), "--prompt", "eyes",
-        "--clip", f"ViT-B-32={tmp_path / 'missing.safetensors'}", "--out", str(tmp_path / "m.png"),
+        "relevance",
+        "--image",
+        str(tmp_path / "in.png"),
+        "--prompt",
+        "eyes",
+        "--clip",
+        f"ViT-B-32={tmp_path / 'missing.safetensors'}",
+        "--out",
+        str(tmp_path / "m.png"),
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith("error: No CLIP weights file at") and result.stderr.count("\n") == 1

@@ -77,8 +77,8 @@ def bundled():
 
 def test_bundled_clip_tells_hair_colours_apart(bundled):
     from bridge.field.renderer import render_orbit
-    from bridge.prior.views import analytic_field
     from bridge.guidance.headclip import DATA_RENDER
+    from bridge.prior.views import analytic_field
 
     base = sample_params(1, torch.Generator().manual_seed(11))[0]
     heads = torch.stack([with_overrides(base, hair_colour=c, hair_length=0.8) for c in ("red", "black", "blonde")])

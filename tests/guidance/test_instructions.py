@@ -38,8 +38,9 @@ def bundled_clip():
     return load_clip("bundled")
 
 
-@pytest.mark.parametrize("sentence", ["", "   ", "make it nicer", "blue sky", "x" * 10_000, "make the eyes",
-                                      "make the eyes green and the hair blue"])
+@pytest.mark.parametrize(
+    "sentence", ["", "   ", "make it nicer", "blue sky", "x" * 10_000, "make the eyes", "make the eyes green and the hair blue"]
+)
 def test_sentences_without_a_part_or_a_change_get_one_sentence(sentence, bundled_clip):
     with pytest.raises(BridgeError) as error:
         parse_instruction(sentence, bundled_clip)

@@ -54,8 +54,13 @@ def test_planted_patch_is_the_only_relevant_place(tiny_clip, monkeypatch):
     found = []
     for sign in (1.0, -1.0):
         monkeypatch.setattr(clip, "encode_text", lambda prompts, d=sign * direction: d[None])
-        found.append((relevance_maps(clip, image, "planted")[0], relevance_maps(clip, image, "planted", shifts=2)[0],
-                      relevance_maps(clip, image, "planted", token_scale=2)[0]))
+        found.append(
+            (
+                relevance_maps(clip, image, "planted")[0],
+                relevance_maps(clip, image, "planted", shifts=2)[0],
+                relevance_maps(clip, image, "planted", token_scale=2)[0],
+            )
+        )
     plain, shifted, finer = max(found, key=lambda maps: float(maps[0][20, 12]))
     assert float(plain[20, 12]) == pytest.approx(1.0, abs=0.05)  # centre of the planted cell
     assert float(plain[:8].abs().max()) < 1e-6 and float(plain[:, 24:].abs().max()) < 1e-6  # cells not touching it
@@ -84,7 +89,7 @@ def _two_colour_image(size: int = 32) -> torch.Tensor:
     """Left half red, right half blue."""
     image = torch.zeros(1, 3, size, size)
     image[:, 0, :, : size // 2] = 1.0
-    image[:, 2, :, size // 2:] = 1.0
+    image[:, 2, :, size // 2 :] = 1.0
     return image
 
 
@@ -204,6 +209,7 @@ def test_all_block_maps_use_the_models_logit_scale_like_the_reference(tiny_clip,
     image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     direction = torch.nn.functional.normalize(torch.randn(32, generator=torch.Generator().manual_seed(2)), dim=0)
     ours = _chefer_maps(tiny_clip, tiny_clip.prepare(image), direction[None], None, 2, 1, (32, 32))
-    reference = torch.nn.functional.interpolate(_reference_all_block_map(tiny_clip, image, direction).detach(), size=(32, 32),
-                                                mode="bilinear", align_corners=False)
+    reference = torch.nn.functional.interpolate(
+        _reference_all_block_map(tiny_clip, image, direction).detach(), size=(32, 32), mode="bilinear", align_corners=False
+    )
     assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-6 * float(reference.abs().max()))

@@ -8,8 +8,15 @@ from bridge.lenerf.fusion import EditedField, PlaneFeatures
 from bridge.lenerf.modules import EditModules, ModuleConfig, level_groups
 
 TINY = GeneratorConfig(
-    z_dim=4, c_dim=0, w_dim=16, plane_resolution=16, plane_channels=4, channel_base=64, channel_max=16,
-    decoder_hidden=8, decoder_features=4,
+    z_dim=4,
+    c_dim=0,
+    w_dim=16,
+    plane_resolution=16,
+    plane_channels=4,
+    channel_base=64,
+    channel_max=16,
+    decoder_hidden=8,
+    decoder_features=4,
 )
 
 
@@ -28,8 +35,14 @@ def _field(generator, modules, ws, **options):
         modules.mapper.mappers[0].layers[-1].weight.normal_()  # a mapper that changes something
     ws_target = modules.mapper.target(ws)
     return EditedField(
-        generator.decoder, PlaneFeatures(generator.planes(ws)), PlaneFeatures(generator.planes(ws_target)), ws, ws_target,
-        modules.attention, modules.deformation, **options,
+        generator.decoder,
+        PlaneFeatures(generator.planes(ws)),
+        PlaneFeatures(generator.planes(ws_target)),
+        ws,
+        ws_target,
+        modules.attention,
+        modules.deformation,
+        **options,
     )
 
 

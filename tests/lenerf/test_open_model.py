@@ -38,7 +38,10 @@ def test_the_edit_follows_the_prompt_and_not_its_wording(setting):
     assert torch.equal(green, _target(model, clip, ws, "  green   eyes "))
     points = torch.rand(1, 4096, 3) - 0.5
     with torch.no_grad():
-        masks = [apply_edits(prior.generator, ws, [EditStep(model.edit(clip, "green eyes", m))])[0](points)["mask"] for m in ("eyes", "the eyes", "hair")]
+        masks = [
+            apply_edits(prior.generator, ws, [EditStep(model.edit(clip, "green eyes", m))])[0](points)["mask"]
+            for m in ("eyes", "the eyes", "hair")
+        ]
     assert torch.equal(masks[0], masks[1])  # an article does not change where
     assert not torch.allclose(masks[0], masks[2], atol=1e-3)
 
@@ -131,11 +134,15 @@ def test_the_command_line_edits_by_prompt_instruction_and_picture(tmp_path):
     empty.write_bytes(b"")
     text.write_text("not a picture")
     Image.new("1", (20_000, 20_000)).save(huge)
-    for args, said in ((("--instruction", "make it nicer"), "names no part"), (("--edit", "green eyes"), "needs --mask"),
-                       (("--image-prompt", str(empty), "--mask", "hair"), "Cannot read the image"),
-                       (("--image-prompt", str(text), "--mask", "hair"), "Cannot read the image"),
-                       (("--image-prompt", str(huge), "--mask", "hair"), "pixels"),
-                       ((), "Say what to edit"), (("--edit", "x" * 10_000, "--mask", "eyes"), "10000 characters")):
+    for args, said in (
+        (("--instruction", "make it nicer"), "names no part"),
+        (("--edit", "green eyes"), "needs --mask"),
+        (("--image-prompt", str(empty), "--mask", "hair"), "Cannot read the image"),
+        (("--image-prompt", str(text), "--mask", "hair"), "Cannot read the image"),
+        (("--image-prompt", str(huge), "--mask", "hair"), "pixels"),
+        ((), "Say what to edit"),
+        (("--edit", "x" * 10_000, "--mask", "eyes"), "10000 characters"),
+    ):
         done = _bridge("edit", "--seed", "3", "--grid", "64", "--out", str(out), *args)
         assert done.returncode == 2 and said in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
 

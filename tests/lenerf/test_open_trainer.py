@@ -13,8 +13,22 @@ from bridge.lenerf.open_model import TENSORS, OpenEditModel
 from bridge.prior.model import HeadPrior
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMON = ["--heads", "8", "--shard-heads", "4", "--steps", "3", "--pair-batch", "8", "--mask-batch", "64",
-          "--resolution", "24", "--threads", "1"]
+COMMON = [
+    "--heads",
+    "8",
+    "--shard-heads",
+    "4",
+    "--steps",
+    "3",
+    "--pair-batch",
+    "8",
+    "--mask-batch",
+    "64",
+    "--resolution",
+    "24",
+    "--threads",
+    "1",
+]
 
 
 def _run(*command: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -26,8 +40,20 @@ def _run(*command: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def test_two_processes_train_as_one_on_the_same_global_batch(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
-    _run(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "bridge", "train-open-edit", "--out", str(two), *COMMON)
+    _run(
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "bridge",
+        "train-open-edit",
+        "--out",
+        str(two),
+        *COMMON,
+    )
     assert sorted(p.name for p in (two / "data").glob("shard_*")) == ["shard_00000.safetensors", "shard_00001.safetensors"]
     shutil.copytree(two / "data", one / "data")  # the same heads: the one-process run only fits
     printed = _run(sys.executable, "-m", "bridge", "train-open-edit", "--out", str(one), *COMMON).stdout

@@ -13,8 +13,17 @@ from bridge.lenerf.trainer import EditTrainingConfig
 
 @pytest.mark.parametrize(
     "prompt, part",
-    [("eyes", "eyes"), ("the irises", "eyes"), ("Hair", "hair"), ("her long hair", "hair"), ("lips", "mouth"),
-     ("the mouth", "mouth"), ("nose", None), ("repair", None), ("", None)],
+    [
+        ("eyes", "eyes"),
+        ("the irises", "eyes"),
+        ("Hair", "hair"),
+        ("her long hair", "hair"),
+        ("lips", "mouth"),
+        ("the mouth", "mouth"),
+        ("nose", None),
+        ("repair", None),
+        ("", None),
+    ],
 )
 def test_mask_part_reads_whole_words(prompt, part):
     assert mask_part(prompt) == part
@@ -46,8 +55,24 @@ def test_other_parts_move_far_in_w_with_front_views_and_keep_the_eyes_out():
 
 def test_train_edit_uses_the_recipe_and_options_given_win(tmp_path):
     out = tmp_path / "green_hair"
-    command = [sys.executable, "-m", "bridge", "train-edit", "--edit", "green hair", "--mask", "hair", "--out", str(out),
-               "--steps", "1", "--resolution", "16", "--residual-weight", "0.01"]
+    command = [
+        sys.executable,
+        "-m",
+        "bridge",
+        "train-edit",
+        "--edit",
+        "green hair",
+        "--mask",
+        "hair",
+        "--out",
+        str(out),
+        "--steps",
+        "1",
+        "--resolution",
+        "16",
+        "--residual-weight",
+        "0.01",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "recipe: hair (as red hair)" in result.stdout

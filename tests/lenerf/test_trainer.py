@@ -10,8 +10,16 @@ from bridge.lenerf.edit_module import EditLibrary, EditModule, EditModuleError, 
 from bridge.lenerf.trainer import EditTrainer, EditTrainingConfig
 
 TINY = GeneratorConfig(
-    z_dim=4, c_dim=0, w_dim=16, plane_resolution=16, plane_channels=4, channel_base=64, channel_max=16,
-    decoder_hidden=8, decoder_features=4, render=RenderConfig(background=(1.0, 1.0, 1.0)),
+    z_dim=4,
+    c_dim=0,
+    w_dim=16,
+    plane_resolution=16,
+    plane_channels=4,
+    channel_base=64,
+    channel_max=16,
+    decoder_hidden=8,
+    decoder_features=4,
+    render=RenderConfig(background=(1.0, 1.0, 1.0)),
 )
 FAST = EditTrainingConfig(steps=4, heads=1, resolution=16, samples=6, checkpoint_every=2)
 
@@ -29,7 +37,11 @@ def _trainer(generator, clip, config=FAST, geometry=False):
     from bridge.guidance.losses import ClipLossConfig
 
     return EditTrainer(
-        generator, sample_ws, clip, EditSpec("blue eyes", "eyes", geometry=geometry), config,
+        generator,
+        sample_ws,
+        clip,
+        EditSpec("blue eyes", "eyes", geometry=geometry),
+        config,
         clip_loss=ClipLossConfig(augment_copies=1),
     )
 
@@ -39,7 +51,9 @@ def test_attention_field_learns_a_planted_pseudo_label(tiny_clip, monkeypatch):
     solid = TriPlaneGenerator(TINY).eval()
     with torch.no_grad():  # every point opaque: a rendered mask can then take any value
         solid.decoder.fc1.bias[0] = 50.0 / solid.decoder.fc1.bias_gain
-    trainer = _trainer(solid, tiny_clip, EditTrainingConfig(steps=40, heads=1, resolution=16, samples=6, alternate=False, learning_rate=1e-2))
+    trainer = _trainer(
+        solid, tiny_clip, EditTrainingConfig(steps=40, heads=1, resolution=16, samples=6, alternate=False, learning_rate=1e-2)
+    )
     planted = torch.zeros(1, 1, 16, 16)
     planted[..., :, 8:] = 1.0  # the right half of every view
     monkeypatch.setattr(trainer, "pseudo_labels", lambda source, target: planted)
@@ -72,7 +86,11 @@ def test_cancel_stops_before_the_next_step_and_resume_continues(generator, tiny_
     assert module.info["training"]["resumed_from_step"] == 1
     from bridge.guidance.relevance import PSEUDO_LABEL_LEVEL, PSEUDO_LABEL_OPTIONS
 
-    assert module.info["training"]["pseudo_labels"] == {**PSEUDO_LABEL_OPTIONS, "level": PSEUDO_LABEL_LEVEL, "baseline": None}  # how its labels were made
+    assert module.info["training"]["pseudo_labels"] == {
+        **PSEUDO_LABEL_OPTIONS,
+        "level": PSEUDO_LABEL_LEVEL,
+        "baseline": None,
+    }  # how its labels were made
 
 
 def test_edit_module_round_trip_and_generator_check(generator, tiny_clip, tmp_path):

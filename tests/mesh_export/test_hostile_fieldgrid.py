@@ -229,7 +229,10 @@ def test_cli_export_as_a_process(hostile, tmp_path):
     for name, match in (("header_2048_cubed_over_small_member", "declares 32 GiB"), ("provenance_nan", "NaN")):
         result = subprocess.run(
             [sys.executable, "-m", "bridge", "export", "--field", str(hostile[name]), "--out", str(tmp_path / "x.glb")],
-            capture_output=True, text=True, timeout=300, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
         )
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and match in result.stderr

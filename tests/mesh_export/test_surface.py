@@ -39,9 +39,7 @@ def test_vertices_are_in_field_coordinates_for_any_box():
     sdf = lambda p: np.linalg.norm(p * 2.0 + [0.5, 0.0, 0.0] - centre, axis=-1) - radius  # noqa: E731
     grid = make_grid(64, sdf, surface_width=0.5)
     # the same field on a box of size 2 centred at (0.5, 0, 0): points q = 2 p + (0.5, 0, 0)
-    moved = FieldGrid(
-        density=grid.density, rgb=grid.rgb, masks=grid.masks, level=0.0, box_size=2.0, box_centre=np.array([0.5, 0.0, 0.0])
-    )
+    moved = FieldGrid(density=grid.density, rgb=grid.rgb, masks=grid.masks, level=0.0, box_size=2.0, box_centre=np.array([0.5, 0.0, 0.0]))
     surface = extract_surface(moved, WHOLE)
     distance = np.linalg.norm(surface.vertices - centre, axis=1)
     voxel = 2.0 / 64

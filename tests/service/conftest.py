@@ -20,8 +20,9 @@ class BridgeProcess(LocalBridge):
     def token(self) -> str:
         return (self.config / "token").read_text().strip()
 
-    def call(self, method: str, path: str, body=None, token: str | None = "default", headers: dict | None = None,
-             raw_body: bytes | None = None):
+    def call(
+        self, method: str, path: str, body=None, token: str | None = "default", headers: dict | None = None, raw_body: bytes | None = None
+    ):
         """(status, parsed JSON or bytes) of one request."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         sent = dict(headers or {})

@@ -21,6 +21,7 @@ def _write_then(outcome):
         ctx.add_result("preview.png", "image/png").write_bytes(b"png")
         if outcome is not None:
             raise outcome
+
     return runner
 
 
@@ -37,8 +38,12 @@ def permissive_umask():
 
 def test_results_only_for_jobs_that_are_done_and_owner_only(tmp_path, permissive_umask):
     store = JobStore(tmp_path / "jobs", result_days=7)
-    runners = {"done": _write_then(None), "failed": _write_then(BridgeError("The edit went wrong.")),
-               "cancelled": _write_then(Cancelled()), "crashed": _write_then(RuntimeError("a bug"))}
+    runners = {
+        "done": _write_then(None),
+        "failed": _write_then(BridgeError("The edit went wrong.")),
+        "cancelled": _write_then(Cancelled()),
+        "crashed": _write_then(RuntimeError("a bug")),
+    }
     worker = Worker(store, runners, max_queued=8)
     worker.start()
     try:
@@ -68,8 +73,9 @@ def test_a_job_killed_while_writing_results_comes_back_failed_without_them(tmp_p
     """As left by a kill during "rendering previews": job.json says running (an older bridge also
     listed field.npz there), a finished field.npz and a half-written preview lie in the folder."""
     store = JobStore(tmp_path / "jobs", result_days=7)
-    job = Job("0123456789abcdef", "edit", {}, state="running", stage="rendering previews",
-              results={"field.npz": "application/octet-stream"})
+    job = Job(
+        "0123456789abcdef", "edit", {}, state="running", stage="rendering previews", results={"field.npz": "application/octet-stream"}
+    )
     folder = store.folder_of(job.id)
     folder.mkdir()
     (folder / "job.json").write_text(json.dumps(job.__dict__))

@@ -43,7 +43,11 @@ def test_edit_round_trip_and_restart_keeps_results(bridge, identity_module):
     status, modules = bridge.call("GET", "/v1/modules")
     assert identity_module in [m["name"] for m in modules["modules"] if m["usable"]]
     head = _head(bridge)
-    status, job = bridge.call("POST", "/v1/jobs/edit", {"head": head, "steps": [{"module": identity_module}, {"edit": "green eyes", "mask": "eyes", "strength": 0.5}], "grid": 64})
+    status, job = bridge.call(
+        "POST",
+        "/v1/jobs/edit",
+        {"head": head, "steps": [{"module": identity_module}, {"edit": "green eyes", "mask": "eyes", "strength": 0.5}], "grid": 64},
+    )
     assert status == 202, job
     job = bridge.wait(job["id"])
     assert job["state"] == "done", job
@@ -165,5 +169,7 @@ def test_any_prompt_edits_through_the_open_model(bridge, identity_module):
     edits = grid.provenance["edits"]
     assert [e["model"] for e in edits] == ["module", "open model"] and edits[1]["edit"] == "pink hair"
     assert grid.edit_steps == 2
-    status, job = bridge.call("POST", "/v1/jobs/edit", {"head": head, "steps": [{"edit": "green eyes", "mask": "eyes", "texture_only": True}], "grid": 64})
+    status, job = bridge.call(
+        "POST", "/v1/jobs/edit", {"head": head, "steps": [{"edit": "green eyes", "mask": "eyes", "texture_only": True}], "grid": 64}
+    )
     assert status == 202 and bridge.wait(job["id"])["state"] == "done"
