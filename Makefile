@@ -53,6 +53,8 @@ bench: $(STAMP)
 	$(VPY) -m benchmarks guidance --json
 	$(VPY) -m benchmarks addon --json
 	$(VPY) -m benchmarks eg3d --json
+	$(VPY) -m benchmarks interactive --json
+	$(VPY) -m benchmarks hostile --json
 
 clean:
 	rm -rf $(VENV) out dist build wheels

@@ -19,6 +19,7 @@ BENCHMARKS = {
     "eg3d": "benchmarks.eg3d",
     "hostile": "benchmarks.hostile",
     "interactive": "benchmarks.interactive",
+    "gpu": "benchmarks.gpu",
 }
 
 

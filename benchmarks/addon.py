@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bridge.service.launcher import LocalBridge
@@ -90,40 +91,27 @@ api.disconnect()
 """
 
 
-def run(quick: bool = False) -> dict:
+def in_blender(script: str, mark: str, what: str, args: Callable[[Path, str], list[str]]) -> dict:
+    """Run `script` in the bpy module with the built extension installed and a real bridge on
+    loopback (its config and cache in a temporary folder); `args(folder, bridge_url)` are the
+    script's arguments. The JSON the script printed after `mark`."""
     from tools.extension import build, current_platform
 
-    grids, repeats = ("64,128", 1) if quick else ("128,256", 3)
-    with tempfile.TemporaryDirectory(prefix="text-edit-addon-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix="text-edit-blender-bench-") as folder:
         folder = Path(folder)
         extension = build([current_platform()], folder / "dist")[0]
-        script = folder / "measure.py"
-        script.write_text(SCRIPT)
+        path = folder / "measure.py"
+        path.write_text(script)
         with LocalBridge(folder / "config", folder / "cache", log=folder / "bridge.log") as bridge:
             env = {**os.environ, "TEXT_EDIT_CONFIG_DIR": str(folder / "config"), "TEXT_EDIT_CACHE_DIR": str(folder / "cache")}
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "tools.blender",
-                    "--extension",
-                    str(extension),
-                    "--user-resources",
-                    str(folder / "user"),
-                    str(script),
-                    "--",
-                    str(folder / "head.glb"),
-                    bridge.url,
-                    grids,
-                    str(repeats),
-                    "1024",
-                ],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-    lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
+            command = [sys.executable, "-m", "tools.blender", "--extension", str(extension), "--user-resources", str(folder / "user")]
+            done = subprocess.run([*command, str(path), "--", *args(folder, bridge.url)], cwd=ROOT, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(mark)]
     if done.returncode != 0 or not lines:
-        raise RuntimeError(f"the add-on benchmark failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return json.loads(lines[-1][len(MARK) :])
+        raise RuntimeError(f"the {what} benchmark failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1][len(mark) :])
+
+
+def run(quick: bool = False) -> dict:
+    grids, repeats = ("64,128", 1) if quick else ("128,256", 3)
+    return in_blender(SCRIPT, MARK, "add-on", lambda folder, url: [str(folder / "head.glb"), url, grids, str(repeats), "1024"])

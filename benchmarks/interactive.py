@@ -26,18 +26,11 @@ same process one after the other, so their ratio is measured side by side.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-from bridge.service.launcher import LocalBridge
+from benchmarks.addon import in_blender
 
-ROOT = Path(__file__).resolve().parents[1]
 MARK = "INTERACTIVE_FIGURES "
 
 SCRIPT = r'''
@@ -172,36 +165,6 @@ def _apply_ms(repeats: int = 3) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    from tools.extension import build, current_platform
-
     figures = _apply_ms(1 if quick else 3)
-    with tempfile.TemporaryDirectory(prefix="text-edit-interactive-") as folder:
-        folder = Path(folder)
-        extension = build([current_platform()], folder / "dist")[0]
-        script = folder / "measure.py"
-        script.write_text(SCRIPT)
-        with LocalBridge(folder / "config", folder / "cache", log=folder / "bridge.log") as bridge:
-            env = {**os.environ, "TEXT_EDIT_CONFIG_DIR": str(folder / "config"), "TEXT_EDIT_CACHE_DIR": str(folder / "cache")}
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "tools.blender",
-                    "--extension",
-                    str(extension),
-                    "--user-resources",
-                    str(folder / "user"),
-                    str(script),
-                    "--",
-                    bridge.url,
-                    "quick" if quick else "full",
-                ],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-    lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
-    if done.returncode != 0 or not lines:
-        raise RuntimeError(f"the interactive benchmark failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return {**json.loads(lines[-1][len(MARK) :]), **figures}
+    measured = in_blender(SCRIPT, MARK, "interactive", lambda folder, url: [url, "quick" if quick else "full"])
+    return {**measured, **figures}
