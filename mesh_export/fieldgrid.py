@@ -119,10 +119,11 @@ class FieldGrid:
             rgb = np.rint(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
         if masks is None:
             masks = np.zeros((0, *density.shape), dtype=np.float16)
-        masks = np.asarray(masks, dtype=np.float32)
+        masks = np.asarray(masks)
         if masks.ndim == 3:
             masks = masks[None]
-        masks = np.clip(masks, 0.0, 1.0).astype(np.float16)
+        if masks.dtype != np.float16:  # float16 masks are taken as they are (validate checks their range)
+            masks = np.clip(masks.astype(np.float32), 0.0, 1.0).astype(np.float16)
         return cls(
             density=density,
             rgb=rgb,

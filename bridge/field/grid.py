@@ -178,13 +178,13 @@ class SparseSampler:
     def _crossed(self, stride: int) -> Tensor:
         return _crossed_cells(self.values[::stride, ::stride, ::stride, 0], self.level)
 
-    def _fill_from(self, stride: int) -> None:
-        """Voxels not evaluated take the trilinear interpolation of the `stride`-lattice."""
-        lattice = self.values[::stride, ::stride, ::stride]
-        filled = F.interpolate(lattice.permute(3, 0, 1, 2)[None], size=self.evaluated.shape, mode="trilinear", align_corners=True)[
-            0
-        ].permute(1, 2, 3, 0)
-        self.values = torch.where(self.evaluated[..., None], self.values, filled)
+    def _fill_from(self, stride: int, channels: int | None = None) -> None:
+        """Voxels not evaluated take the trilinear interpolation of the `stride`-lattice (in the
+        first `channels` channels only, if given)."""
+        values = self.values[..., :channels]
+        lattice = values[::stride, ::stride, ::stride]
+        filled = F.interpolate(lattice.permute(3, 0, 1, 2)[None], size=self.evaluated.shape, mode="trilinear", align_corners=True)
+        values.copy_(torch.where(self.evaluated[..., None], values, filled[0].permute(1, 2, 3, 0)))
 
     def grid(self, provenance: dict[str, Any] | None) -> FieldGrid:
         coarsest, finest = self.strides[0], self.strides[-1]
@@ -195,7 +195,7 @@ class SparseSampler:
         for level, stride in enumerate(self.strides[:-1]):
             self._evaluate(self._voxels(self._crossed(stride), stride, every=self.strides[level + 1]))
             self._progress(0.1 + 0.2 * (level + 1) / len(self.strides))
-        self._fill_from(finest)
+        self._fill_from(finest, channels=1)  # the density, for finding the surface; colour and masks off it stay coarse
         total = self.evaluated.numel()
         for self.rounds in range(1, MAX_ROUNDS + 1):  # voxel by voxel, following the surface
             needed = _cell_corners_and_band(_crossed_cells(self.values[..., 0], self.level))
@@ -204,16 +204,16 @@ class SparseSampler:
             self._progress(0.3 + 0.7 * 20 * self.evaluated.sum().item() / total)  # a head's band is under 5%
         self._progress(1.0)
         r = self.resolution
-        values = self.values[:r, :r, :r].numpy()
+        values = self.values[:r, :r, :r]
         fraction = float(self.evaluated[:r, :r, :r].float().mean())
         provenance = {
             **(provenance or {}),
             "sampling": {"kind": "sparse", "lattices": list(self.strides), "evaluated": round(fraction, 4), "rounds": self.rounds},
         }
         return FieldGrid.from_arrays(
-            values[..., 0],
-            values[..., 1:4],
-            masks=None if self.steps == 0 else np.moveaxis(values[..., 4:], -1, 0),
+            values[..., 0].contiguous().numpy(),
+            (values[..., 1:4].clamp(0, 1) * 255).round_().to(torch.uint8).numpy(),
+            masks=None if self.steps == 0 else values[..., 4:].clamp(0, 1).half().permute(3, 0, 1, 2).contiguous().numpy(),
             level=self.level,
             box_size=self.box_size,
             provenance=provenance,
