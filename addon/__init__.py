@@ -26,9 +26,10 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
-    from . import connection, operators, panel, preferences, properties
+    from . import connection, mesher, operators, panel, preferences, properties
 
     properties.RUNNER.shutdown()
+    mesher.MESHER.stop()
     if bpy.app.timers.is_registered(properties.RUNNER.timer_callback):
         bpy.app.timers.unregister(properties.RUNNER.timer_callback)
     connection.MANAGED.stop()

@@ -15,6 +15,7 @@ from ..bridge.service.client import BridgeClient
 from ..bridge.service.settings import LIMITS
 from . import importer, preferences
 from .connection import MANAGED, BridgeSettings, make_client
+from .mesher import MESHER
 from .properties import BRIDGE, RUNNER
 from .tasks import Task
 from .work import EditRequest, HeadSpec, run_edit, run_training
@@ -189,6 +190,7 @@ def start_connect(context) -> None:
     def work(progress):
         progress(0.1, "contacting the bridge")
         client = connect(bridge, online)
+        MESHER.start()  # the meshing helper's imports now, not during the first edit
         return client.info(), client.modules()
 
     def done(answer) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from .. import mesh_export
 from ..bridge.errors import BridgeError
 from ..bridge.service.client import FINISHED, BridgeClient
+from .mesher import MESHER
 from .prepared import PreparedMesh, prepare
 from .tasks import Cancelled, Progress
 
@@ -136,15 +137,11 @@ def run_edit(
             on_job(started["id"])
     job = follow_job(client, job, progress, (0.02, 0.6), timeout_s)
     progress(0.62, "downloading the field")
-    grid = mesh_export.read_bytes(client.result(job["id"], "field.npz"))
+    grid = client.result(job["id"], "field.npz")
     progress.check()
-
-    def meshing(stage: str, fraction: float) -> None:
-        progress(0.65 + 0.33 * fraction, stage)
-
     options = mesh_export.ExportOptions(texture_size=request.texture_size)
     try:
-        mesh = mesh_export.grid_to_mesh(grid, options, progress=meshing).to_blender()
+        mesh = MESHER.mesh(grid, options, progress, (0.65, 0.97)).to_blender()
     except mesh_export.FieldGridError as error:
         raise BridgeError(f"The edited field has no surface to mesh ({error}); try a lower strength.") from None
     progress(0.97, "preparing the import")
