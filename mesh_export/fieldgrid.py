@@ -481,7 +481,8 @@ def read(path: str | Path) -> FieldGrid:
     """Read and validate a grid file. Raises FieldGridError (missing, damaged, invalid)."""
     path = Path(path)
     if not path.is_file():
-        raise FieldGridError(f"The field grid file {path} does not exist; check the path.")
+        what = "is a folder" if path.is_dir() else ("is not a regular file" if path.exists() else "does not exist")
+        raise FieldGridError(f"The field grid file {path} {what}; check the path.")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise _fail(f"file {path.name} is larger than {_size(MAX_FILE_BYTES)}")
     try:

@@ -400,7 +400,8 @@ def read_checkpoint(path: Path) -> dict:
     `.pth`, its plain dict). Raises WeightsError with one sentence on any problem."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"No checkpoint at {path}; give the path of an EG3D .pkl (or a converted .pth).")
+        what = "is a folder" if path.is_dir() else ("is not a regular file" if path.exists() else "does not exist")
+        raise WeightsError(f"No checkpoint at {path} (it {what}); give the path of an EG3D .pkl (or a converted .pth).")
     try:
         if zipfile.is_zipfile(path):  # torch.save format (converted .pth)
             _check_archive(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -52,15 +53,22 @@ def save_generator(generator: TriPlaneGenerator, path: Path, extra: dict | None 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in generator.state_dict().items()}
-    save_file(state, str(path))
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "config": generator.config.to_dict(),
-        "sha256": file_sha256(path),
-        **(extra or {}),
-    }
-    metadata_path(path).write_text(json.dumps(metadata, indent=2) + "\n")
+    weights, described = path.with_name(f".partial-{path.name}"), path.with_name(f".partial-{metadata_path(path).name}")
+    try:  # both written under temporary names, then moved into place: never half a pair
+        save_file(state, str(weights))
+        metadata = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": generator.config.to_dict(),
+            "sha256": file_sha256(weights),
+            **(extra or {}),
+        }
+        described.write_text(json.dumps(metadata, indent=2) + "\n")
+        os.replace(weights, path)
+        os.replace(described, metadata_path(path))
+    finally:
+        weights.unlink(missing_ok=True)
+        described.unlink(missing_ok=True)
     return metadata
 
 

@@ -26,7 +26,7 @@ from bridge.service.engine import MODULE_NAME, Engine, NotFound
 from bridge.service.guard import Guard
 from bridge.service.guard import error as _error
 from bridge.service.jobs import DONE, FINISHED, QUEUED, RUNNING, JobStore, QueueFull, Worker
-from bridge.service.settings import LIMITS
+from bridge.service.settings import LIMITS, request_timeout_s
 
 JOB_ID = r"^[0-9a-f]{16}$"
 JobId = Annotated[str, PathParam(pattern=JOB_ID)]
@@ -143,7 +143,11 @@ def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host
 
     @app.get("/v1/info")
     async def info() -> dict[str, Any]:
-        return {**engine.info(), "jobs": {"queued": len(worker.queue), "running": worker.current}, "limits": LIMITS.__dict__}
+        return {
+            **engine.info(),
+            "jobs": {"queued": len(worker.queue), "running": worker.current},
+            "limits": {**LIMITS.__dict__, "request_timeout_s": request_timeout_s()},
+        }
 
     @app.post("/v1/heads", status_code=201)
     def create_head(body: HeadRequest) -> dict[str, Any]:

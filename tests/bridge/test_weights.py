@@ -77,3 +77,24 @@ def test_weights_that_do_not_fit_the_config_are_named(saved, tmp_path):
     metadata_path(path).write_text(json.dumps(meta))
     with pytest.raises(WeightsError, match="wrong shape: decoder.fc0.weight"):
         load_generator(path)
+
+
+def test_a_failed_save_leaves_no_half_pair(tmp_path, monkeypatch):
+    """The metadata cannot be written: neither file is left, and an earlier pair stays whole."""
+    import pathlib
+
+    generator = TriPlaneGenerator(TINY)
+    path = tmp_path / "generator.safetensors"
+    save_generator(generator, path)
+    before = path.read_bytes(), metadata_path(path).read_text()
+
+    def refuse(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", refuse)
+    with pytest.raises(OSError):
+        save_generator(TriPlaneGenerator(TINY), path)
+    monkeypatch.undo()
+    assert (path.read_bytes(), metadata_path(path).read_text()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generator.json", "generator.safetensors"]
+    load_generator(path)

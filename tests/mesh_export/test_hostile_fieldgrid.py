@@ -312,3 +312,16 @@ def test_reading_member_by_member_agrees_with_numpy(tmp_path, compress):
         for name in ("density", "rgb", "masks", "box_centre"):
             np.testing.assert_array_equal(getattr(grid, name), loaded[name])
             assert getattr(grid, name).flags.writeable
+
+
+def test_a_folder_or_a_fifo_given_as_the_grid_says_what_it_is(tmp_path):
+    import os
+
+    from mesh_export import FieldGridError, read
+
+    with pytest.raises(FieldGridError, match="is a folder"):
+        read(tmp_path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(FieldGridError, match="is not a regular file"):
+        read(fifo)
