@@ -61,6 +61,7 @@ def serve(
             ws="none",
             timeout_keep_alive=LIMITS.keep_alive_s,
             h11_max_incomplete_event_size=LIMITS.request_head_bytes,
+            limit_concurrency=LIMITS.connections,
         )
     finally:
         worker.stop()

@@ -31,6 +31,8 @@ class Limits:
     for it, or the connection is closed (TEXT_EDIT_REQUEST_TIMEOUT_S overrides)."""
     keep_alive_s: int = 5
     """A connection idle between requests is closed after this long."""
+    connections: int = 64
+    """Connections and requests served at once; past them the answer is 503 (try again later)."""
     queued_jobs: int = 16
     stack_steps: int = 8
     training_steps: int = 20_000

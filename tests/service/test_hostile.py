@@ -159,3 +159,24 @@ def test_property_based_fuzzing_of_every_operation_finds_no_server_error(bridge)
     assert requests >= 60
     assert server_errors == 0, failures[:5]
     assert "Traceback" not in _log(bridge)
+
+
+def test_a_flood_of_idle_connections_is_bounded_and_the_bridge_recovers(bridge):
+    """More open connections than LIMITS.connections: the extra ones are answered 503 (or closed)
+    instead of piling up, and once they go the bridge answers as before."""
+    from bridge.service.settings import LIMITS
+
+    bridge.start()
+    sockets = []
+    try:
+        for _ in range(LIMITS.connections + 8):
+            sockets.append(socket.create_connection(("127.0.0.1", bridge.port), timeout=5))
+        time.sleep(0.3)
+        status, _ = exchange(bridge.url, [f"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{bridge.port}\r\n\r\n".encode()])
+        assert status in (503, None)
+    finally:
+        for connection in sockets:
+            connection.close()
+    time.sleep(0.5)
+    assert bridge.call("GET", "/v1/health")[0] == 200
+    assert "Traceback" not in _log(bridge)
