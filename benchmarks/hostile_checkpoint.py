@@ -131,6 +131,13 @@ def hostile_checkpoint_files(folder: Path, bomb_bytes: int = 256 << 20) -> list[
         add("parameters_list_not_dict", pickle.dumps({"G_ema": parameters_list}, protocol=2))
         kwargs_string = record("TriPlaneGenerator", _init_kwargs="z_dim=512")
         add("init_kwargs_string_not_dict", pickle.dumps({"G_ema": kwargs_string}, protocol=2))
+        built = record("TriPlaneGenerator")
+
+        class Rebuilt:  # a record whose BUILD replaces the reader's record state afterwards
+            def __reduce__(self):
+                return type(built).__reduce__(built) + ({"state": [1], "class_name": None},)
+
+        add("record_state_set_by_build", pickle.dumps({"G_ema": Rebuilt()}, protocol=2))
         meta_list = record("TriPlaneGenerator")
         meta_list.meta["state"] = ["not", "a", "dict"]
         add("record_state_list", pickle.dumps({"G_ema": meta_list}, protocol=2))
@@ -178,6 +185,11 @@ def hostile_checkpoint_files(folder: Path, bomb_bytes: int = 256 << 20) -> list[
     snapshot("no_mapping", edit=lambda flat: [flat.pop(n) for n in list(flat) if ".mapping." in n])
     snapshot("tensor_wrong_shape", edit=lambda flat: flat.update({"decoder.net.0.weight": torch.zeros(3, 3)}))
     snapshot("tensor_huge_view", edit=lambda flat: flat.update({"decoder.net.0.weight": torch.zeros(1).expand(1 << 20, 1 << 20)}))
+    snapshot(
+        "tensor_stride0_right_shape",
+        edit=lambda flat: flat.update({"decoder.net.0.weight": torch.zeros(1).expand(*flat["decoder.net.0.weight"].shape)}),
+    )
+    snapshot("tensor_zero_dim", edit=lambda flat: flat.update({"backbone.mapping.fc0.weight": torch.tensor(1.0)}))
 
     # The converted .pth layout: zip bombs, lying storages, foreign members.
     converted = write_converted(random_generator(SMALL), folder / "valid.pth")

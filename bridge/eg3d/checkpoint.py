@@ -264,6 +264,19 @@ class Unpickler(pickle._Unpickler):
 
     dispatch = {**pickle._Unpickler.dispatch, pickle.BYTEARRAY8[0]: _refuse_bytearray}
 
+    def load_build(self) -> None:
+        """BUILD (set an object's state) only on the inert objects this reader makes: network
+        objects and numpy dtypes; on anything else (a record, a dict, one of our functions) it could
+        replace what the reader relies on."""
+        target = self.stack[-2] if len(self.stack) > 1 else None
+        if not isinstance(target, (OpaqueObject, NumpyDtype)):
+            raise UnsafeCheckpoint(
+                f"The checkpoint sets the state of a {type(target).__name__}, which an EG3D snapshot never does; refused."
+            )
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
@@ -418,6 +431,7 @@ def read_checkpoint(path: Path) -> dict:
     except RecursionError:
         raise WeightsError(f"{path} nests too deeply to be an EG3D snapshot.") from None
     except (
+        AssertionError,
         pickle.UnpicklingError,
         EOFError,
         ValueError,
@@ -434,7 +448,12 @@ def read_checkpoint(path: Path) -> dict:
         ) from None
     if not isinstance(data, dict):
         raise WeightsError(f"{path} holds a {type(data).__name__}, not the dict of an EG3D snapshot.")
-    check_structure(data, path)
+    try:
+        check_structure(data, path)
+    except WeightsError:
+        raise
+    except Exception as error:  # noqa: BLE001 (a structure no snapshot has: one sentence)
+        raise WeightsError(f"{path} holds a structure no EG3D snapshot has ({type(error).__name__}); the file is damaged.") from None
     return data
 
 

@@ -91,6 +91,9 @@ LIMITS = {
     "neural_rendering_resolution": 1024,
     "num_layers": 64,
     "plane_resolution": 2048,
+    "plane_channels": 1024,
+    "decoder_hidden": 4096,
+    "decoder_features": 1024,
 }
 """The largest size of each kind the importer takes (EG3D's released models are far below)."""
 
@@ -182,7 +185,7 @@ def generator_config(
         raise WeightsError(f"The checkpoint's generator lacks {', '.join(missing)}; it is not an EG3D tri-plane generator.")
     torgb, fc0 = state[f"synthesis.b{resolutions[-1]}.torgb.weight"], state["mapping.fc0.weight"]
     mapping_kwargs = kwargs.get("mapping_kwargs") if isinstance(kwargs.get("mapping_kwargs"), dict) else {}
-    mapping_layers = sum(1 for n in state if re.match(r"^mapping\.fc\d+\.weight$", n))
+    mapping_layers = size(sum(1 for n in state if re.match(r"^mapping\.fc\d+\.weight$", n)), "num_layers")
     size(mapping_kwargs.get("num_layers"), "num_layers", mapping_layers)
     clamp = kwargs.get("conv_clamp")
     return GeneratorConfig(
@@ -192,22 +195,51 @@ def generator_config(
         mapping_layers=mapping_layers,
         conditioning_scale=0.0 if rendering.get("c_gen_conditioning_zero") else number(rendering.get("c_scale"), "c_scale", 0.0),
         plane_resolution=size(resolutions[-1], "plane_resolution"),
-        plane_channels=torgb.shape[0] // 3,
+        plane_channels=size(torgb.shape[0] // 3, "plane_channels"),
         channel_base=size(kwargs.get("channel_base"), "channel_base", 32768),
         channel_max=size(kwargs.get("channel_max"), "channel_max", 512),
         use_noise=any(n.endswith("noise_const") for n in state),
         upsampling="eg3d_fir",
         conv_clamp=None if clamp is None else number(clamp, "conv_clamp", 256.0),
-        decoder_hidden=state["decoder.fc0.weight"].shape[0],
-        decoder_features=state["decoder.fc1.weight"].shape[0] - 1,
+        decoder_hidden=size(state["decoder.fc0.weight"].shape[0], "decoder_hidden"),
+        decoder_features=size(state["decoder.fc1.weight"].shape[0] - 1, "decoder_features"),
         decoder_lr_multiplier=number(rendering.get("decoder_lr_mul"), "decoder_lr_mul", 1.0),
         render=render_config(rendering),
         superresolution=superresolution,
     )
 
 
+MAX_PARAMETERS = 500_000_000
+"""The most numbers an imported generator may hold (EG3D's released ones: about 30 million)."""
+
+
+def _unshared(name: str, tensor: torch.Tensor) -> None:
+    """A tensor may not read more numbers than its storage holds (a stride-0 view of four bytes
+    declaring a (4096, 4096, 3, 3) weight would be filled out to gigabytes)."""
+    if tensor.numel() * tensor.element_size() > tensor.untyped_storage().nbytes():
+        raise WeightsError(
+            f"The checkpoint's {name} declares {tensor.numel():,} numbers over a storage of "
+            f"{tensor.untyped_storage().nbytes():,} bytes; the file is damaged or crafted, so it was not imported."
+        )
+
+
 def convert(source: PersistentRecord | dict, where: str = "the checkpoint") -> Imported:
+    """`source`'s generator on our classes; WeightsError (one sentence) for anything that does not fit."""
+    try:
+        return _convert(source, where)
+    except WeightsError:
+        raise
+    except (IndexError, KeyError, TypeError, ValueError, RuntimeError, MemoryError) as error:
+        raise WeightsError(
+            f"The generator in {where} cannot be built ({type(error).__name__}: {str(error)[:160]}); "
+            "it is not an EG3D tri-plane generator the bridge can import."
+        ) from None
+
+
+def _convert(source: PersistentRecord | dict, where: str) -> Imported:
     theirs = flat_state(source)
+    for name, tensor in theirs.items():
+        _unshared(name, tensor)
     ours, skipped = {}, []
     for name, tensor in theirs.items():
         mapped = our_name(name)
@@ -224,6 +256,9 @@ def convert(source: PersistentRecord | dict, where: str = "the checkpoint") -> I
     config = generator_config(kwargs, rendering, ours, superresolution)
     with torch.device("meta"):
         expected = TriPlaneGenerator(config).state_dict()
+    total = sum(tensor.numel() for tensor in expected.values())
+    if total > MAX_PARAMETERS:
+        raise WeightsError(f"The generator in {where} would hold {total:,} numbers, far more than any EG3D model; it was not built.")
     problems = state_mismatch(expected, ours)
     if problems:
         raise WeightsError(f"The generator in {where} does not fit EG3D's layout ({problems}).")
