@@ -30,6 +30,10 @@ def unregister() -> None:
 
     properties.RUNNER.shutdown()
     mesher.MESHER.stop()
+    from .live import LIVE
+
+    if bpy.app.timers.is_registered(LIVE.timer_callback):
+        bpy.app.timers.unregister(LIVE.timer_callback)
     if bpy.app.timers.is_registered(properties.RUNNER.timer_callback):
         bpy.app.timers.unregister(properties.RUNNER.timer_callback)
     connection.MANAGED.stop()

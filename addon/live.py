@@ -31,13 +31,18 @@ class LiveStrength:
         self.changed_at = 0.0
         self.release_pending = False
         self.error = ""
+        self.head_key: str | None = None
+        """The head the drag began on: a drag never moves over to another head made active meanwhile."""
+        self.timer_callback = self._timer  # one bound method: bpy.app.timers knows callbacks by identity
 
     def changed(self, context, value: float) -> None:
         """The slider moved (its update callback, main thread)."""
+        if not self.release_pending:  # a new drag: it edits the head that is active now
+            self.head_key, self.sent = _active_head_key(context), None
         self.wanted, self.changed_at, self.release_pending = round(float(value), 4), self.clock(), True
         self.tick(context)
-        if not bpy.app.background and not bpy.app.timers.is_registered(self._timer):
-            bpy.app.timers.register(self._timer, first_interval=TICK_S)
+        if not bpy.app.background and not bpy.app.timers.is_registered(self.timer_callback):
+            bpy.app.timers.register(self.timer_callback, first_interval=TICK_S)
 
     def release(self, context) -> None:
         """The full edit at the slider's value now (the rest timer's end; scripts and tests)."""
@@ -63,11 +68,15 @@ class LiveStrength:
         from .operators import current_head, start_edit
 
         obj = context.active_object
-        if obj is None or importer.HEAD_KEY not in obj or not importer.stack_of(obj):
-            self.wanted = self.sent = None
+        if obj is None or _active_head_key(context) != self.head_key or not importer.stack_of(obj):
+            self.wanted = self.sent = None  # the head went away or another became active: stop here
             self.release_pending = False
             return False
-        head, stack = current_head(context)
+        try:
+            head, stack = current_head(context)
+        except Exception as error:  # noqa: BLE001 (a damaged stack on the object: say so, stop)
+            self.error, self.release_pending = str(error), False
+            return False
         steps = stack[:-1] + [{**stack[-1], "strength": strength}]
         label = f"Strength {strength:g} on {head.key}"
         try:
@@ -89,6 +98,11 @@ class LiveStrength:
             self.error, self.release_pending = str(error), False
             return False
         return True
+
+
+def _active_head_key(context) -> str | None:
+    obj = getattr(context, "active_object", None)
+    return obj.get(importer.HEAD_KEY) if obj is not None else None
 
 
 LIVE = LiveStrength()

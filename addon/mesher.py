@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import mesh_export
 from ..mesh_export import worker
-from .tasks import Cancelled, Progress
+from .tasks import Progress
 
 PACKAGE_PARENT = str(Path(mesh_export.__file__).resolve().parents[1])
 """The folder holding mesh_export/: on the helper's sys.path, mesh_export imports as itself."""
@@ -34,13 +34,17 @@ class Mesher:
         self.lock = threading.Lock()
         self.folder = Path(tempfile.mkdtemp(prefix="text-edit-mesher-"))
         self.failed = False
+        self.answered = False
+        self.requests = 0
 
     def start(self) -> bool:
         """Start the helper if it is not running; False if it cannot run here."""
-        if self.process is not None and self.process.poll() is None:
+        process = self.process
+        if process is not None and process.poll() is None:
             return True
         if self.failed:
             return False
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # no console window on Windows
         try:
             self.process = subprocess.Popen(
                 [self.python, "-c", START, json.dumps([PACKAGE_PARENT, *sys.path])],
@@ -49,17 +53,24 @@ class Mesher:
                 stderr=subprocess.DEVNULL,
                 text=True,
                 bufsize=1,
+                creationflags=flags,
                 env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
             )
         except OSError:
             self.failed, self.process = True, None
         return self.process is not None
 
+    def interrupt(self) -> None:
+        """Kill the helper now (Cancel, from any thread): a request waiting on it ends at once."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
+
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
+        self.interrupt()
+        process, self.process = self.process, None
+        if process is not None:
+            process.wait()
         for name in ("field.npz", "mesh.npz"):
             (self.folder / name).unlink(missing_ok=True)
 
@@ -67,34 +78,53 @@ class Mesher:
         self, grid_bytes: bytes, options: mesh_export.ExportOptions, progress: Progress, span: tuple[float, float]
     ) -> mesh_export.TexturedMesh:
         """grid_to_mesh of the FieldGrid bytes (field space), in the helper when it runs."""
-        low, high = span
         with self.lock:
             if not self.start():
                 return _in_thread(grid_bytes, options, progress, span)
-            grid_path, mesh_path = self.folder / "field.npz", self.folder / "mesh.npz"
-            grid_path.write_bytes(grid_bytes)
-            request = {"grid": str(grid_path), "mesh": str(mesh_path), "options": asdict(options)}
             try:
-                self.process.stdin.write(json.dumps(request) + "\n")
-                self.process.stdin.flush()
-                while True:
-                    line = self.process.stdout.readline()
-                    if not line:  # it died: mesh here instead, and let the next edit start a new one
-                        self.stop()
-                        return _in_thread(grid_bytes, options, progress, span)
-                    answer = json.loads(line)
-                    if "stage" in answer:
-                        if progress.cancelled:
-                            self.stop()
-                            raise Cancelled()
-                        progress(low + (high - low) * answer["fraction"], answer["stage"])
-                    elif "error" in answer:
-                        raise mesh_export.FieldGridError(answer["error"])
-                    else:
-                        return worker.load_mesh(mesh_path)
-            except (BrokenPipeError, ValueError):
+                answer = self._ask(grid_bytes, options, progress, span)
+            except BaseException:  # cancelled, or a reply out of protocol: never reuse a helper mid-request
                 self.stop()
+                raise
+            if answer is None:  # the helper is gone: mesh here, unless it was stopped on purpose
+                returncode = self.process.poll() if self.process is not None else None
+                self.stop()
+                progress.check()
+                if not self.answered:
+                    self.failed = True  # it cannot run here: do not start one for every edit
+                if returncode is not None and returncode < 0 and self.answered:
+                    raise mesh_export.FieldGridError(
+                        "the meshing helper was stopped by the system (out of memory?); try a smaller grid or texture"
+                    )
                 return _in_thread(grid_bytes, options, progress, span)
+            self.answered = True
+            if "error" in answer:
+                raise mesh_export.FieldGridError(str(answer["error"]))
+            return worker.load_mesh(self.folder / "mesh.npz")
+
+    def _ask(self, grid_bytes: bytes, options, progress: Progress, span: tuple[float, float]) -> dict | None:
+        """Send one request and follow it to its last answer (None if the helper died)."""
+        low, high = span
+        self.requests += 1
+        grid_path = self.folder / "field.npz"
+        grid_path.write_bytes(grid_bytes)
+        request = {"id": self.requests, "grid": str(grid_path), "mesh": str(self.folder / "mesh.npz"), "options": asdict(options)}
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            return None
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                return None
+            answer = json.loads(line)
+            if not isinstance(answer, dict) or answer.get("id") != self.requests:
+                raise mesh_export.FieldGridError("the meshing helper answered out of turn")
+            if "stage" in answer:
+                progress(low + (high - low) * float(answer["fraction"]), str(answer["stage"]))
+            else:
+                return answer
 
 
 def _in_thread(grid_bytes: bytes, options, progress: Progress, span: tuple[float, float]) -> mesh_export.TexturedMesh:

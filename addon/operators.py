@@ -43,6 +43,7 @@ class RemoteJob:
         self.job_ids.append(job_id)
 
     def cancel(self) -> None:
+        MESHER.interrupt()  # the field may be being meshed already
         if self.client is not None:
             for job_id in self.job_ids:
                 self.client.cancel(job_id)

@@ -130,22 +130,32 @@ def run_edit(
     head = client.create_head(seed=request.head.seed, params=request.head.params or None)
     steps = [bridge_step(s) for s in request.steps]
     job = client.submit_edit(head["id"], steps, grid=request.grid, previews=False, sampling=request.sampling)
-    # The pictures come from a second job, which the bridge runs while the field is meshed here.
-    pictures = client.submit_edit(head["id"], steps, grid=request.grid, field=False) if request.previews else None
-    for started in (job, pictures):
-        if on_job is not None and started is not None:
-            on_job(started["id"])
-    job = follow_job(client, job, progress, (0.02, 0.6), timeout_s)
-    progress(0.62, "downloading the field")
-    grid = client.result(job["id"], "field.npz")
-    progress.check()
-    options = mesh_export.ExportOptions(texture_size=request.texture_size)
+    if on_job is not None:
+        on_job(job["id"])
+    pictures = None
+    if request.previews:  # a second job, which the bridge runs while the field is meshed here
+        try:
+            pictures = client.submit_edit(head["id"], steps, grid=request.grid, field=False)
+            if on_job is not None:
+                on_job(pictures["id"])
+        except BridgeError:  # the queue is full, say: the head comes without its pictures
+            pictures = None
     try:
-        mesh = MESHER.mesh(grid, options, progress, (0.65, 0.97)).to_blender()
-    except mesh_export.FieldGridError as error:
-        raise BridgeError(f"The edited field has no surface to mesh ({error}); try a lower strength.") from None
-    progress(0.97, "preparing the import")
-    prepared = prepare(mesh)
+        job = follow_job(client, job, progress, (0.02, 0.6), timeout_s)
+        progress(0.62, "downloading the field")
+        grid = client.result(job["id"], "field.npz")
+        progress.check()
+        options = mesh_export.ExportOptions(texture_size=request.texture_size)
+        try:
+            mesh = MESHER.mesh(grid, options, progress, (0.65, 0.97)).to_blender()
+        except mesh_export.FieldGridError as error:
+            raise BridgeError(f"The edited field has no surface to mesh ({error}); try a lower strength.") from None
+        progress(0.97, "preparing the import")
+        prepared = prepare(mesh)
+    except BaseException:  # no head comes of it: its pictures job would only keep the bridge busy
+        if pictures is not None:
+            _quietly_cancel(client, pictures["id"])
+        raise
     preview = b""
     if pictures is not None:
         try:
@@ -157,6 +167,13 @@ def run_edit(
         job = {**job, "info": {**job.get("info", {}), **said}}
     progress(0.99, "importing")
     return EditOutcome(request, mesh, job, preview, prepared)
+
+
+def _quietly_cancel(client: BridgeClient, job_id: str) -> None:
+    try:
+        client.cancel(job_id)
+    except BridgeError:
+        pass
 
 
 def run_training(

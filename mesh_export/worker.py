@@ -3,9 +3,9 @@
 Why a process: xatlas's chart packer holds Python's GIL for ~100 ms, and inside Blender a thread
 holding the GIL keeps the main thread's timers from running. The protocol is plain data:
 
-    in:  {"grid": PATH, "mesh": PATH, "options": {ExportOptions fields}}         one JSON line
-    out: {"stage": NAME, "fraction": F} lines while it works, then {"done": true} or
-         {"error": SENTENCE}; the mesh is written to PATH as an .npz of TexturedMesh's arrays
+    in:  {"id": N, "grid": PATH, "mesh": PATH, "options": {ExportOptions fields}}   one JSON line
+    out: {"id": N, "stage": NAME, "fraction": F} lines while it works, then {"id": N, "done": true}
+         or {"id": N, "error": SENTENCE}; the mesh is written to PATH as an .npz of TexturedMesh's arrays
          with its provenance as JSON (`save_mesh` / `load_mesh`).
 
 `python -c "import mesh_export.worker as w; w.serve()"` with mesh_export's folder on sys.path.
@@ -44,16 +44,18 @@ def load_mesh(path: Path, space: str = "field") -> TexturedMesh:
 
 
 def handle(request: dict, send) -> None:
+    ident = request.get("id")
+
     def progress(stage: str, fraction: float) -> None:
-        send({"stage": stage, "fraction": fraction})
+        send({"id": ident, "stage": stage, "fraction": fraction})
 
     try:
         mesh = grid_to_mesh(read(Path(request["grid"])), ExportOptions(**request.get("options", {})), progress=progress)
         save_mesh(mesh, Path(request["mesh"]))
     except (FieldGridError, ValueError, OSError, MemoryError) as error:
-        send({"error": str(error) or type(error).__name__})
+        send({"id": ident, "error": str(error) or type(error).__name__})
         return
-    send({"done": True})
+    send({"id": ident, "done": True})
 
 
 def serve(stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout) -> None:
@@ -63,10 +65,17 @@ def serve(stdin: IO[str] = sys.stdin, stdout: IO[str] = sys.stdout) -> None:
 
     for line in stdin:
         if line.strip():
+            request = {}
             try:
-                handle(json.loads(line), send)
+                request = json.loads(line)
+                handle(request, send)
             except Exception as error:  # noqa: BLE001 (a bug: one sentence back, keep serving)
-                send({"error": f"meshing failed ({type(error).__name__}: {error})"})
+                send(
+                    {
+                        "id": request.get("id") if isinstance(request, dict) else None,
+                        "error": f"meshing failed ({type(error).__name__}: {error})",
+                    }
+                )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mesh_export import FieldGrid, grid_points
+from mesh_export.surface import EG3D_BORDER_FRACTION
 
 Field = Callable[[Tensor], dict[str, Tensor]]
 
@@ -133,6 +134,7 @@ class SparseSampler:
         self.values: Tensor | None = None  # (size, size, size, channels): sigma, rgb, masks
         self.steps = 0
         self.rounds = 0
+        self.fraction = 0.0
 
     def _evaluate(self, want: Tensor) -> int:
         """Evaluate the field at the voxels of `want` not evaluated yet; how many there were."""
@@ -150,6 +152,7 @@ class SparseSampler:
                 self.steps = 0 if masks is None else masks.shape[-1]
                 self.values = torch.zeros((*self.evaluated.shape, values.shape[-1]), dtype=torch.float32)
             self.values[part[:, 0], part[:, 1], part[:, 2]] = values
+            self._progress(self.fraction)  # a cancel is seen between chunks
         self.evaluated |= want
         return len(index)
 
@@ -172,19 +175,27 @@ class SparseSampler:
         return up
 
     def _progress(self, fraction: float) -> None:
+        self.fraction = min(1.0, fraction)
         if self.on_progress:
-            self.on_progress(min(1.0, fraction))
+            self.on_progress(self.fraction)
 
     def _crossed(self, stride: int) -> Tensor:
         return _crossed_cells(self.values[::stride, ::stride, ::stride, 0], self.level)
 
     def _fill_from(self, stride: int, channels: int | None = None) -> None:
         """Voxels not evaluated take the trilinear interpolation of the `stride`-lattice (in the
-        first `channels` channels only, if given)."""
+        first `channels` channels only, if given), one slab of lattice cells at a time so that no
+        temporary is the size of the grid (a 512^3 grid's values are 3 GB)."""
         values = self.values[..., :channels]
         lattice = values[::stride, ::stride, ::stride]
-        filled = F.interpolate(lattice.permute(3, 0, 1, 2)[None], size=self.evaluated.shape, mode="trilinear", align_corners=True)
-        values.copy_(torch.where(self.evaluated[..., None], values, filled[0].permute(1, 2, 3, 0)))
+        size = self.evaluated.shape[0]
+        for cell in range(lattice.shape[0] - 1):
+            low, high = cell * stride, (cell + 1) * stride + 1
+            slab = F.interpolate(
+                lattice[cell : cell + 2].permute(3, 0, 1, 2)[None], size=(stride + 1, size, size), mode="trilinear", align_corners=True
+            )[0].permute(1, 2, 3, 0)
+            target = values[low:high]
+            target.copy_(torch.where(self.evaluated[low:high, ..., None], target, slab))
 
     def grid(self, provenance: dict[str, Any] | None) -> FieldGrid:
         coarsest, finest = self.strides[0], self.strides[-1]
@@ -198,23 +209,43 @@ class SparseSampler:
         self._fill_from(finest, channels=1)  # the density, for finding the surface; colour and masks off it stay coarse
         total = self.evaluated.numel()
         for self.rounds in range(1, MAX_ROUNDS + 1):  # voxel by voxel, following the surface
-            needed = _cell_corners_and_band(_crossed_cells(self.values[..., 0], self.level))
+            needed = _cell_corners_and_band(_crossed_cells(self._density_as_meshed(), self.level))
             if not self._evaluate(needed):
                 break
             self._progress(0.3 + 0.7 * 20 * self.evaluated.sum().item() / total)  # a head's band is under 5%
+        else:  # the surface kept growing: evaluate the rest, so the mesh is still the dense one
+            self._evaluate(torch.ones_like(self.evaluated))
         self._progress(1.0)
         r = self.resolution
-        values = self.values[:r, :r, :r]
         fraction = float(self.evaluated[:r, :r, :r].float().mean())
         provenance = {
             **(provenance or {}),
             "sampling": {"kind": "sparse", "lattices": list(self.strides), "evaluated": round(fraction, 4), "rounds": self.rounds},
         }
-        return FieldGrid.from_arrays(
-            values[..., 0].contiguous().numpy(),
-            (values[..., 1:4].clamp(0, 1) * 255).round_().to(torch.uint8).numpy(),
-            masks=None if self.steps == 0 else values[..., 4:].clamp(0, 1).half().permute(3, 0, 1, 2).contiguous().numpy(),
-            level=self.level,
-            box_size=self.box_size,
-            provenance=provenance,
-        )
+        density, rgb, masks = self._arrays()
+        return FieldGrid.from_arrays(density, rgb, masks=masks, level=self.level, box_size=self.box_size, provenance=provenance)
+
+    def _density_as_meshed(self) -> Tensor:
+        """The density with the voxels mesh_export clears at the grid's border (EG3D's neck cut,
+        surface.EG3D_BORDER_FRACTION) set outside: the cap it makes there is a surface to follow too."""
+        r = self.resolution
+        border = min(max(int(round(EG3D_BORDER_FRACTION * r)), 0), r // 2 - 1)
+        density = self.values[..., 0].clone()
+        outside = self.level - 1.0
+        for axis in range(3):
+            density.narrow(axis, 0, border).fill_(outside)
+            density.narrow(axis, r - border, density.shape[axis] - (r - border)).fill_(outside)
+        return density
+
+    def _arrays(self, planes: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The FieldGrid's density (float32), rgb (uint8) and masks (float16), a slab at a time."""
+        r = self.resolution
+        density = self.values[:r, :r, :r, 0].contiguous().numpy()
+        rgb = np.empty((r, r, r, 3), dtype=np.uint8)
+        masks = None if self.steps == 0 else np.empty((self.steps, r, r, r), dtype=np.float16)
+        for start in range(0, r, planes):
+            slab = self.values[start : min(start + planes, r), :r, :r]
+            rgb[start : start + planes] = (slab[..., 1:4].clamp(0, 1) * 255).round_().to(torch.uint8).numpy()
+            if masks is not None:
+                masks[:, start : start + planes] = slab[..., 4:].clamp(0, 1).half().permute(3, 0, 1, 2).numpy()
+        return density, rgb, masks

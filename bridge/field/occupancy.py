@@ -25,20 +25,25 @@ SKIPPED_SIGMA = -100.0
 
 
 class Occupancy:
-    def __init__(self, occupied: Tensor, box_size: float = 1.0):
+    def __init__(self, occupied: Tensor, box_size: float = 1.0, outside_empty: bool = True):
         self.occupied = occupied  # (C, C, C) bool over the box, x, y, z order
         self.box_size = box_size
+        self.outside_empty = outside_empty
+        """Whether renders treat points outside the box as empty (RenderConfig.clamp_to_box); when
+        they do not (imported EG3D generators), those points are always evaluated."""
 
     @classmethod
     @torch.no_grad()
-    def probe(cls, field: Field, box_size: float = 1.0, cells: int = CELLS, device: torch.device | str = "cpu") -> "Occupancy":
+    def probe(
+        cls, field: Field, box_size: float = 1.0, cells: int = CELLS, device: torch.device | str = "cpu", outside_empty: bool = True
+    ) -> "Occupancy":
         axis = torch.linspace(-box_size / 2, box_size / 2, cells + 1)
         corners = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(1, -1, 3)
         sigma = field(corners.to(device))["sigma"].reshape(cells + 1, cells + 1, cells + 1).float().cpu()
         dense = (sigma > EMPTY_BELOW).float()[None, None]
         occupied = F.max_pool3d(dense, 2, stride=1)  # any corner of each cell
         occupied = F.max_pool3d(occupied, 3, stride=1, padding=1)[0, 0] > 0  # and one cell around
-        return cls(occupied, box_size)
+        return cls(occupied.to(device), box_size, outside_empty)
 
     @property
     def fraction(self) -> float:
@@ -49,9 +54,9 @@ class Occupancy:
         cells = self.occupied.shape[0]
         index = torch.floor((points / self.box_size + 0.5) * cells).long()
         inside = ((index >= 0) & (index < cells)).all(dim=-1)
-        index = index.clamp(0, cells - 1).cpu()
-        hit = self.occupied[index[..., 0], index[..., 1], index[..., 2]].to(points.device)
-        return hit & inside
+        index = index.clamp(0, cells - 1)
+        hit = self.occupied.to(points.device)[index[..., 0], index[..., 1], index[..., 2]]
+        return (hit & inside) if self.outside_empty else (hit | ~inside)
 
     def skipping(self, field: Field) -> Field:
         """`field` evaluated only in occupied cells (one head: points (1, M, 3))."""

@@ -298,9 +298,11 @@ class Engine:
         ctx.progress(0.88, "rendering previews")
         yaw = ctx.job.request.get("preview_yaw", 20.0)
         box = render_config.box_size
-        edited_view = Occupancy.probe(field, box, device=self.device).skipping(field)
+        clamped = render_config.clamp_to_box
+        edited_view = Occupancy.probe(field, box, device=self.device, outside_empty=clamped).skipping(field)
         source_field = self.source.generator.field(ws)
-        source_view = Occupancy.probe(source_field, box, device=self.device).skipping(source_field)
+        source_view = Occupancy.probe(source_field, box, device=self.device, outside_empty=clamped).skipping(source_field)
+        ctx.check()
         size = PREVIEW_SIZE if self.source.generator.config.superresolution is None else None
         if steps:
             picture, mask, before, after = self.source.before_after(source_view, edited_view, ws, edited_ws, yaw, size)

@@ -82,8 +82,34 @@ def test_a_grid_with_no_surface_is_one_sentence_and_the_helper_keeps_serving(add
     empty = mesh_export.FieldGrid.from_arrays(np.full((32, 32, 32), -5.0, np.float32), np.zeros((32, 32, 32, 3), np.float32))
     helper = mesher.Mesher()
     try:
+        assert len(helper.mesh(grid_bytes, mesh_export.ExportOptions(texture_size=0), progress(tasks, []), (0, 1)).faces)
+        process = helper.process
         with pytest.raises(mesh_export.FieldGridError, match="no surface"):
             helper.mesh(mesh_export.to_bytes(empty), mesh_export.ExportOptions(texture_size=0), progress(tasks, []), (0, 1))
+        assert len(helper.mesh(grid_bytes, mesh_export.ExportOptions(texture_size=0), progress(tasks, []), (0, 1)).faces)
+        assert helper.process is process, "the same helper went on serving"
+    finally:
+        helper.stop()
+
+
+def test_cancel_kills_the_helper_mid_request_and_the_next_edit_gets_a_new_one(addon, grid_bytes):
+    mesher, tasks = addon
+    from text_edit import mesh_export
+
+    helper, cancel = mesher.Mesher(), threading.Event()
+    options = mesh_export.ExportOptions(texture_size=1024)
+    try:
+        helper.mesh(grid_bytes, options, progress(tasks, []), (0, 1))
+
+        def cancelled_soon():
+            time.sleep(0.2)
+            cancel.set()
+            helper.interrupt()
+
+        threading.Thread(target=cancelled_soon).start()
+        with pytest.raises(tasks.Cancelled):
+            helper.mesh(grid_bytes, options, tasks.Progress(lambda *a: None, cancel), (0, 1))
+        assert helper.process is None and not helper.failed
         assert len(helper.mesh(grid_bytes, mesh_export.ExportOptions(texture_size=0), progress(tasks, []), (0, 1)).faces)
     finally:
         helper.stop()

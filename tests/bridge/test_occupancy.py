@@ -40,3 +40,11 @@ def test_points_outside_the_box_or_in_empty_cells_are_not_occupied():
     assert occupancy(points).tolist() == [[True, False, False]]
     out = occupancy.skipping(lambda p: {"sigma": torch.ones(*p.shape[:2], 1), "rgb": torch.ones(*p.shape[:2], 3)})(points)
     assert out["sigma"][0, :, 0].tolist() == [1.0, -100.0, -100.0] and out["rgb"][0, 1].tolist() == [0, 0, 0]
+
+
+def test_points_outside_the_box_are_evaluated_when_renders_do_not_clamp_to_it():
+    """Imported EG3D generators render samples outside the box (clamp_to_box False)."""
+    occupied = torch.zeros(4, 4, 4, dtype=torch.bool)
+    occupancy = Occupancy(occupied, box_size=1.0, outside_empty=False)
+    points = torch.tensor([[[-0.4, -0.4, -0.4], [0.7, 0.0, 0.0]]])
+    assert occupancy(points).tolist() == [[False, True]]
