@@ -20,8 +20,8 @@ from .prepared import PreparedMesh, prepare
 from .tasks import Cancelled, Progress
 
 JOB_POLL_S = 0.05
-JOB_POLL_MAX_S = 0.5
-"""The first polls of a job come quickly (an interactive edit finishes in about a second), later ones every half second."""
+JOB_POLL_MAX_S = 0.2
+"""The first polls of a job come quickly (an interactive edit finishes in about a second), later ones every 0.2 s."""
 
 
 @dataclass(frozen=True)
