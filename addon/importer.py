@@ -202,9 +202,10 @@ def import_steps(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: s
     data.update()
     data.validate(clean_customdata=False)
     yield
+    # The shared image and material change with the object's mesh, in one tick: never the old
+    # mesh drawn with the new atlas.
     image = texture_image(f"Text Edit {key}", prepared.texture_png, prepared.texture_size) if prepared.texture_png else None
     data.materials.append(head_material(f"Text Edit {key}", image))
-    yield
     obj = find_head(scene, key)
     if obj is None:
         obj = bpy.data.objects.new(name, data)
