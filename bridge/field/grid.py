@@ -35,6 +35,8 @@ Field = Callable[[Tensor], dict[str, Tensor]]
 STRIDE = 4
 """Voxels between the coarse lattice's samples."""
 MAX_ROUNDS = 256
+SLAB_PLANES = 32
+"""Voxel planes filled at a time (bounds the fill's temporaries to a slab of the grid)."""
 
 
 @torch.no_grad()
@@ -188,11 +190,13 @@ class SparseSampler:
         temporary is the size of the grid (a 512^3 grid's values are 3 GB)."""
         values = self.values[..., :channels]
         lattice = values[::stride, ::stride, ::stride]
-        size = self.evaluated.shape[0]
-        for cell in range(lattice.shape[0] - 1):
-            low, high = cell * stride, (cell + 1) * stride + 1
+        size, cells = self.evaluated.shape[0], lattice.shape[0] - 1
+        per_slab = max(1, SLAB_PLANES // stride)
+        for first in range(0, cells, per_slab):
+            last = min(first + per_slab, cells)
+            low, high = first * stride, last * stride + 1
             slab = F.interpolate(
-                lattice[cell : cell + 2].permute(3, 0, 1, 2)[None], size=(stride + 1, size, size), mode="trilinear", align_corners=True
+                lattice[first : last + 1].permute(3, 0, 1, 2)[None], size=(high - low, size, size), mode="trilinear", align_corners=True
             )[0].permute(1, 2, 3, 0)
             target = values[low:high]
             target.copy_(torch.where(self.evaluated[low:high, ..., None], target, slab))
