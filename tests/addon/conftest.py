@@ -4,6 +4,8 @@ and a real bridge process on a free loopback port."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,6 +18,21 @@ from tests.service.conftest import BridgeProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULT = "RESULT "
+
+
+@contextlib.contextmanager
+def checkout_as_package():
+    """The checkout imported as the package `text_edit` (as Blender imports the extension), for
+    add-on modules that need no running Blender; removed from sys.modules afterwards."""
+    spec = importlib.util.spec_from_file_location("text_edit", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["text_edit"] = package
+    spec.loader.exec_module(package)
+    try:
+        yield package
+    finally:
+        for name in [n for n in sys.modules if n == "text_edit" or n.startswith("text_edit.")]:
+            del sys.modules[name]
 
 
 @pytest.fixture(scope="session")

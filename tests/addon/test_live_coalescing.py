@@ -2,25 +2,17 @@
 Blender: changes during a running step are coalesced into one step at the latest value, and the
 full edit comes once the slider has rested, once."""
 
-import importlib.util
-import sys
-
 import pytest
 
-from tests.addon.conftest import ROOT
+from tests.addon.conftest import checkout_as_package
 
 
 @pytest.fixture
-def live(monkeypatch):
-    spec = importlib.util.spec_from_file_location("text_edit", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    package = importlib.util.module_from_spec(spec)
-    sys.modules["text_edit"] = package
-    spec.loader.exec_module(package)
-    from text_edit.addon import live
+def live():
+    with checkout_as_package():
+        from text_edit.addon import live
 
-    yield live
-    for name in [n for n in sys.modules if n == "text_edit" or n.startswith("text_edit.")]:
-        del sys.modules[name]
+        yield live
 
 
 class Runner:

@@ -2,8 +2,6 @@
 worker thread, the main thread's timers stay on time meanwhile, errors are one sentence, and
 without a helper it falls back to the thread."""
 
-import importlib.util
-import sys
 import threading
 import time
 
@@ -11,21 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from tests.addon.conftest import ROOT
+from tests.addon.conftest import checkout_as_package
 
 
 @pytest.fixture(scope="module")
 def addon():
-    spec = importlib.util.spec_from_file_location("text_edit", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    package = importlib.util.module_from_spec(spec)
-    sys.modules["text_edit"] = package
-    spec.loader.exec_module(package)
-    from text_edit.addon import mesher, tasks
+    with checkout_as_package():
+        from text_edit.addon import mesher, tasks
 
-    yield mesher, tasks
-    mesher.MESHER.stop()
-    for name in [n for n in sys.modules if n == "text_edit" or n.startswith("text_edit.")]:
-        del sys.modules[name]
+        yield mesher, tasks
+        mesher.MESHER.stop()
 
 
 @pytest.fixture(scope="module")

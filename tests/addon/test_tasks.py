@@ -1,27 +1,20 @@
 """The background-job plumbing (addon/tasks.py) with its timer pumped by the test, as Blender's
 event loop would: work on a worker thread, results delivered on the main thread only."""
 
-import importlib.util
-import sys
 import threading
 import time
 
 import pytest
 
-from tests.addon.conftest import ROOT
+from tests.addon.conftest import checkout_as_package
 
 
 @pytest.fixture(scope="module")
 def tasks():
-    spec = importlib.util.spec_from_file_location("text_edit", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    package = importlib.util.module_from_spec(spec)
-    sys.modules["text_edit"] = package
-    spec.loader.exec_module(package)
-    from text_edit.addon import tasks
+    with checkout_as_package():
+        from text_edit.addon import tasks
 
-    yield tasks
-    for name in [n for n in sys.modules if n == "text_edit" or n.startswith("text_edit.")]:
-        del sys.modules[name]
+        yield tasks
 
 
 def pump(runner, timers, timeout=10.0):
