@@ -26,7 +26,7 @@ from bridge.service.launcher import LocalBridge
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "ADDON_FIGURES "
 
-SCRIPT = r"""
+PRELUDE = r"""
 import importlib, json, statistics, sys, threading, time
 import bpy
 root = "bl_ext.user_default.text_edit"
@@ -35,6 +35,12 @@ addon = importlib.import_module(root + ".addon")
 mesh_export = importlib.import_module(root + ".mesh_export")
 work = importlib.import_module(root + ".addon.work")
 importer = importlib.import_module(root + ".addon.importer")
+"""
+"""What every benchmark script run in Blender starts with: the installed extension's modules."""
+
+SCRIPT = (
+    PRELUDE
+    + r"""
 properties = addon.properties
 url, grids, repeats, texture = sys.argv[-4], [int(g) for g in sys.argv[-3].split(",")], int(sys.argv[-2]), int(sys.argv[-1])
 bpy.ops.wm.read_homefile(use_empty=True)
@@ -89,6 +95,7 @@ figures["job_failed"] = runner.status.failed
 print("ADDON_FIGURES " + json.dumps(figures), flush=True)
 api.disconnect()
 """
+)
 
 
 def in_blender(script: str, mark: str, what: str, args: Callable[[Path, str], list[str]]) -> dict:

@@ -29,21 +29,15 @@ from __future__ import annotations
 import statistics
 import time
 
-from benchmarks.addon import in_blender
+from benchmarks.addon import PRELUDE, in_blender
 
 MARK = "INTERACTIVE_FIGURES "
 
-SCRIPT = r'''
-import importlib, json, statistics, sys, time
+SCRIPT = (
+    PRELUDE
+    + r'''
 import numpy as np
-import bpy
 from scipy.spatial import cKDTree
-root = "bl_ext.user_default.text_edit"
-api = importlib.import_module(root + ".addon.api")
-addon = importlib.import_module(root + ".addon")
-mesh_export = importlib.import_module(root + ".mesh_export")
-work = importlib.import_module(root + ".addon.work")
-importer = importlib.import_module(root + ".addon.importer")
 colour = importlib.import_module(root + ".mesh_export.colour")
 surface = importlib.import_module(root + ".mesh_export.surface")
 url, quick = sys.argv[-2], sys.argv[-1] == "quick"
@@ -137,6 +131,7 @@ figures["job_failed"] = runner.status.failed
 print("INTERACTIVE_FIGURES " + json.dumps(figures), flush=True)
 api.disconnect()
 '''
+)
 
 
 def _apply_ms(repeats: int = 3) -> dict:
