@@ -24,6 +24,7 @@ A picture grid (prompts x heads, the mask beside each) is written to out/benchma
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -297,9 +298,11 @@ def run(quick: bool = False, model_folder: Path | None = None) -> dict:
     heads, resolution = (4, 32) if quick else (30, 48)
     cases = [HeadCase(prior, i, resolution) for i in range(heads)]
     pairs = {}
-    for edit, mask, attribute, value in PAIRS[:6] if quick else PAIRS:
+    chosen = PAIRS[:6] if quick else PAIRS
+    for n, (edit, mask, attribute, value) in enumerate(chosen):
         figures = evaluate_pair(prior, model.edit(clip, edit, mask), cases, attribute, value, resolution)
         pairs[f"{edit} | {mask}"] = {**figures, "heldout": True}
+        print(f"pair {n + 1}/{len(chosen)} {edit!r} on {mask!r}: {figures}", file=sys.stderr, flush=True)
     library = EditLibrary(generator_sha256=prior.sha256)
     vs_modules = {}
     for name, (edit, mask, attribute, value) in SHIPPED.items():
