@@ -152,7 +152,9 @@ def make_shard(source, clip, config: OpenTrainingConfig, index: int) -> dict[str
     base = source.render_config
     renderer = VolumeRenderer(replace(base, depth_samples=config.samples, importance_samples=config.samples))
     planes = source.generator.planes(ws)
-    front = renderer.render(source.generator.field(ws), base.orbit(torch.zeros(len(ws)), torch.zeros(len(ws))), base.intrinsics(), config.resolution, ("rgb",))
+    front = renderer.render(
+        source.generator.field(ws), base.orbit(torch.zeros(len(ws)), torch.zeros(len(ws))), base.intrinsics(), config.resolution, ("rgb",)
+    )
     shard = {"ws": ws.cpu(), "image_embedding": clip.encode_image(front["rgb"]).cpu()}
     labelled = [i for i in range(len(ws)) if (index * config.shard_heads + i) % config.mask_every == 0]
     if not labelled:
