@@ -33,6 +33,17 @@ PARTS: dict[str, tuple[str, ...]] = {
 """Part -> the words that name it; the first word of each is the part's mask prompt."""
 OWN_MASKS = ("irises", "lips")
 """Words that are mask prompts of their own (a smaller region than their part's)."""
+SYNONYM_PART = {word: part_words[0] for part_words in PARTS.values() for word in part_words if word not in OWN_MASKS}
+
+
+def canonical_mask(mask: str) -> str:
+    """A mask prompt with every word the part table knows replaced by its part's mask prompt
+    ("hairstyle" -> "hair", "the brows" -> "the eyebrows", "pupils" -> "eyes"): the words CLIP
+    relevance labels were made for. A small CLIP trained on captions reads an unlisted word like
+    any other, so the table is asked first."""
+    return " ".join(SYNONYM_PART.get(word.lower(), word) for word in mask.split())
+
+
 VERB_STATES = {
     "open": "open",
     "opens": "open",

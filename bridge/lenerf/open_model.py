@@ -39,6 +39,7 @@ from bridge.errors import BridgeError
 from bridge.field.layers import normalize_2nd_moment
 from bridge.field.weights import file_sha256
 from bridge.guidance.captions import mask_prompt_ensemble
+from bridge.guidance.instructions import canonical_mask
 from bridge.guidance.losses import NEUTRAL_PROMPTS
 from bridge.guidance.relevance import logit_scale
 from bridge.lenerf.edit_module import EditSpec
@@ -202,8 +203,9 @@ def mask_embedding(clip, mask: str) -> Tensor:
     that names it ("eyes" -> "eyes", "blue eyes", "big eyes", ...; `mask_prompt_ensemble`), the
     ensemble its relevance labels were made with. A small CLIP trained on captions reads a bare
     part word much like any other (cosine 0.9-1.0 between "eyes", "hair" and "nose"); the phrases
-    it was trained on it tells apart."""
-    words = " ".join(mask.split())
+    it was trained on it tells apart. Synonyms the part table knows are read as their part
+    ("hairstyle" -> "hair", `canonical_mask`)."""
+    words = canonical_mask(" ".join(mask.split()))
     for article in ("the ", "her ", "his ", "their ", "its "):
         if words.lower().startswith(article):
             words = words[len(article) :]

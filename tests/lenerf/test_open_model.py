@@ -164,3 +164,15 @@ def test_a_module_started_from_the_open_model_takes_its_edit(setting):
     with torch.no_grad():
         after = (modules.mapper.target(ws) - wanted).square().mean()
     assert after < 0.75 * before and last["mask_bce"] < first["mask_bce"], (before, after, first, last)
+
+
+def test_a_mask_prompt_synonym_reads_as_its_part(setting):
+    prior, clip, model, ws = setting
+    points = torch.rand(1, 4096, 3) - 0.5
+    with torch.no_grad():
+        masks = {
+            m: apply_edits(prior.generator, ws, [EditStep(model.edit(clip, "blue hair", m))])[0](points)["mask"]
+            for m in ("hair", "hairstyle", "the fringe", "eyes")
+        }
+    assert torch.equal(masks["hair"], masks["hairstyle"]) and torch.equal(masks["hair"], masks["the fringe"])
+    assert not torch.allclose(masks["hair"], masks["eyes"], atol=1e-3)
