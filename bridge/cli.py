@@ -463,10 +463,18 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if wants_prompt(args):
         step, clip = prompt_step(args, prior, args.strength)
         steps.append(step)
-    code = _head_code(args.seed)
+    if args.head is not None:
+        from bridge.head_file import read_head
+
+        head_ws, head = read_head(args.head, prior.generator.num_ws, prior.generator.config.w_dim, prior.sha256)
+        ws, head_provenance = head_ws[None], {"head_file": args.head.name, "head": head}
+    else:
+        code = _head_code(args.seed)
+        with torch.no_grad():
+            ws = prior.ws(code.params[None], code.noise[None])
+        head_provenance = {"seed": args.seed, "head": describe(code.params)}
     started = time.perf_counter()
     with torch.no_grad():
-        ws = prior.ws(code.params[None], code.noise[None])
         field, edited_ws = apply_edits(prior.generator, ws, steps)
         if clip is not None:
             from bridge.lenerf.open_model import clip_gain, describe_gain
@@ -479,8 +487,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
             print(f"wrote {save_png(picture, args.preview)}")
         provenance = {
             "generator": "ProcHead prior",
-            "seed": args.seed,
-            "head": describe(code.params),
+            **head_provenance,
             "bridge_version": __version__,
             "edits": [
                 {
@@ -504,7 +511,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    return serve(args.host, args.port, args.device, args.allow_remote, args.clip, args.generator, args.open_model, args.noise_mode)
+    return serve(
+        args.host, args.port, args.device, args.allow_remote, args.clip, args.generator, args.open_model, args.noise_mode, args.encoder
+    )
+
+
+def print_training_progress(p) -> None:
+    """A training command's progress (phase "data" by shard, "fit" by step), every 5 shards and 100 steps."""
+    if p.phase == "data" and (p.done % 5 == 0 or p.done == p.total):
+        print(f"data: shard {p.done}/{p.total}  {p.seconds / 60:.1f} min", flush=True)
+    if p.phase == "fit" and (p.done % 100 == 0 or p.done == p.total):
+        terms = "  ".join(f"{k} {v:.4f}" for k, v in p.losses.items())
+        print(f"fit: step {p.done}/{p.total}  {terms}  {p.seconds / 60:.1f} min", flush=True)
 
 
 class _ProgressPrinter:
@@ -768,6 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("edit", help="apply edit modules to a prior head; write its field grid (.npz) and a preview")
     p.add_argument("--seed", type=int, default=0, help="head seed")
+    p.add_argument("--head", type=Path, default=None, help="a head file (from head-from-image) instead of a seed")
     p.add_argument("--module", action="append", default=None, help="edit module folder or library name; repeat to stack")
     p.add_argument("--mask-module", action="append", default=None, help="take the mask of this module instead (partial edit)")
     p.add_argument("--strength", type=float, default=1.0, help="0 .. 1.5")
@@ -781,6 +800,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_argument(p)
     p.set_defaults(run=cmd_edit)
     open_cli.register(commands, _add_weights_argument, _add_clip_argument)
+    from bridge import picture_cli
+
+    picture_cli.register(commands, _add_weights_argument, _add_clip_argument)
 
     from bridge.service.settings import DEFAULT_HOST, DEFAULT_PORT
 
@@ -807,6 +829,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="the open edit model for the generator (default: the bundled prior's; train-open-edit writes OUT/model)",
+    )
+    p.add_argument(
+        "--encoder",
+        type=Path,
+        default=None,
+        help="the image encoder for the generator, for heads from pictures (default: the bundled prior's; train-encoder writes OUT/encoder)",
     )
     _add_clip_argument(p)
     p.set_defaults(run=cmd_serve)

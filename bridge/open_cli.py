@@ -99,12 +99,7 @@ def cmd_train_open_edit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     started = time.perf_counter()
 
-    def report(p) -> None:
-        if p.phase == "data" and (p.done % 5 == 0 or p.done == p.total):
-            print(f"data: shard {p.done}/{p.total}  {p.seconds / 60:.1f} min", flush=True)
-        if p.phase == "fit" and (p.done % 100 == 0 or p.done == p.total):
-            terms = "  ".join(f"{k} {v:.4f}" for k, v in p.losses.items())
-            print(f"fit: step {p.done}/{p.total}  {terms}  {p.seconds / 60:.1f} min", flush=True)
+    from bridge.cli import print_training_progress as report
 
     if not make_data(source, clip, config, out, on_progress=report):
         return 130

@@ -44,6 +44,7 @@ from bridge.guidance.losses import NEUTRAL_PROMPTS
 from bridge.guidance.relevance import logit_scale
 from bridge.lenerf.edit_module import EditSpec
 from bridge.lenerf.modules import level_groups, positional_encoding
+from bridge.model_files import read_metadata
 
 FORMAT = "text-edit/open-edit-model"
 FORMAT_VERSION = 1
@@ -298,24 +299,9 @@ class OpenEditModel(nn.Module):
         cls, folder: Path = BUNDLED_OPEN_MODEL, generator_sha256: str | None = None, device: str | torch.device = "cpu"
     ) -> "OpenEditModel":
         folder = Path(folder)
-        path = folder / METADATA
-        if not path.is_file():
-            raise OpenModelError(f"No open edit model at {folder} (looked for {path}); train one with `python -m bridge train-open-edit`.")
+        hint = "train one with `python -m bridge train-open-edit`"
+        metadata = read_metadata(folder, METADATA, TENSORS, FORMAT, FORMAT_VERSION, generator_sha256, OpenModelError, hint)
         try:
-            metadata = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise OpenModelError(f"{path} is not valid JSON ({error}); train the open edit model again.") from None
-        if not isinstance(metadata, dict) or metadata.get("format") != FORMAT or metadata.get("format_version") != FORMAT_VERSION:
-            raise OpenModelError(f"{path} is not an open edit model this bridge reads (format {FORMAT} version {FORMAT_VERSION}).")
-        if generator_sha256 and metadata.get("generator_sha256") != generator_sha256:
-            raise OpenModelError(
-                f"The open edit model in {folder} was trained for another generator; train one for this generator "
-                "with `python -m bridge train-open-edit`."
-            )
-        tensors = folder / TENSORS
-        try:
-            if metadata.get("sha256") and file_sha256(tensors) != metadata["sha256"]:
-                raise OpenModelError(f"{tensors} does not match its checksum (damaged or replaced); train the open edit model again.")
             model = cls(
                 OpenModelConfig(**metadata["config"]),
                 metadata.get("generator_sha256", ""),
@@ -326,9 +312,7 @@ class OpenEditModel(nn.Module):
                     if k not in {"format", "format_version", "config", "generator_sha256", "clip", "sha256"}
                 },
             )
-            model.load_state_dict(load_file(str(tensors)))
-        except OpenModelError:
-            raise
+            model.load_state_dict(load_file(str(folder / TENSORS)))
         except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError, OSError) as error:
             reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
             raise OpenModelError(f"The open edit model in {folder} cannot be read ({reason}); train it again.") from None

@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -38,6 +38,7 @@ from bridge.field.triplane import sample_planes
 from bridge.guidance.captions import mask_prompt_ensemble
 from bridge.guidance.relevance import PSEUDO_LABEL_OPTIONS, pseudo_label, relevance_above, relevance_maps
 from bridge.lenerf.open_model import OpenEditModel, mask_embedding
+from bridge.model_files import load_checkpoint, save_checkpoint
 
 MASK_VOCABULARY = ("eyes", "irises", "hair", "haircut", "mouth", "lips", "nose", "ears", "eyebrows", "skin")
 """The part prompts whose relevance the mask field learns; other wordings are answered through
@@ -471,24 +472,13 @@ class OpenTrainer:
     def save_checkpoint(self, folder: Path) -> None:
         if self.rank != 0:
             return
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous() for k, v in self.model.state_dict().items()}, str(folder / "checkpoint.safetensors"))
-        torch.save(self.optimiser.state_dict(), folder / "checkpoint_optimiser.pt")
-        state = {"step": self.step, "config": json.loads(json.dumps(asdict(self.config))), "history": self.history}
-        (folder / "checkpoint.json").write_text(json.dumps(state) + "\n")
+        save_checkpoint(folder, self.model, self.optimiser, self.step, self.config, self.history)
 
     def resume(self, folder: Path) -> bool:
-        meta = folder / "checkpoint.json"
-        if not meta.is_file():
+        restored = load_checkpoint(folder, self.model, self.optimiser, self.config)
+        if restored is None:
             return False
-        state = json.loads(meta.read_text())
-        if state.get("config") != json.loads(json.dumps(asdict(self.config))):
-            raise BridgeError(
-                f"The checkpoint in {folder} was made with other settings; use a new --out folder or the same settings to resume."
-            )
-        self.model.load_state_dict(load_file(str(folder / "checkpoint.safetensors")))
-        self.optimiser.load_state_dict(torch.load(folder / "checkpoint_optimiser.pt", weights_only=True))
-        self.step, self.history = state["step"], state["history"]
+        self.step, self.history = restored
         return True
 
     def fit(
