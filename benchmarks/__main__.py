@@ -20,6 +20,7 @@ BENCHMARKS = {
     "hostile": "benchmarks.hostile",
     "interactive": "benchmarks.interactive",
     "gpu": "benchmarks.gpu",
+    "invert": "benchmarks.invert",
 }
 
 

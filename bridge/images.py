@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 
@@ -25,18 +26,38 @@ def load_image(path: Path) -> Tensor:
     from bridge.errors import BridgeError
 
     try:
-        with Image.open(path) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise BridgeError(
-                    f"The image {path} is {image.width} x {image.height} pixels; use one of at most {MAX_IMAGE_PIXELS // 10**6} megapixels."
-                )
-            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        with open(path, "rb") as handle:
+            return decode_image(handle, f"the image {path}")
     except FileNotFoundError:
         raise BridgeError(f"No image at {path}; check the path.") from None
+    except IsADirectoryError:
+        raise BridgeError(f"{path} is a folder, not an image; give a PNG or JPEG file.") from None
+
+
+def decode_image(data, what: str = "the picture") -> Tensor:
+    """An image file's bytes (or a binary file object) -> (3, H, W) float in [0, 1]; anything
+    that is not a picture of a sensible size raises BridgeError naming `what`."""
+    from bridge.errors import BridgeError
+
+    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    try:
+        with Image.open(source) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise BridgeError(
+                    f"{what.capitalize()} is {image.width} x {image.height} pixels; use one of at most {MAX_IMAGE_PIXELS // 10**6} megapixels."
+                )
+            if min(image.width, image.height) < 8:
+                raise BridgeError(f"{what.capitalize()} is {image.width} x {image.height} pixels; use one at least 8 pixels on each side.")
+            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     except Image.DecompressionBombError:
-        raise BridgeError(f"The image {path} declares more pixels than any picture needs; use a smaller one.") from None
-    except (OSError, ValueError) as error:
-        raise BridgeError(f"Cannot read the image {path} ({error}); use a PNG or JPEG file.") from None
+        raise BridgeError(f"{what.capitalize()} declares more pixels than any picture needs; use a smaller one.") from None
+    except UnidentifiedImageError:
+        empty = source.seek(0, io.SEEK_END) == 0 if source.seekable() else False
+        reason = "it is empty" if empty else "not a picture format PIL knows"
+        raise BridgeError(f"Cannot read {what} ({reason}); use a PNG or JPEG file.") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise BridgeError(f"Cannot read {what} ({reason}); use a PNG or JPEG file.") from None
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 

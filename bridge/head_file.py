@@ -1,0 +1,62 @@
+"""A head as a file (`head-from-image --out head.json`, `edit --head head.json`): its latent ws and
+where it came from, JSON with a format version, for the generator it was made with."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from bridge.errors import BridgeError
+
+FORMAT = "text-edit/head"
+FORMAT_VERSION = 1
+MAX_BYTES = 8 << 20
+
+
+def write_head(path: Path, ws: Tensor, description: dict, generator_sha256: str) -> Path:
+    path = Path(path)
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "generator_sha256": generator_sha256,
+        "description": description,
+        "ws": [[round(float(v), 6) for v in row] for row in ws.tolist()],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(document) + "\n")
+    partial.replace(path)
+    return path
+
+
+def read_head(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None = None) -> tuple[Tensor, dict]:
+    """-> ws (num_ws, w_dim), description; anything else is one sentence."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise BridgeError(f"{path} is larger than any head file ({MAX_BYTES >> 20} MB); give the head file that head-from-image wrote.")
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BridgeError(f"No head file at {path}; make one with `python -m bridge head-from-image`.") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise BridgeError(
+            f"{path} is not a head file ({type(error).__name__}); make one with `python -m bridge head-from-image`."
+        ) from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT or document.get("format_version") != FORMAT_VERSION:
+        raise BridgeError(f"{path} is not a head file this bridge reads (format {FORMAT} version {FORMAT_VERSION}).")
+    if generator_sha256 and document.get("generator_sha256") not in (None, "", generator_sha256):
+        raise BridgeError(f"The head in {path} was made with another generator; make it again with this one.")
+    rows = document.get("ws")
+    ok = (
+        isinstance(rows, list)
+        and len(rows) == num_ws
+        and all(isinstance(r, list) and len(r) == w_dim and all(isinstance(v, (int, float)) and math.isfinite(v) for v in r) for r in rows)
+    )
+    if not ok:
+        raise BridgeError(f"The head in {path} must hold {num_ws} rows of {w_dim} finite numbers (ws).")
+    description = document.get("description") if isinstance(document.get("description"), dict) else {}
+    return torch.tensor(rows, dtype=torch.float32), description

@@ -1,0 +1,66 @@
+"""A head from one picture: the image encoder's answer, then a bounded refinement (3DPE's input).
+
+`head_from_picture` is what the command line (`head-from-image`) and the bridge's heads endpoint
+call; `bridge.invert.trainer` trains the encoder of a generator once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bridge.errors import BridgeError
+from bridge.invert.encoder import ImageEncoder, square_picture
+from bridge.invert.refine import CLIP_WEIGHT, MAX_REFINE_STEPS, RefineProgress, refine_latent
+
+
+def picture_sha256(picture: Tensor) -> str:
+    """The hash of a picture's pixels (3, H, W) at 8 bits: the same picture from a PNG or from bytes."""
+    pixels = (picture.detach().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes() + str(pixels.shape).encode()).hexdigest()
+
+
+def head_from_picture(
+    source,
+    encoder: ImageEncoder,
+    picture: Tensor,
+    crop: tuple[int, int, int] | None = None,
+    yaw: float | None = None,
+    pitch: float | None = None,
+    refine_steps: int = 0,
+    clip=None,
+    clip_weight: float = CLIP_WEIGHT,
+    on_progress: Callable[[RefineProgress], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> tuple[Tensor, dict]:
+    """A picture (3, H, W) in [0, 1] -> ws (num_ws, w_dim) and the head's description: the picture
+    by hash, the crop, the view (the encoder's unless given) and the refinement's figures."""
+    if not 0 <= int(refine_steps) <= MAX_REFINE_STEPS:
+        raise BridgeError(f"The refinement takes 0 to {MAX_REFINE_STEPS} steps, not {refine_steps}.")
+    for name, value, limit in (("yaw", yaw, 90.0), ("pitch", pitch, 45.0)):
+        if value is not None and not (np.isfinite(value) and abs(value) <= limit):
+            raise BridgeError(f"The picture's {name} must be a number of degrees within +-{limit:g}, not {value}.")
+    square = square_picture(picture, encoder.config.resolution, crop)
+    ws, encoded_yaw, encoded_pitch = encoder.encode(square)
+    view_yaw = encoded_yaw if yaw is None else float(yaw)
+    view_pitch = encoded_pitch if pitch is None else float(pitch)
+    description = {
+        "source": "picture",
+        "picture_sha256": picture_sha256(picture),
+        "picture_size": list(picture.shape[-2:][::-1]),
+        "crop": list(crop) if crop is not None else None,
+        "yaw": round(view_yaw, 2),
+        "pitch": round(view_pitch, 2),
+        "view_from": "encoder" if yaw is None and pitch is None else "given",
+    }
+    if refine_steps:
+        with torch.enable_grad():
+            ws, figures = refine_latent(
+                source, ws, square, view_yaw, view_pitch, refine_steps, encoder.w_std, clip, clip_weight, on_progress, should_stop
+            )
+        description.update(figures)
+    return ws.contiguous(), description

@@ -1,0 +1,104 @@
+"""A head from one picture on the command line: the encoder, the refinement, the head file, an edit
+of it; and pictures that are not pictures."""
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from bridge.errors import BridgeError
+from bridge.head_file import read_head, write_head
+from bridge.invert import head_from_picture
+from bridge.invert.encoder import ImageEncoder, square_picture
+from bridge.prior.model import PRIOR_RENDER, HeadCode, HeadPrior
+
+
+def _bridge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_a_photo_becomes_a_head_file_that_the_edit_command_takes(tmp_path):
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(data.astronaut()).save(photo)
+    head = tmp_path / "head.json"
+    made = _bridge(
+        "head-from-image", str(photo), "--out", str(head), "--refine", "2", "--crop", "100,0,380", "--preview", str(tmp_path / "p.png")
+    )
+    assert made.returncode == 0, made.stderr
+    assert "refine: step 2/2" in made.stdout and (tmp_path / "p.png").is_file()
+    document = json.loads(head.read_text())
+    assert document["description"]["picture"] == "astronaut.jpg" and document["description"]["crop"] == [100, 0, 380]
+    assert document["description"]["refine_steps"] == 2
+    edited = _bridge("edit", "--head", str(head), "--module", "blue_eyes", "--grid", "64", "--out", str(tmp_path / "f.npz"))
+    assert edited.returncode == 0, edited.stderr
+    import mesh_export
+
+    grid = mesh_export.read(tmp_path / "f.npz")
+    assert grid.provenance["head_file"] == "head.json" and grid.provenance["head"]["source"] == "picture"
+
+
+@pytest.mark.parametrize(
+    "name, content, says",
+    [
+        ("empty.png", b"", "empty"),
+        ("notes.png", b"this is a text file", "not a picture"),
+        ("huge.png", None, "pixels"),
+    ],
+)
+def test_what_is_not_a_usable_picture_gets_one_sentence(tmp_path, name, content, says):
+    path = tmp_path / name
+    if content is None:  # a PNG declaring 20000 x 20000 pixels and holding almost none
+        header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+        chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))  # noqa: E731
+        content = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    path.write_bytes(content)
+    result = _bridge("head-from-image", str(path), "--out", str(tmp_path / "h.json"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+    assert not (tmp_path / "h.json").exists()
+
+
+def test_the_encoder_reads_a_prior_head_back_from_its_own_picture():
+    prior = HeadPrior.load()
+    encoder = ImageEncoder.load(generator_sha256=prior.sha256)
+    from bridge.field.renderer import render_orbit
+
+    def picture(seed: int) -> torch.Tensor:
+        code = HeadCode.from_seed(seed)
+        with torch.no_grad():
+            field = prior.generator.field(prior.ws(code.params[None], code.noise[None]))
+            return render_orbit(field, PRIOR_RENDER, 25.0, 0.0, 64)["rgb"][0]
+
+    ws_a, described = head_from_picture(prior, encoder, picture(11))
+    ws_b, _ = head_from_picture(prior, encoder, picture(12))
+    truth_a = prior.ws(HeadCode.from_seed(11).params[None], HeadCode.from_seed(11).noise[None])[0]
+    assert 10 < described["yaw"] < 40, "the view it was taken from"
+    assert (ws_a - truth_a).norm() < (ws_b - truth_a).norm(), "closer to its own head than to another"
+    with pytest.raises(BridgeError, match="crop"):
+        square_picture(picture(11), 64, (40, 40, 40))
+    with pytest.raises(BridgeError, match="refinement"):
+        head_from_picture(prior, encoder, picture(11), refine_steps=10_000)
+
+
+def test_head_files_round_trip_and_refuse_what_is_not_one(tmp_path):
+    ws = torch.randn(12, 256)
+    path = write_head(tmp_path / "h.json", ws, {"source": "picture"}, "abc")
+    back, description = read_head(path, 12, 256, "abc")
+    assert torch.allclose(back, ws, atol=1e-5) and description == {"source": "picture"}
+    with pytest.raises(BridgeError, match="another generator"):
+        read_head(path, 12, 256, "other")
+    with pytest.raises(BridgeError, match="14 rows of 256"):
+        read_head(path, 14, 256, "abc")
+    bad = tmp_path / "bad.json"
+    for text in ("{", json.dumps({"format": "text-edit/head", "format_version": 1, "ws": [[float("nan")] * 256] * 12}), "[]"):
+        bad.write_text(text)
+        with pytest.raises(BridgeError):
+            read_head(bad, 12, 256)
+    np.testing.assert_allclose(back.numpy(), ws.numpy(), atol=1e-5)
