@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bridge import __version__
 from bridge.errors import BridgeError
+from bridge.invert.refine import MAX_REFINE_STEPS
 from bridge.service import security
 from bridge.service.engine import MODULE_NAME, Engine, NotFound
 from bridge.service.guard import Guard
@@ -46,6 +47,21 @@ class HeadRequest(Strict):
         if self.latent is not None and (self.seed is not None or self.params):
             raise ValueError("give either latent, or seed (with optional params), not both")
         return self
+
+
+class PictureHeadRequest(Strict):
+    picture: str = Field(
+        ..., min_length=8, max_length=LIMITS.request_bytes, description="a PNG or JPEG file in base64: a head, face to the camera"
+    )
+    crop: list[int] | None = Field(None, min_length=3, max_length=3, description="left, top, size (pixels): the square holding the head")
+    yaw: float | None = Field(
+        None, ge=-90.0, le=90.0, description="the camera's yaw in degrees, if known (default: the encoder's estimate)"
+    )
+    pitch: float | None = Field(None, ge=-45.0, le=45.0, description="the camera's pitch in degrees, if known")
+
+
+class PictureHeadJobRequest(PictureHeadRequest):
+    refine: int = Field(30, ge=0, le=MAX_REFINE_STEPS, description="refinement steps against the picture (about 0.5 s each on 2 CPU cores)")
 
 
 class EditStepRequest(Strict):
@@ -152,6 +168,19 @@ def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host
     @app.post("/v1/heads", status_code=201)
     def create_head(body: HeadRequest) -> dict[str, Any]:
         return engine.create_head(body.seed, body.params, body.latent).public()
+
+    @app.post("/v1/heads/from-picture", status_code=201)
+    def create_head_from_picture(body: PictureHeadRequest) -> dict[str, Any]:
+        """A head from one picture, the image encoder's answer alone (tens of milliseconds); for a
+        refined one, POST /v1/jobs/head."""
+        return engine.head_from_picture(body.model_dump()).public()
+
+    @app.post("/v1/jobs/head", status_code=202)
+    def submit_head(body: PictureHeadJobRequest) -> dict[str, Any]:
+        engine.encoder()
+        request = body.model_dump()
+        request["picture"] = engine.keep_picture(request["picture"])  # refused now if bad; the job lists its hash only
+        return worker.submit("head", request).public()
 
     @app.get("/v1/heads/{head_id}")
     async def get_head(head_id: JobId) -> dict[str, Any]:

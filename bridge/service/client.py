@@ -58,6 +58,23 @@ class BridgeClient:
         body = {k: v for k, v in {"seed": seed, "params": params, "latent": latent}.items() if v is not None}
         return self._request("POST", "/v1/heads", body)
 
+    def create_head_from_picture(
+        self, picture: bytes, crop: tuple[int, int, int] | None = None, yaw: float | None = None, pitch: float | None = None
+    ) -> dict:
+        """A head from a picture's file bytes (PNG or JPEG), the image encoder's answer alone."""
+        return self._request("POST", "/v1/heads/from-picture", _picture_body(picture, crop, yaw, pitch))
+
+    def submit_head(
+        self,
+        picture: bytes,
+        refine: int = 30,
+        crop: tuple[int, int, int] | None = None,
+        yaw: float | None = None,
+        pitch: float | None = None,
+    ) -> dict:
+        """A job making a head from a picture and refining it `refine` steps; its info holds the head."""
+        return self._request("POST", "/v1/jobs/head", {**_picture_body(picture, crop, yaw, pitch), "refine": refine})
+
     def modules(self) -> list[dict]:
         return self._request("GET", "/v1/modules")["modules"]
 
@@ -139,3 +156,13 @@ def _detail(error: urllib.error.HTTPError) -> str:
         where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
         detail = f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid")
     return f"The bridge refused the request ({error.code}): {detail or error.reason}"
+
+
+def _picture_body(picture: bytes, crop, yaw, pitch) -> dict:
+    import base64
+
+    body = {"picture": base64.b64encode(bytes(picture)).decode("ascii")}
+    for name, value in (("crop", list(crop) if crop is not None else None), ("yaw", yaw), ("pitch", pitch)):
+        if value is not None:
+            body[name] = value
+    return body

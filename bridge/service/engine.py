@@ -23,7 +23,7 @@ from bridge import __version__
 from bridge.errors import BridgeError
 from bridge.field.grid import sample_grid
 from bridge.field.occupancy import Occupancy
-from bridge.images import save_png
+from bridge.images import decode_image, save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
 from bridge.prior.model import HeadPrior
@@ -40,6 +40,18 @@ MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 class NotFound(BridgeError):
     pass
+
+
+def decode_picture(text: str) -> torch.Tensor:
+    """A request's base64 picture (PNG or JPEG bytes) -> (3, H, W) in [0, 1], or one sentence."""
+    import base64
+    import binascii
+
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise BridgeError("The picture must be a PNG or JPEG file in base64.") from None
+    return decode_image(data)
 
 
 def module_name_for(edit: str, mask: str) -> str:
@@ -78,6 +90,7 @@ class Engine:
         generator: Path | None = None,
         open_model: Path | None = None,
         noise_mode: str = "const",
+        encoder: Path | None = None,
     ):
         """`generator`: an imported EG3D generator (python -m bridge import-eg3d) instead of the
         bundled prior, its planes' noise drawn in EG3D's `noise_mode`."""
@@ -92,10 +105,13 @@ class Engine:
         self._clip = None
         self.heads_dir = private_folder(Path(cache) / "heads")
         self.modules_dir = private_folder(Path(cache) / "modules")
+        self.pictures_dir = private_folder(Path(cache) / "pictures")
         self.library = EditLibrary(BUNDLED_LIBRARY, self.modules_dir, generator_sha256=self.source.sha256)
         self._modules: dict[str, EditModule] = {}
         self.open_model_dir = open_model
         self._open_model = None
+        self.encoder_dir = encoder
+        self._encoder = None
         self._prompt_edits: dict[tuple, object] = {}
 
     # --- description -------------------------------------------------------------------------
@@ -146,11 +162,76 @@ class Engine:
             description = {"source": "latent"}
         else:
             ws, description = self.source.head_ws(seed or 0, params or None)
+        return self._store_head(ws, description)
+
+    def _store_head(self, ws: torch.Tensor, description: dict) -> Head:
         head = Head(uuid.uuid4().hex[:16], description, ws.contiguous())
         save_file({"ws": head.ws}, str(self.heads_dir / f"{head.id}.safetensors"))
         private_file(self.heads_dir / f"{head.id}.safetensors")
         write_private(self.heads_dir / f"{head.id}.json", json.dumps(head.description).encode())
         return head
+
+    def encoder(self):
+        """The image encoder of this generator (a head from a picture), loaded on first use."""
+        if self._encoder is None:
+            from bridge.invert.encoder import BUNDLED_ENCODER, EncoderError, ImageEncoder
+
+            if self.encoder_dir is None and not isinstance(self.source, HeadPrior):
+                raise NotFound(
+                    "This generator has no image encoder; train one with `python -m bridge train-encoder --generator ...` "
+                    "and start the bridge with --encoder."
+                )
+            try:
+                self._encoder = ImageEncoder.load(self.encoder_dir or BUNDLED_ENCODER, self.source.sha256, self.device)
+            except EncoderError as error:
+                raise NotFound(str(error)) from None
+        return self._encoder
+
+    def keep_picture(self, text: str) -> str:
+        """A request's base64 picture, checked and kept in the cache until its job runs -> its key."""
+        import base64
+        import hashlib
+
+        decode_picture(text)
+        data = base64.b64decode(text)
+        digest = hashlib.sha256(data).hexdigest()
+        write_private(self.pictures_dir / digest, data)
+        return f"sha256:{digest}"
+
+    def head_from_picture(self, request: dict, ctx: JobContext | None = None) -> Head:
+        """A head from the picture of a request (base64 `picture`, optional `crop`, `yaw`, `pitch`,
+        `refine` steps; progress and cancel through `ctx`)."""
+        from bridge.invert import head_from_picture
+
+        kept = re.fullmatch(r"sha256:([0-9a-f]{64})", request["picture"])
+        if kept:
+            path = self.pictures_dir / kept.group(1)
+            if not path.is_file():
+                raise BridgeError("The job's picture is gone from the cache; send it again.")
+            picture = decode_image(path.read_bytes())
+        else:
+            picture = decode_picture(request["picture"])
+        refine = int(request.get("refine") or 0)
+
+        def report(p) -> None:
+            ctx.progress(0.05 + 0.9 * p.step / p.total, f"refining step {p.step}/{p.total} ({p.psnr_db:.1f} dB)")
+
+        ws, description = head_from_picture(
+            self.source,
+            self.encoder(),
+            picture,
+            tuple(request["crop"]) if request.get("crop") else None,
+            request.get("yaw"),
+            request.get("pitch"),
+            refine,
+            None,
+            0.0,
+            report if ctx else None,
+            ctx.cancelled if ctx else (lambda: False),
+        )
+        if ctx is not None:
+            ctx.check()
+        return self._store_head(ws, {**description, "generator": self.source.name})
 
     def head(self, head_id: str) -> Head:
         if not re.fullmatch(r"[0-9a-f]{16}", head_id or ""):
@@ -326,6 +407,18 @@ class Engine:
 
             self._clip = load_clip(self.clip_source, self.device)
         return self._clip
+
+    def run_head(self, ctx: JobContext) -> None:
+        ctx.progress(0.01, "encoding the picture")
+        head = self.head_from_picture(ctx.job.request, ctx)
+        ctx.progress(0.97, "rendering the head")
+        with torch.no_grad():
+            ws = head.ws[None].to(self.device)
+            field = self.source.generator.field(ws)
+            size = PREVIEW_SIZE * 2 if self.source.generator.config.superresolution is None else None
+            views = [self.source.view(field, ws, yaw, size)["rgb"][0] for yaw in (-30.0, 0.0, 30.0)]
+        save_png(sheet(views), ctx.add_result("preview.png", "image/png"))
+        ctx.job.info = {"head": head.public(), "latent": [[round(float(v), 6) for v in row] for row in head.ws.tolist()]}
 
     def run_training(self, ctx: JobContext) -> None:
         from bridge.guidance.losses import ClipLossConfig

@@ -20,6 +20,7 @@ def serve(
     generator=None,
     open_model=None,
     noise_mode: str = "const",
+    encoder=None,
 ) -> int:
     import uvicorn
 
@@ -40,8 +41,8 @@ def serve(
     protocol = with_deadline(request_timeout_s())
     store = JobStore(cache / "jobs", LIMITS.result_days)
     store.recover()
-    engine = Engine(cache, device, clip, generator=generator, open_model=open_model, noise_mode=noise_mode)
-    worker = Worker(store, {"edit": engine.run_edit, "train": engine.run_training}, LIMITS.queued_jobs)
+    engine = Engine(cache, device, clip, generator=generator, open_model=open_model, noise_mode=noise_mode, encoder=encoder)
+    worker = Worker(store, {"edit": engine.run_edit, "train": engine.run_training, "head": engine.run_head}, LIMITS.queued_jobs)
     worker.start()
     app = create_app(engine, store, worker, token, host, port)
     print(
