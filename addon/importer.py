@@ -32,6 +32,8 @@ GLTF_MASK_ATTRIBUTE = "_EDIT_MASK"
 VERTEX_GROUP = "text_edit_mask"
 UV_MAP = "UVMap"
 HEAD_KEY = "text_edit_head"
+LATENT = "text_edit_latent"
+"""A head made from a picture: its ws and the picture's hash (JSON), so that edits can make it again on any bridge."""
 STACK = "text_edit_stack"
 MASK_MATERIAL = "Text Edit mask"
 MASK_SHOWN = "text_edit_mask_shown"
@@ -222,6 +224,10 @@ def import_steps(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: s
     obj[HEAD_KEY] = key
     obj["text_edit_seed"] = request.head.seed
     obj["text_edit_params"] = json.dumps(request.head.params)
+    if request.head.latent is not None:
+        obj[LATENT] = json.dumps({"ws": request.head.latent, "picture_sha256": request.head.picture})
+    elif LATENT in obj:
+        del obj[LATENT]
     obj[STACK] = json.dumps(steps)
     obj["text_edit_edits"] = "; ".join(_describe(e) for e in provenance.get("edits", [])) or "none"
     obj["text_edit_strength"] = [float(s.get("strength", 1.0)) for s in steps] if steps else [0.0]

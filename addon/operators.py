@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
-from bpy_extras.io_utils import ExportHelper
+from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..bridge.errors import BridgeError
 from ..bridge.service.client import BridgeClient
@@ -18,7 +18,7 @@ from .connection import MANAGED, BridgeSettings, make_client
 from .mesher import MESHER
 from .properties import BRIDGE, RUNNER
 from .tasks import Task
-from .work import EditRequest, HeadSpec, run_edit, run_training
+from .work import EditRequest, HeadSpec, run_edit, run_head_from_picture, run_training
 
 
 def connect(settings: BridgeSettings, online_access: bool) -> BridgeClient:
@@ -53,9 +53,21 @@ def current_head(context) -> tuple[HeadSpec, list[dict]]:
     """The active Text Edit head and its stack, or the panel's seed (and its object's stack, if any)."""
     obj = context.active_object
     if obj is not None and importer.HEAD_KEY in obj:
-        return HeadSpec(int(obj["text_edit_seed"]), json.loads(obj.get("text_edit_params", "{}"))), importer.stack_of(obj)
+        return head_of(obj), importer.stack_of(obj)
     head = panel_head(context.scene.text_edit)
     return head, importer.stack_of(importer.find_head(context.scene, head.key))
+
+
+def head_of(obj) -> HeadSpec:
+    """The head a Text Edit object was made from (a seed, or a picture's latent)."""
+    if importer.LATENT in obj:
+        try:
+            latent = json.loads(obj[importer.LATENT])
+            rows = tuple(tuple(float(v) for v in row) for row in latent["ws"])
+            return HeadSpec(latent=rows, picture=str(latent.get("picture_sha256", "")))
+        except (ValueError, KeyError, TypeError):
+            raise BridgeError(f"The picture head stored on {obj.name} is damaged; make it again with Head from image.") from None
+    return HeadSpec(int(obj["text_edit_seed"]), json.loads(obj.get("text_edit_params", "{}")))
 
 
 def panel_head(settings) -> HeadSpec:
@@ -149,6 +161,10 @@ def start_edit(
     def work(progress):
         return run_edit(remote.connect(), request, progress, bridge.job_timeout_s, on_job=remote.started)
 
+    RUNNER.start(Task(label, work, _importing(label, undo, then), remote.cancel))
+
+
+def _importing(label: str, undo: bool = True, then: Callable[[], None] | None = None):
     def done(outcome):
         """The import, in parts over timer ticks (a generator; Runner spreads it)."""
         obj = yield from importer.import_steps(bpy.context.scene, outcome)
@@ -161,7 +177,27 @@ def start_edit(
         said = outcome.job.get("info", {}).get("message")
         return f"{obj.name}: {len(obj.data.polygons)} triangles imported." + (f" {said}" if said else "")
 
-    RUNNER.start(Task(label, work, done, remote.cancel))
+    return done
+
+
+def start_picture_head(
+    context, picture: bytes, label: str, crop: tuple[int, int, int] | None = None, yaw: float | None = None, pitch: float | None = None
+) -> None:
+    """Make a head on the bridge from a picture (refined as the panel says) and import it unedited."""
+    settings = context.scene.text_edit
+    bridge = preferences.get(context).settings()
+    remote = RemoteJob(bridge, bool(bpy.app.online_access))
+    refine, grid, texture_size = int(settings.refine_steps), settings.grid, int(settings.texture_size)
+
+    def work(progress):
+        client = remote.connect()
+        head = run_head_from_picture(
+            client, picture, refine, progress.within(0.0, 0.6), bridge.job_timeout_s, crop, yaw, pitch, on_job=remote.started
+        )
+        request = EditRequest(head, (), grid=grid, texture_size=texture_size)
+        return run_edit(client, request, progress.within(0.6, 1.0), bridge.job_timeout_s, on_job=remote.started)
+
+    RUNNER.start(Task(label, work, _importing(label), remote.cancel))
 
 
 def _make_active(obj) -> None:
@@ -252,6 +288,37 @@ class TEXT_EDIT_OT_new_head(_Operator):
     def start(self, context) -> None:
         head = panel_head(context.scene.text_edit)
         start_edit(context, head, [], f"New head {head.key}")
+
+
+class TEXT_EDIT_OT_head_from_image(_Operator, ImportHelper):
+    """Make a head from a picture file (a face to the camera) and import it unedited"""
+
+    bl_idname = "text_edit.head_from_image"
+    bl_label = "Head from image"
+    filter_glob: StringProperty(default="*.png;*.jpg;*.jpeg", options={"HIDDEN"})
+
+    def start(self, context) -> None:
+        from .picture import read_picture
+
+        start_picture_head(context, read_picture(self.filepath), f"Head from {Path(self.filepath).name}")
+
+
+class TEXT_EDIT_OT_head_from_view(_Operator):
+    """Render the selected head through the active camera and make a new head from that picture"""
+
+    bl_idname = "text_edit.head_from_view"
+    bl_label = "Head from view"
+
+    @classmethod
+    def poll(cls, context):
+        return super().poll(context) and context.scene.camera is not None and context.active_object is not None
+
+    def start(self, context) -> None:
+        from .picture import VIEW_SIZE, render_view, view_of_head
+
+        scene, head = context.scene, context.active_object
+        crop, yaw, pitch = view_of_head(scene, scene.camera, head, VIEW_SIZE)
+        start_picture_head(context, render_view(scene, VIEW_SIZE), f"Head from the view of {head.name}", crop, yaw, pitch)
 
 
 class TEXT_EDIT_OT_edit(_Operator):
@@ -411,6 +478,8 @@ def export_glb(context, heads: list, path: Path) -> Path:
 CLASSES = (
     TEXT_EDIT_OT_connect,
     TEXT_EDIT_OT_new_head,
+    TEXT_EDIT_OT_head_from_image,
+    TEXT_EDIT_OT_head_from_view,
     TEXT_EDIT_OT_edit,
     TEXT_EDIT_OT_remove_last,
     TEXT_EDIT_OT_train,

@@ -43,6 +43,10 @@ class VIEW3D_PT_text_edit(bpy.types.Panel):
         row.prop(settings, "seed")
         row.operator("text_edit.new_head", text="New head", icon="ADD")
         box.prop(settings, "head_params")
+        row = box.row(align=True)
+        row.operator("text_edit.head_from_image", icon="IMAGE_DATA")
+        row.operator("text_edit.head_from_view", icon="CAMERA_DATA")
+        box.prop(settings, "refine_steps")
         obj = context.active_object
         if obj is not None and importer.HEAD_KEY in obj:
             column = box.column(align=True)

@@ -63,6 +63,10 @@ class Progress:
         self.check()
         self._report(max(0.0, min(1.0, fraction)), stage, eta_s)
 
+    def within(self, low: float, high: float) -> "Progress":
+        """The same progress with its fractions mapped into [low, high]: one part of a longer task."""
+        return Progress(lambda fraction, stage, eta_s: self._report(low + (high - low) * fraction, stage, eta_s), self._cancel)
+
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()

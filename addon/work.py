@@ -26,16 +26,59 @@ JOB_POLL_MAX_S = 0.2
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """A head of the bridge's generator: a seed, with optional prior parameters."""
+    """A head of the bridge's generator: a seed, with optional prior parameters, or a latent (a
+    head made from a picture, named by the picture's hash)."""
 
     seed: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    latent: tuple[tuple[float, ...], ...] | None = None
+    picture: str = ""
+    """The sha256 of the picture a latent head was made from."""
 
     @property
     def key(self) -> str:
         """Identifies the head's result object in Blender (re-running an edit updates it)."""
+        if self.latent is not None:
+            return f"picture {self.picture[:12]}"
         extra = "".join(f" {k}={v}" for k, v in sorted(self.params.items()))
         return f"seed {self.seed}{extra}"
+
+    def create_on(self, client: BridgeClient) -> dict:
+        if self.latent is not None:
+            return client.create_head(latent=[list(row) for row in self.latent])
+        return client.create_head(seed=self.seed, params=self.params or None)
+
+
+MAX_PICTURE_BYTES = 700_000
+"""A picture sent to the bridge (base64 makes it a third larger; the bridge takes 1 MiB a request)."""
+
+
+def run_head_from_picture(
+    client: BridgeClient,
+    picture: bytes,
+    refine: int,
+    progress: Progress,
+    timeout_s: float,
+    crop: tuple[int, int, int] | None = None,
+    yaw: float | None = None,
+    pitch: float | None = None,
+    on_job: Callable[[str], None] | None = None,
+) -> HeadSpec:
+    """A head made on the bridge from a picture's file bytes and refined `refine` steps."""
+    if not picture:
+        raise BridgeError("The picture is empty (0 bytes); choose a PNG or JPEG file of a head.")
+    if len(picture) > MAX_PICTURE_BYTES:
+        raise BridgeError(f"The picture is {len(picture) // 1000} kB; the bridge takes at most {MAX_PICTURE_BYTES // 1000} kB.")
+    progress(0.0, "sending the picture")
+    job = client.submit_head(picture, refine=refine, crop=crop, yaw=yaw, pitch=pitch)
+    if on_job is not None:
+        on_job(job["id"])
+    job = follow_job(client, job, progress, (0.0, 1.0), timeout_s)
+    head = job.get("info", {}).get("head", {})
+    latent = job.get("info", {}).get("latent")
+    if not latent or not head.get("picture_sha256"):
+        raise BridgeError("The bridge made no head of the picture; update the bridge and try again.")
+    return HeadSpec(latent=tuple(tuple(float(v) for v in row) for row in latent), picture=head["picture_sha256"])
 
 
 @dataclass(frozen=True)
@@ -127,7 +170,7 @@ def run_edit(
 ) -> EditOutcome:
     progress(0.0, "creating the head")
     request = replace(request, steps=read_instructions(client, request.steps, progress))
-    head = client.create_head(seed=request.head.seed, params=request.head.params or None)
+    head = request.head.create_on(client)
     steps = [bridge_step(s) for s in request.steps]
     job = client.submit_edit(head["id"], steps, grid=request.grid, previews=False, sampling=request.sampling)
     if on_job is not None:

@@ -1,0 +1,152 @@
+"""Pictures for "Head from image" and "Head from view": a file read as bytes, or the active camera's
+render of the selected object, with the crop and view the bridge's image encoder expects.
+
+The encoder was trained on the generator's own framing (EG3D's orbit camera: radius 2.7 field
+units, looking at the pivot (0, 0, 0.2), focal length `coords.focal_length()`). A Blender camera
+anywhere else sees the head larger or smaller and off centre, so the render is cropped to the
+square that shows the head as that camera would: centred on the pivot's projection, its side
+scaled by (this camera's focal / distance) over (EG3D's focal / distance); the camera's angles
+around the head give the view (yaw, pitch) the refinement renders from.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import tempfile
+from pathlib import Path
+
+import bpy
+import mathutils
+import numpy as np
+from bpy_extras.object_utils import world_to_camera_view
+
+from ..bridge.errors import BridgeError
+from ..mesh_export import coords
+from .work import MAX_PICTURE_BYTES
+
+VIEW_SIZE = 384
+"""Side of the square render "Head from view" makes (then cropped)."""
+MAX_PIXELS = 40_000_000
+"""Larger pictures are refused before Blender decodes them (the bridge's own limit)."""
+SENT_SIZE = 512
+"""A picture file too large to send is scaled to this many pixels on its longer side (the encoder sees 64)."""
+
+
+def read_picture(path: str) -> bytes:
+    """A picture file's bytes for the bridge, scaled down by Blender when too large to send."""
+    file = Path(bpy.path.abspath(path))
+    if not file.is_file():
+        raise BridgeError(f"No picture at {file}; choose a PNG or JPEG file.")
+    data = file.read_bytes()
+    if not data:
+        raise BridgeError(f"{file.name} is empty (0 bytes); choose a PNG or JPEG file of a head.")
+    if len(data) <= MAX_PICTURE_BYTES:
+        return data  # the bridge reads it, and says what is wrong with it if anything is
+    size = declared_size(data)
+    if size is None:
+        raise BridgeError(f"{file.name} is not a PNG or JPEG file Blender can send; choose one.")
+    if size[0] * size[1] > MAX_PIXELS:
+        raise BridgeError(f"{file.name} is {size[0]} x {size[1]} pixels; use a picture of at most {MAX_PIXELS // 10**6} megapixels.")
+    try:
+        image = bpy.data.images.load(str(file), check_existing=False)
+    except RuntimeError:
+        raise BridgeError(f"Blender cannot read {file.name} as a picture; choose a PNG or JPEG file.") from None
+    try:
+        width, height = image.size
+        scale = SENT_SIZE / max(width, height, 1)
+        if scale < 1:
+            image.scale(max(8, round(width * scale)), max(8, round(height * scale)))
+        data = _png_bytes(image)
+    finally:
+        bpy.data.images.remove(image)
+    if len(data) > MAX_PICTURE_BYTES:
+        raise BridgeError(f"{file.name} is still {len(data) // 1000} kB at {SENT_SIZE} pixels; save it as a JPEG and try again.")
+    return data
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) that a PNG or JPEG file's header declares, read before Blender decodes
+    anything (a 20000^2 picture would take gigabytes); None for other files."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 9 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            at += 2
+            continue
+        (length,) = struct.unpack(">H", data[at + 2 : at + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
+            height, width = struct.unpack(">HH", data[at + 5 : at + 9])
+            return width, height
+        at += 2 + length
+    return None
+
+
+def _png_bytes(image) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "picture.png"
+        image.filepath_raw = str(out)
+        image.file_format = "PNG"
+        image.save()
+        return out.read_bytes()
+
+
+def view_of_head(scene, camera, head, size: int) -> tuple[tuple[int, int, int], float, float]:
+    """The crop (left, top, side in pixels of a size x size render), yaw and pitch (degrees) at
+    which `camera` sees the Text Edit object `head`, in the encoder's framing."""
+    bpy.context.view_layer.update()  # matrix_world of objects moved since the last redraw
+    to_head = head.matrix_world.inverted()
+    scale = coords.METRES_PER_FIELD_UNIT * head.matrix_world.to_scale()[0]
+    rotation = coords.FIELD_TO_BLENDER_ROTATION
+    camera_in_head = np.array(to_head @ camera.matrix_world.translation) / coords.METRES_PER_FIELD_UNIT
+    position = rotation.T @ camera_in_head  # field units, head space
+    radius = float(np.linalg.norm(position))
+    if radius < 1e-6:
+        raise BridgeError("The camera sits inside the head; move it in front of the face.")
+    yaw = math.degrees(math.atan2(position[0], position[2]))
+    pitch = math.degrees(math.asin(max(-1.0, min(1.0, position[1] / radius))))
+    pivot_world = head.matrix_world @ mathutils.Vector(coords.field_to_blender(coords.FFHQ_PIVOT).tolist())
+    distance = (camera.matrix_world.translation - pivot_world).length / scale
+    reference = float(np.linalg.norm(np.array(coords.orbit_origin(yaw, pitch)) - np.array(coords.FFHQ_PIVOT)))
+    data = camera.data
+    if data.type != "PERSP":
+        raise BridgeError("Head from view needs a perspective camera; switch the active camera's type to Perspective.")
+    focal = data.lens / (data.sensor_height if data.sensor_fit == "VERTICAL" else data.sensor_width)
+    side = size * (focal / distance) * (reference / coords.focal_length())
+    centre = world_to_camera_view(scene, camera, pivot_world)
+    if centre.z <= 0:
+        raise BridgeError("The selected head is behind the camera; point the active camera at its face.")
+    cx, cy = centre.x * size, (1 - centre.y) * size
+    left, top, side = round(cx - side / 2), round(cy - side / 2), round(side)
+    if side < 16:
+        raise BridgeError("The head is too small in the camera's view; move the camera closer.")
+    if left < 0 or top < 0 or left + side > size or top + side > size:
+        raise BridgeError("The camera does not see the whole head; move it back, or centre the head in its view.")
+    return (left, top, side), yaw, pitch
+
+
+def render_view(scene, size: int = VIEW_SIZE) -> bytes:
+    """The active camera's render of the scene as PNG bytes (a size x size still; the scene's
+    render settings are put back afterwards)."""
+    render = scene.render
+    kept = (render.resolution_x, render.resolution_y, render.resolution_percentage, render.filepath, render.image_settings.file_format)
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "view.png"
+        try:
+            render.resolution_x = render.resolution_y = size
+            render.resolution_percentage = 100
+            render.image_settings.file_format = "PNG"
+            render.filepath = str(out)
+            bpy.ops.render.render(write_still=True)
+        finally:
+            render.resolution_x, render.resolution_y, render.resolution_percentage, render.filepath = kept[:4]
+            render.image_settings.file_format = kept[4]
+        if not out.is_file():
+            raise BridgeError("Blender's render made no picture; check the scene's render engine and camera.")
+        return out.read_bytes()
