@@ -221,9 +221,32 @@ def _demo_bridge(out: Path, seed: int, grid: int) -> list[Path]:
             done = client.wait(job["id"], _ProgressPrinter())
             print(f"  {done.get('info', {}).get('message', '')}", flush=True)
             written.append(client.download(job["id"], "preview.png", out / f"edit_seed{seed}_open_{name}_preview.png"))
+        written += _demo_picture_head(client, out, grid)
         edited = mesh_export.read(stacked_field)
         mesh = mesh_export.grid_to_mesh(edited, mesh_export.ExportOptions(texture_size=1024))
         written.append(mesh_export.write_glb(mesh, out / f"edit_seed{seed}_stack.glb"))
+    return written
+
+
+def _demo_picture_head(client, out: Path, grid: int) -> list[Path]:
+    """The newest ability: a head from a photo no one here made (scikit-image's astronaut, cropped
+    to her head), refined against it, then edited by prompt."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    picture = io.BytesIO()
+    Image.fromarray(data.astronaut()).crop((140, 0, 400, 260)).save(picture, "PNG")
+    job = client.submit_head(picture.getvalue(), refine=20)
+    print(f"  bridge job {job['id']}: a head from the astronaut photo (20 refinement steps)", flush=True)
+    done = client.wait(job["id"], _ProgressPrinter())
+    head = done["info"]["head"]
+    print(f"  head {head['id']}: input view {head['input_view_psnr_db_encoded']} -> {head['input_view_psnr_db']} dB", flush=True)
+    written = [client.download(job["id"], "preview.png", out / "picture_head_preview.png")]
+    job = client.submit_edit(head["id"], [{"edit": "blue eyes", "mask": "eyes"}], grid)
+    client.wait(job["id"], _ProgressPrinter())
+    written.append(client.download(job["id"], "preview.png", out / "picture_head_blue_eyes_preview.png"))
     return written
 
 
