@@ -79,9 +79,10 @@ def test_oversized_request_heads_are_refused(bridge):
     line = b"GET /v1/info HTTP/1.1\r\n" + _head(bridge)
     status, body = exchange(bridge.url, line + b"X-Pad: " + b"a" * 100_000 + b"\r\n\r\n")
     assert status == 431 and "headers" in json.loads(body)["detail"]
-    # sent a line at a time, h11 stops reading past the limit: 400 and the connection closed
+    # sent a line at a time, h11 stops reading past the limit: 400 and the connection closed (or,
+    # when a busy machine lets the lines pile up before the server reads them, 431 as above)
     status, _ = exchange(bridge.url, [line] + [b"X-Pad: " + b"a" * 1000 + b"\r\n"] * 100 + [b"\r\n"])
-    assert status in (400, None)
+    assert status in (400, 431, None)
     status, _ = exchange(bridge.url, b"GET /v1/jobs/" + b"a" * 100_000 + b" HTTP/1.1\r\n" + _head(bridge) + b"\r\n")
     assert status in (400, 431)
     assert bridge.call("GET", "/v1/health")[0] == 200
