@@ -60,7 +60,20 @@ def head_from_picture(
     if refine_steps:
         with torch.enable_grad():
             ws, figures = refine_latent(
-                source, ws, square, view_yaw, view_pitch, refine_steps, encoder.w_std, clip, clip_weight, on_progress, should_stop
+                source,
+                ws,
+                square,
+                view_yaw,
+                view_pitch,
+                refine_steps,
+                encoder.w_std,
+                clip,
+                clip_weight,
+                on_progress,
+                should_stop,
+                fit_view=yaw is None and pitch is None,
             )
         description.update(figures)
+        if yaw is None and pitch is None:
+            description["view_from"] = "encoder, fitted"
     return ws.contiguous(), description

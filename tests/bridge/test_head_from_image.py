@@ -87,6 +87,24 @@ def test_the_encoder_reads_a_prior_head_back_from_its_own_picture():
         head_from_picture(prior, encoder, picture(11), refine_steps=10_000)
 
 
+def test_the_refinement_fits_a_guessed_view_and_keeps_a_given_one():
+    from bridge.field.renderer import render_orbit
+    from bridge.invert.refine import refine_latent
+
+    prior = HeadPrior.load()
+    encoder = ImageEncoder.load(generator_sha256=prior.sha256)
+    code = HeadCode.from_seed(21)
+    ws = prior.ws(code.params[None], code.noise[None])[0]
+    with torch.no_grad():
+        picture = render_orbit(prior.generator.field(ws[None]), PRIOR_RENDER, 10.0, 0.0, 48)["rgb"][0]
+    with torch.enable_grad():
+        _, fitted = refine_latent(prior, ws, picture, 16.0, 0.0, 6, encoder.w_std, fit_view=True)
+        _, kept = refine_latent(prior, ws, picture, 16.0, 0.0, 2, encoder.w_std, fit_view=False)
+    assert abs(fitted["yaw"] - 10.0) < 4.0, "the guessed view moves toward the picture's"
+    assert fitted["input_view_psnr_db"] > fitted["input_view_psnr_db_encoded"]
+    assert kept["yaw"] == 16.0 and kept["pitch"] == 0.0
+
+
 def test_head_files_round_trip_and_refuse_what_is_not_one(tmp_path):
     ws = torch.randn(12, 256)
     path = write_head(tmp_path / "h.json", ws, {"source": "picture"}, "abc")
