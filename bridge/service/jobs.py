@@ -237,19 +237,20 @@ class Worker:
                 self.current = job.id
                 self.store.save(job)
             context = JobContext(self.store, job, cancel)
+            results = None
             try:
                 self.runners[job.kind](context)
                 context.check()  # a cancel that came as the runner finished
                 results = context.commit()
+                outcome = (DONE, "done", None)
             except Cancelled:
-                self._finish(job, CANCELLED, "cancelled")
+                outcome = (CANCELLED, "cancelled", None)
             except BridgeError as error:
-                self._finish(job, FAILED, "failed", str(error))
+                outcome = (FAILED, "failed", str(error))
             except Exception as error:  # a bug: keep serving, say where to look
                 log.exception("job %s failed", job.id)
-                self._finish(job, FAILED, "failed", f"Internal error ({type(error).__name__}: {error}); see the bridge's log.")
-            else:
-                self._finish(job, DONE, "done", results=results)
+                outcome = (FAILED, "failed", f"Internal error ({type(error).__name__}: {error}); see the bridge's log.")
             finally:
-                context.discard()
-                self.current = None
+                context.discard()  # before the state: whoever sees the job ended finds no half-written results
+            self._finish(job, *outcome, results=results)
+            self.current = None
