@@ -46,6 +46,7 @@ def head_from_picture(
             raise BridgeError(f"The picture's {name} must be a number of degrees within +-{limit:g}, not {value}.")
     square = square_picture(picture, encoder.config.resolution, crop)
     ws, encoded_yaw, encoded_pitch = encoder.encode(square)
+    guessed_view = yaw is None and pitch is None
     view_yaw = encoded_yaw if yaw is None else float(yaw)
     view_pitch = encoded_pitch if pitch is None else float(pitch)
     description = {
@@ -55,7 +56,7 @@ def head_from_picture(
         "crop": list(crop) if crop is not None else None,
         "yaw": round(view_yaw, 2),
         "pitch": round(view_pitch, 2),
-        "view_from": "encoder" if yaw is None and pitch is None else "given",
+        "view_from": "encoder" if guessed_view else "given",
     }
     if refine_steps:
         with torch.enable_grad():
@@ -67,13 +68,13 @@ def head_from_picture(
                 view_pitch,
                 refine_steps,
                 encoder.w_std,
-                clip,
-                clip_weight,
-                on_progress,
-                should_stop,
-                fit_view=yaw is None and pitch is None,
+                clip=clip,
+                clip_weight=clip_weight,
+                on_progress=on_progress,
+                should_stop=should_stop,
+                fit_view=guessed_view,
             )
         description.update(figures)
-        if yaw is None and pitch is None:
+        if guessed_view:
             description["view_from"] = "encoder, fitted"
     return ws.contiguous(), description

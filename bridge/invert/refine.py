@@ -117,7 +117,7 @@ def refine_latent(
         loss.backward()
         optimiser.step()
         with torch.no_grad():
-            view.copy_(torch.maximum(torch.minimum(view, view_start + MAX_VIEW_CHANGE), view_start - MAX_VIEW_CHANGE))
+            view.clamp_(view_start - MAX_VIEW_CHANGE, view_start + MAX_VIEW_CHANGE)
         done = step + 1
         if on_progress:
             on_progress(RefineProgress(done, steps, best[2], time.perf_counter() - started))
