@@ -79,7 +79,7 @@ def cmd_head_from_image(args: argparse.Namespace) -> int:
         from bridge.invert.encoder import square_picture
 
         with torch.no_grad():
-            square = square_picture(picture, 128, crop)
+            square = square_picture(picture, 128, tuple(description["crop"]) if description["crop"] else None)
             background = border_colour(square)
             views = [
                 render_on(source, ws[None].to(source.device), yaw, 0.0, background, 128).cpu() for yaw in (description["yaw"], -30.0, 30.0)
@@ -91,7 +91,8 @@ def cmd_head_from_image(args: argparse.Namespace) -> int:
 def cmd_train_encoder(args: argparse.Namespace) -> int:
     import torch
 
-    from bridge.invert.trainer import EncoderData, EncoderTrainer, EncoderTrainingConfig, make_data, new_encoder
+    from bridge.invert.align import measure_framing
+    from bridge.invert.trainer import EncoderData, EncoderTrainer, EncoderTrainingConfig, frontal_renders, make_data, new_encoder
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -123,8 +124,15 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
         print(f"stopped at step {trainer.step}; run the same command again to resume")
         return 130
     figures = trainer.validate()
+    framing = measure_framing(frontal_renders(source, config))
+    print(
+        f"face framing: {framing}"
+        if framing
+        else "face framing: the face detector does not find this generator's faces reliably; photos take --crop or the centred square"
+    )
     info = {
         "generator_sha256": source.sha256,
+        "face_framing": framing.to_dict() if framing else None,
         "training": {
             "command": "python -m bridge " + shlex.join(sys.argv[1:]),
             "config": asdict(config),
@@ -146,7 +154,10 @@ def register(commands, add_weights_argument, add_clip_argument) -> None:
     p.add_argument("--out", type=Path, required=True, help="the head file to write (.json); edit it with `edit --head`")
     p.add_argument("--refine", type=int, default=0, help="refinement steps against the picture (0-200; about 0.5 s each on 2 CPU cores)")
     p.add_argument(
-        "--crop", default=None, help="LEFT,TOP,SIZE: the square of the picture that holds the head (default: the centred square)"
+        "--crop",
+        default=None,
+        help="LEFT,TOP,SIZE: the square of the picture that holds the head (default: around the face the detector finds, "
+        "when the encoder knows its generator's face framing; else the centred square)",
     )
     p.add_argument("--yaw", type=float, default=None, help="the camera's yaw in degrees, if known (default: the encoder's estimate)")
     p.add_argument("--pitch", type=float, default=None, help="the camera's pitch in degrees, if known")

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from bridge.errors import BridgeError
+from bridge.invert.align import face_crop
 from bridge.invert.encoder import ImageEncoder, square_picture
 from bridge.invert.refine import CLIP_WEIGHT, MAX_REFINE_STEPS, RefineProgress, refine_latent
 
@@ -36,14 +37,21 @@ def head_from_picture(
     clip_weight: float = CLIP_WEIGHT,
     on_progress: Callable[[RefineProgress], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    align: bool = True,
 ) -> tuple[Tensor, dict]:
     """A picture (3, H, W) in [0, 1] -> ws (num_ws, w_dim) and the head's description: the picture
-    by hash, the crop, the view (the encoder's unless given) and the refinement's figures."""
+    by hash, the crop (given; else, with `align` and an encoder that knows its generator's face
+    framing, around the detected face; else the centred square), the view (the encoder's unless
+    given) and the refinement's figures."""
     if not 0 <= int(refine_steps) <= MAX_REFINE_STEPS:
         raise BridgeError(f"The refinement takes 0 to {MAX_REFINE_STEPS} steps, not {refine_steps}.")
     for name, value, limit in (("yaw", yaw, 90.0), ("pitch", pitch, 45.0)):
         if value is not None and not (np.isfinite(value) and abs(value) <= limit):
             raise BridgeError(f"The picture's {name} must be a number of degrees within +-{limit:g}, not {value}.")
+    crop_from = "given" if crop is not None else "centred square"
+    if crop is None and align and encoder.face_framing is not None:
+        crop = face_crop(picture, encoder.face_framing)
+        crop_from = "face detector" if crop is not None else "centred square (no face found)"
     square = square_picture(picture, encoder.config.resolution, crop)
     ws, encoded_yaw, encoded_pitch = encoder.encode(square)
     guessed_view = yaw is None and pitch is None
@@ -54,6 +62,7 @@ def head_from_picture(
         "picture_sha256": picture_sha256(picture),
         "picture_size": list(picture.shape[-2:][::-1]),
         "crop": list(crop) if crop is not None else None,
+        "crop_from": crop_from,
         "yaw": round(view_yaw, 2),
         "pitch": round(view_pitch, 2),
         "view_from": "encoder" if guessed_view else "given",

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from bridge.errors import BridgeError
 from bridge.field.weights import file_sha256
+from bridge.invert.align import FaceFraming
 from bridge.model_files import read_metadata
 
 FORMAT = "text-edit/image-encoder"
@@ -98,12 +99,19 @@ class ImageEncoder(nn.Module):
         self.register_buffer("w_mean", torch.zeros(config.w_dim))
         self.register_buffer("w_std", torch.ones(config.w_dim))
         """w's spread over the generator's heads: the network answers in these units."""
+        self.info: dict = {}
+        """What its file says besides the tensors: the generator, the training, the face framing."""
 
     def forward(self, pictures: Tensor) -> tuple[Tensor, Tensor]:
         x = self.features(pictures * 2 - 1)
         x = F.leaky_relu(self.hidden(x.flatten(1)), 0.2)
         scale = torch.tensor([self.config.yaw_range, self.config.pitch_range], device=x.device)
         return self.w_mean + self.w(x) * self.w_std, torch.tanh(self.pose(x)) * scale
+
+    @property
+    def face_framing(self) -> FaceFraming | None:
+        """Where a face detector finds faces in the generator's frontal renders (None: not reliably)."""
+        return FaceFraming.from_dict(self.info.get("face_framing"))
 
     def normalised_w(self, w: Tensor) -> Tensor:
         return (w - self.w_mean) / self.w_std

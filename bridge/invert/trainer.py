@@ -85,6 +85,22 @@ def make_shard(source, config: EncoderTrainingConfig, index: int) -> dict[str, T
     }
 
 
+FRAMING_RENDERS = 32
+
+
+@torch.no_grad()
+def frontal_renders(source, config: EncoderTrainingConfig, count: int = FRAMING_RENDERS) -> Tensor:
+    """Random heads of the generator from the front on white (count, 3, R, R): where its face
+    framing is measured (`bridge.invert.align.measure_framing`)."""
+    rng = torch.Generator().manual_seed(config.seed * 1_000_003 - 1)
+    render = replace(source.render_config, depth_samples=config.samples, importance_samples=config.samples, background=None)
+    out = render_orbit(
+        source.generator.field(source.sample_ws(count, rng).to(source.device)), render, 0.0, 0.0, config.resolution, ("rgb",), batch=count
+    )
+    white = torch.ones(count, 3, device=out["rgb"].device)
+    return composite(out["rgb"].clamp(0, 1), out["opacity"].clamp(0, 1), white).clamp(0, 1).cpu()
+
+
 def shard_path(folder: Path, index: int) -> Path:
     return Path(folder) / "data" / f"shard_{index:05d}.safetensors"
 
