@@ -4,18 +4,22 @@ their trainers (`checkpoint.safetensors`, the optimiser's state, `checkpoint.jso
 the settings and the loss history).
 
 The open edit model (`bridge/lenerf/open_model.py`) and the image encoder
-(`bridge/invert/encoder.py`) are such folders; their trainers checkpoint through here.
+(`bridge/invert/encoder.py`) are such folders; their trainers (`ResumableTrainer`) share the fit
+loop, the checkpoints and the check that a resumed run's data was made with its settings.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
+from torch import Tensor, nn
 
 from bridge.errors import BridgeError
 from bridge.field.weights import file_sha256
@@ -50,6 +54,115 @@ def read_metadata(
     if not matches:
         raise error(f"{tensors} is missing or does not match its checksum (damaged or replaced); {hint}.")
     return metadata
+
+
+def write_model_folder(folder: Path, tensors_name: str, metadata_name: str, module: nn.Module, metadata: dict) -> Path:
+    """A model folder: the module's tensors (written whole or not at all), then its metadata with their checksum."""
+    folder = Path(folder)
+    write_atomically(folder / tensors_name, module.state_dict())
+    metadata = {**metadata, "sha256": file_sha256(folder / tensors_name)}
+    (folder / metadata_name).write_text(json.dumps(metadata, indent=2) + "\n")
+    return folder
+
+
+def write_atomically(path: Path, tensors: dict[str, Tensor]) -> None:
+    """A safetensors file that is there whole or not at all (a data shard, a model's tensors)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(partial))
+    partial.replace(path)
+
+
+def check_data_settings(folder: Path, wanted: dict, write: bool = True) -> None:
+    """Training data on disk in `folder`/data must come from the settings `wanted`: a resumed run may
+    not mix two kinds. The first run records them (where `write`: one process of several)."""
+    path = Path(folder) / "data" / "settings.json"
+    if path.is_file():
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            found = None
+        if found != json.loads(json.dumps(wanted)):
+            raise BridgeError(f"The data in {path.parent} was made with other settings; use a new --out folder or the same settings.")
+    elif write:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps(wanted) + "\n")
+        partial.replace(path)
+
+
+@dataclass
+class TrainingProgress:
+    phase: str
+    done: int
+    total: int
+    seconds: float
+    losses: dict[str, float]
+
+
+class ResumableTrainer:
+    """The fit loop of the bridge's one-command trainers. A subclass sets `module` (what is
+    checkpointed), `optimiser`, `config` (with `steps`, `learning_rate`, `checkpoint_every`,
+    `time_limit_minutes`), `step` and `history`, and makes one step in `train_step`."""
+
+    HISTORY_EVERY = 100
+    rank = 0
+    """Only process 0 of several writes checkpoints."""
+
+    module: nn.Module
+    optimiser: torch.optim.Optimizer
+    step: int
+    history: list[dict]
+
+    def train_step(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def learning_rate(self) -> float:
+        """The cosine schedule from `config.learning_rate` to zero over `config.steps`."""
+        return self.config.learning_rate * 0.5 * (1 + math.cos(math.pi * self.step / self.config.steps))
+
+    def set_learning_rate(self) -> None:
+        for group in self.optimiser.param_groups:
+            group["lr"] = self.learning_rate()
+
+    def save_checkpoint(self, folder: Path) -> None:
+        if self.rank == 0:
+            save_checkpoint(folder, self.module, self.optimiser, self.step, self.config, self.history)
+
+    def resume(self, folder: Path) -> bool:
+        restored = load_checkpoint(folder, self.module, self.optimiser, self.config)
+        if restored is None:
+            return False
+        self.step, self.history = restored
+        return True
+
+    def fit(
+        self,
+        folder: Path,
+        on_progress: Callable[[TrainingProgress], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Train to `steps` (or the time limit); False when stopped early (the checkpoint keeps it)."""
+        started = time.perf_counter()
+        c = self.config
+        self.module.train()
+        try:
+            while self.step < c.steps:
+                if should_stop() or (c.time_limit_minutes and time.perf_counter() - started > 60 * c.time_limit_minutes):
+                    self.save_checkpoint(folder)
+                    return False
+                figures = self.train_step()
+                if self.step % self.HISTORY_EVERY == 0 or self.step == c.steps:
+                    self.history.append({"step": self.step, **{k: round(v, 5) for k, v in figures.items()}})
+                if self.step % c.checkpoint_every == 0:
+                    self.save_checkpoint(folder)
+                if on_progress:
+                    on_progress(TrainingProgress("fit", self.step, c.steps, time.perf_counter() - started, figures))
+            self.save_checkpoint(folder)
+            return True
+        finally:
+            self.module.eval()
 
 
 def _kind(form: str) -> str:

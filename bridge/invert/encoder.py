@@ -9,20 +9,18 @@ refinement may then move each level on its own) and the view it thinks the pictu
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from bridge.errors import BridgeError
-from bridge.field.weights import file_sha256
 from bridge.invert.align import FaceFraming
-from bridge.model_files import read_metadata
+from bridge.model_files import read_metadata, write_model_folder
 
 FORMAT = "text-edit/image-encoder"
 FORMAT_VERSION = 1
@@ -126,21 +124,13 @@ class ImageEncoder(nn.Module):
     # --- files -------------------------------------------------------------------------------
 
     def save(self, folder: Path, generator_sha256: str, info: dict) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / (TENSORS + ".partial")
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(partial))
-        partial.replace(folder / TENSORS)
         metadata = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "generator_sha256": generator_sha256,
-            "sha256": file_sha256(folder / TENSORS),
-            **info,
         }
-        (folder / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
-        return folder
+        return write_model_folder(folder, TENSORS, METADATA, self, {**metadata, **info})
 
     @classmethod
     def load(

@@ -10,21 +10,19 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 
 from bridge.errors import BridgeError
 from bridge.field.renderer import render_orbit
 from bridge.invert.encoder import EncoderConfig, ImageEncoder
-from bridge.model_files import load_checkpoint, save_checkpoint
+from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, write_atomically
 
 
 @dataclass(frozen=True)
@@ -46,15 +44,6 @@ class EncoderTrainingConfig:
 
 
 DATA_SETTINGS = ("seed", "heads", "views", "shard_heads", "resolution", "samples", "yaw_range", "pitch_range")
-
-
-@dataclass
-class EncoderProgress:
-    phase: str
-    done: int
-    total: int
-    seconds: float
-    losses: dict[str, float]
 
 
 def composite(rgb: Tensor, opacity: Tensor, background: Tensor) -> Tensor:
@@ -105,25 +94,10 @@ def shard_path(folder: Path, index: int) -> Path:
     return Path(folder) / "data" / f"shard_{index:05d}.safetensors"
 
 
-def _check_data_settings(folder: Path, config: EncoderTrainingConfig) -> None:
-    path = folder / "data" / "settings.json"
-    wanted = {name: getattr(config, name) for name in DATA_SETTINGS}
-    if path.is_file():
-        try:
-            found = json.loads(path.read_text())
-        except (OSError, ValueError):
-            found = None
-        if found != json.loads(json.dumps(wanted)):
-            raise BridgeError(f"The data in {path.parent} was made with other settings; use a new --out folder or the same settings.")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(wanted) + "\n")
-
-
 def make_data(source, config: EncoderTrainingConfig, folder: Path, on_progress=None, should_stop=lambda: False) -> bool:
     """Every shard not on disk yet; False when stopped early."""
     folder = Path(folder)
-    _check_data_settings(folder, config)
+    check_data_settings(folder, {name: getattr(config, name) for name in DATA_SETTINGS})
     shards = -(-config.heads // config.shard_heads)
     started = time.perf_counter()
     for index in range(shards):
@@ -132,11 +106,9 @@ def make_data(source, config: EncoderTrainingConfig, folder: Path, on_progress=N
             continue
         if should_stop():
             return False
-        partial = path.with_suffix(".partial")
-        save_file({k: v.contiguous() for k, v in make_shard(source, config, index).items()}, str(partial))
-        partial.replace(path)
+        write_atomically(path, make_shard(source, config, index))
         if on_progress:
-            on_progress(EncoderProgress("data", index + 1, shards, time.perf_counter() - started, {}))
+            on_progress(TrainingProgress("data", index + 1, shards, time.perf_counter() - started, {}))
     return True
 
 
@@ -174,9 +146,10 @@ def jitter(pictures: Tensor, rng: torch.Generator) -> Tensor:
     return F.grid_sample(pictures, grid, padding_mode="border", align_corners=False)
 
 
-class EncoderTrainer:
+class EncoderTrainer(ResumableTrainer):
     def __init__(self, encoder: ImageEncoder, data: EncoderData, config: EncoderTrainingConfig):
         self.encoder, self.data, self.config = encoder, data, config
+        self.module = encoder
         heads = len(data.w)
         self.train_heads = heads - validation_heads(heads)
         with torch.no_grad():
@@ -203,8 +176,7 @@ class EncoderTrainer:
         terms = self._batch(pictures, index // self.data.views, index)
         self.optimiser.zero_grad(set_to_none=True)
         sum(terms.values()).backward()
-        for group in self.optimiser.param_groups:
-            group["lr"] = self.config.learning_rate * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * self.step / self.config.steps))).item()
+        self.set_learning_rate()
         self.optimiser.step()
         self.step += 1
         return {name: float(value.detach()) for name, value in terms.items()}
@@ -235,38 +207,6 @@ class EncoderTrainer:
             "heldout_yaw_error_deg": round(float((pose[:, 0] - self.data.yaw[index]).abs().mean()), 2),
             "heldout_pitch_error_deg": round(float((pose[:, 1] - self.data.pitch[index]).abs().mean()), 2),
         }
-
-    def save_checkpoint(self, folder: Path) -> None:
-        save_checkpoint(folder, self.encoder, self.optimiser, self.step, self.config, self.history)
-
-    def resume(self, folder: Path) -> bool:
-        restored = load_checkpoint(folder, self.encoder, self.optimiser, self.config)
-        if restored is None:
-            return False
-        self.step, self.history = restored
-        return True
-
-    def fit(
-        self, folder: Path, on_progress: Callable[[EncoderProgress], None] | None = None, should_stop: Callable[[], bool] = lambda: False
-    ) -> bool:
-        """Train to `steps` (or the time limit); False when stopped early (the checkpoint keeps it)."""
-        started = time.perf_counter()
-        c = self.config
-        self.encoder.train()
-        while self.step < c.steps:
-            if should_stop() or (c.time_limit_minutes and time.perf_counter() - started > 60 * c.time_limit_minutes):
-                self.save_checkpoint(folder)
-                return False
-            figures = self.train_step()
-            if self.step % 100 == 0 or self.step == c.steps:
-                self.history.append({"step": self.step, **{k: round(v, 5) for k, v in figures.items()}})
-            if self.step % c.checkpoint_every == 0:
-                self.save_checkpoint(folder)
-            if on_progress:
-                on_progress(EncoderProgress("fit", self.step, c.steps, time.perf_counter() - started, figures))
-        self.save_checkpoint(folder)
-        self.encoder.eval()
-        return True
 
 
 def new_encoder(source, config: EncoderTrainingConfig) -> ImageEncoder:

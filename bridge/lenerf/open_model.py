@@ -25,14 +25,13 @@ a closed mouth is found only once opened.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from bridge.errors import BridgeError
@@ -44,7 +43,7 @@ from bridge.guidance.losses import NEUTRAL_PROMPTS
 from bridge.guidance.relevance import logit_scale
 from bridge.lenerf.edit_module import EditSpec
 from bridge.lenerf.modules import level_groups, positional_encoding
-from bridge.model_files import read_metadata
+from bridge.model_files import read_metadata, write_model_folder
 
 FORMAT = "text-edit/open-edit-model"
 FORMAT_VERSION = 1
@@ -279,20 +278,14 @@ class OpenEditModel(nn.Module):
     # --- files -------------------------------------------------------------------------------
 
     def save(self, folder: Path) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, str(folder / TENSORS))
         metadata = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
             "generator_sha256": self.generator_sha256,
             "clip": self.clip_identity,
-            "sha256": file_sha256(folder / TENSORS),
-            **self.info,
         }
-        (folder / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
-        return folder
+        return write_model_folder(folder, TENSORS, METADATA, self, {**metadata, **self.info})
 
     @classmethod
     def load(

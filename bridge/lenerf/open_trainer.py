@@ -19,16 +19,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 
 from bridge.errors import BridgeError
@@ -38,7 +36,7 @@ from bridge.field.triplane import sample_planes
 from bridge.guidance.captions import mask_prompt_ensemble
 from bridge.guidance.relevance import PSEUDO_LABEL_OPTIONS, pseudo_label, relevance_above, relevance_maps
 from bridge.lenerf.open_model import OpenEditModel, mask_embedding
-from bridge.model_files import load_checkpoint, save_checkpoint
+from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, write_atomically
 
 MASK_VOCABULARY = ("eyes", "irises", "hair", "haircut", "mouth", "lips", "nose", "ears", "eyebrows", "skin")
 """The part prompts whose relevance the mask field learns; other wordings are answered through
@@ -115,15 +113,6 @@ class OpenTrainingConfig:
     cosine_weight: float = 1.0
     checkpoint_every: int = 250
     time_limit_minutes: float | None = None
-
-
-@dataclass
-class OpenProgress:
-    phase: str
-    done: int
-    total: int
-    seconds: float
-    losses: dict[str, float]
 
 
 def _distributed() -> tuple[int, int]:
@@ -228,24 +217,6 @@ def label_path(folder: Path, index: int) -> Path:
 DATA_SETTINGS = ("seed", "heads", "shard_heads", "mask_every", "resolution", "samples", "mask_yaw", "mask_pitch")
 
 
-def _check_data_settings(folder: Path, config: OpenTrainingConfig, rank: int) -> None:
-    """Shards on disk must come from the same data settings: a resumed run may not mix two kinds."""
-    path = folder / "data" / "settings.json"
-    wanted = {name: getattr(config, name) for name in DATA_SETTINGS} | {"mask_vocabulary": list(MASK_VOCABULARY)}
-    if path.is_file():
-        try:
-            found = json.loads(path.read_text())
-        except (OSError, ValueError):
-            found = None
-        if found != json.loads(json.dumps(wanted)):
-            raise BridgeError(f"The data in {path.parent} was made with other settings; use a new --out folder or the same settings.")
-    elif rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(wanted) + "\n")
-        partial.replace(path)
-
-
 def shard_path(folder: Path, index: int) -> Path:
     return Path(folder) / "data" / f"shard_{index:05d}.safetensors"
 
@@ -255,7 +226,8 @@ def make_data(source, clip, config: OpenTrainingConfig, folder: Path, on_progres
     rank, world = _distributed()
     shards = -(-config.heads // config.shard_heads)
     started = time.perf_counter()
-    _check_data_settings(Path(folder), config, rank)
+    wanted = {name: getattr(config, name) for name in DATA_SETTINGS} | {"mask_vocabulary": list(MASK_VOCABULARY)}
+    check_data_settings(Path(folder), wanted, write=rank == 0)
     mine = [i for i in range(shards) if i % world == rank]
     for n, index in enumerate(mine):
         path, labels = shard_path(folder, index), label_path(folder, index)
@@ -264,25 +236,18 @@ def make_data(source, clip, config: OpenTrainingConfig, folder: Path, on_progres
         if should_stop():
             return False
         if not path.is_file():
-            _write_atomically(path, make_shard(source, clip, config, index))
+            write_atomically(path, make_shard(source, clip, config, index))
         if not labels.is_file():
             shard = load_file(str(path))
             made = {}
             if "rgb" in shard:
                 views, known = view_labels(clip, shard["rgb"], shard["opacity"])
                 made = {"labels": views, "known": known.to(torch.uint8)}
-            _write_atomically(labels, made)
+            write_atomically(labels, made)
         if on_progress:
-            on_progress(OpenProgress("data", n + 1, len(mine), time.perf_counter() - started, {}))
+            on_progress(TrainingProgress("data", n + 1, len(mine), time.perf_counter() - started, {}))
     _barrier(world)
     return True
-
-
-def _write_atomically(path: Path, tensors: dict[str, Tensor]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(partial))
-    partial.replace(path)
 
 
 @dataclass
@@ -371,9 +336,12 @@ def validation_heads(heads: int) -> int:
     return min(64, heads // 4)
 
 
-class OpenTrainer:
+class OpenTrainer(ResumableTrainer):
+    HISTORY_EVERY = 50
+
     def __init__(self, model: OpenEditModel, data: OpenData, clip, config: OpenTrainingConfig):
         self.model, self.data, self.config = model, data, config
+        self.module = model
         self.rank, self.world = _distributed()
         if config.pair_batch % self.world or config.mask_batch % self.world:
             raise BridgeError(
@@ -449,8 +417,7 @@ class OpenTrainer:
         total = sum(terms.values())
         self.optimiser.zero_grad(set_to_none=True)
         total.backward()
-        for group in self.optimiser.param_groups:
-            group["lr"] = self.config.learning_rate * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * self.step / self.config.steps))).item()
+        self.set_learning_rate()
         self.optimiser.step()
         self.step += 1
         return {name: float(value.detach()) for name, value in terms.items()}
@@ -466,40 +433,6 @@ class OpenTrainer:
         self.model.mapper.edit_scale.fill_(float(scale))
         cosine = F.cosine_similarity(predicted.flatten(1), delta.flatten(1), dim=-1).mean()
         return {"edit_scale": round(float(scale), 4), "heldout_pair_cosine": round(float(cosine), 4)}
-
-    # --- checkpoints -------------------------------------------------------------------------
-
-    def save_checkpoint(self, folder: Path) -> None:
-        if self.rank != 0:
-            return
-        save_checkpoint(folder, self.model, self.optimiser, self.step, self.config, self.history)
-
-    def resume(self, folder: Path) -> bool:
-        restored = load_checkpoint(folder, self.model, self.optimiser, self.config)
-        if restored is None:
-            return False
-        self.step, self.history = restored
-        return True
-
-    def fit(
-        self, folder: Path, on_progress: Callable[[OpenProgress], None] | None = None, should_stop: Callable[[], bool] = lambda: False
-    ) -> bool:
-        """Train to `steps` (or the time limit); False when stopped early (the checkpoint keeps it)."""
-        started = time.perf_counter()
-        c = self.config
-        while self.step < c.steps:
-            if should_stop() or (c.time_limit_minutes and time.perf_counter() - started > 60 * c.time_limit_minutes):
-                self.save_checkpoint(folder)
-                return False
-            figures = self.train_step()
-            if self.step % 50 == 0 or self.step == c.steps:
-                self.history.append({"step": self.step, **{k: round(v, 5) for k, v in figures.items()}})
-            if self.step % c.checkpoint_every == 0:
-                self.save_checkpoint(folder)
-            if on_progress:
-                on_progress(OpenProgress("fit", self.step, c.steps, time.perf_counter() - started, figures))
-        self.save_checkpoint(folder)
-        return True
 
 
 # --- refining one prompt: a per-prompt module started from the open model's edit -----------------
