@@ -539,6 +539,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
+def load_source(weights: Path | None, generator: Path | None):
+    """The heads a command works on: an imported EG3D generator (`--generator`), else the prior (`--weights`)."""
+    if generator is not None:
+        from bridge.eg3d.heads import EG3DHeads
+
+        return EG3DHeads.load(generator)
+    from bridge.prior.model import HeadPrior
+
+    return HeadPrior.load(weights)
+
+
 def print_training_progress(p) -> None:
     """A training command's progress (phase "data" by shard, "fit" by step), every 5 shards and 100 steps."""
     if p.phase == "data" and (p.done % 5 == 0 or p.done == p.total):

@@ -87,14 +87,9 @@ def cmd_train_open_edit(args: argparse.Namespace) -> int:
         resolution=args.resolution,
         shard_heads=args.shard_heads,
     )
-    if args.generator is not None:
-        from bridge.eg3d.heads import EG3DHeads
+    from bridge.cli import load_source
 
-        source = EG3DHeads.load(args.generator)
-    else:
-        from bridge.prior.model import HeadPrior
-
-        source = HeadPrior.load(args.weights)
+    source = load_source(args.weights, args.generator)
     clip = load_clip(args.clip)
     out = Path(args.out)
     started = time.perf_counter()

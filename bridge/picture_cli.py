@@ -12,16 +12,6 @@ from pathlib import Path
 from bridge.errors import BridgeError
 
 
-def load_source(weights: Path | None, generator: Path | None):
-    if generator is not None:
-        from bridge.eg3d.heads import EG3DHeads
-
-        return EG3DHeads.load(generator)
-    from bridge.prior.model import HeadPrior
-
-    return HeadPrior.load(weights)
-
-
 def load_encoder(folder: Path | None, source):
     from bridge.invert.encoder import BUNDLED_ENCODER, ImageEncoder
 
@@ -54,6 +44,8 @@ def cmd_head_from_image(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     crop = parse_crop(args.crop)
     picture = load_image(args.image)  # a bad picture is refused before any model is loaded
+    from bridge.cli import load_source
+
     source = load_source(args.weights, args.generator)
     encoder = load_encoder(args.encoder, source)
     if not 0 <= args.clip_weight <= 10:
@@ -107,6 +99,8 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
         shard_heads=min(args.shard_heads, args.heads),
         time_limit_minutes=args.minutes,
     )
+    from bridge.cli import load_source
+
     source = load_source(args.weights, args.generator)
     torch.manual_seed(config.seed)
     encoder = new_encoder(source, config)
