@@ -53,7 +53,13 @@ class PictureHeadRequest(Strict):
     picture: str = Field(
         ..., min_length=8, max_length=LIMITS.request_bytes, description="a PNG or JPEG file in base64: a head, face to the camera"
     )
-    crop: list[int] | None = Field(None, min_length=3, max_length=3, description="left, top, size (pixels): the square holding the head")
+    crop: list[int] | None = Field(
+        None,
+        min_length=3,
+        max_length=3,
+        description="left, top, size (pixels): the square holding the head (default: around the face the detector finds, "
+        "when the encoder knows its generator's face framing; else the centred square)",
+    )
     yaw: float | None = Field(
         None, ge=-90.0, le=90.0, description="the camera's yaw in degrees, if known (default: the encoder's estimate)"
     )
