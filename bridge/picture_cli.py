@@ -65,7 +65,8 @@ def cmd_head_from_image(args: argparse.Namespace) -> int:
     description["picture"] = Path(args.image).name
     write_head(args.out, ws, description, source.sha256)
     print(
-        f"wrote {args.out} (view yaw {description['yaw']:+.1f}, pitch {description['pitch']:+.1f}) in {time.perf_counter() - started:.1f} s"
+        f"wrote {args.out} (view yaw {description['yaw']:+.1f}, pitch {description['pitch']:+.1f}; crop: {description['crop_from']}) "
+        f"in {time.perf_counter() - started:.1f} s"
     )
     if args.preview:
         from bridge.invert.encoder import square_picture

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import numbers
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -382,18 +383,48 @@ def _check_small_member(name: str, member: _Member) -> None:
 
 
 def _data(archive: zipfile.ZipFile, name: str, member: _Member) -> np.ndarray:
-    """The member's array, inflated chunk by chunk into an array of the declared (checked) size."""
+    """The member's array, read into an array of the declared (checked) size: a stored member straight
+    from the archive's bytes, a deflated one inflated chunk by chunk; either checked against its CRC."""
     flat = np.empty(math.prod(member.shape), dtype=member.dtype)
     raw = memoryview(flat.view(np.uint8))
-    with archive.open(member.info) as stream:
-        stream.read(member.offset)
-        done = 0
-        while done < len(raw):
-            count = stream.readinto(raw[done : done + READ_CHUNK_BYTES])
-            if not count:
-                raise _fail(f"member '{name}' is truncated")
-            done += count
+    if member.info.compress_type == zipfile.ZIP_STORED:
+        _read_stored(archive, name, member, raw)
+    else:
+        with archive.open(member.info) as stream:
+            stream.read(member.offset)
+            done = 0
+            while done < len(raw):
+                count = stream.readinto(raw[done : done + READ_CHUNK_BYTES])
+                if not count:
+                    raise _fail(f"member '{name}' is truncated")
+                done += count
     return flat.reshape(member.shape, order="F" if member.fortran_order else "C")
+
+
+LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+"""A zip member's local header: signature, versions, flags, method, time, date, CRC, sizes, name and extra lengths."""
+
+
+def _read_stored(archive: zipfile.ZipFile, name: str, member: _Member, raw: memoryview) -> None:
+    """A stored member's data, read with one copy (zipfile's reader makes three: 0.6 s for a 256^3
+    grid, against 0.1 s), after the npy header; the whole member's CRC is checked as zipfile would
+    (a mismatch is a damaged archive, said as for any other)."""
+    source = archive.fp
+    source.seek(member.info.header_offset)
+    header = source.read(LOCAL_HEADER.size)
+    if len(header) != LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        raise zipfile.BadZipFile(f"member '{name}' has a damaged zip header")
+    name_length, extra_length = LOCAL_HEADER.unpack(header)[-2:]
+    source.seek(member.info.header_offset + LOCAL_HEADER.size + name_length + extra_length)
+    npy_header = source.read(member.offset)
+    done = 0
+    while done < len(raw):
+        count = source.readinto(raw[done : done + READ_CHUNK_BYTES])
+        if not count:
+            raise _fail(f"member '{name}' is truncated")
+        done += count
+    if zlib.crc32(raw, zlib.crc32(npy_header)) != member.info.CRC:
+        raise zipfile.BadZipFile(f"member '{name}' does not match its checksum")
 
 
 def _text(name: str, array: np.ndarray) -> str:

@@ -3,6 +3,7 @@ use it). Every failure is a BridgeError with one sentence to show the user."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -41,12 +42,16 @@ class BridgeClient:
                 payload = response.read()
         except urllib.error.HTTPError as error:
             raise (BridgeBusy if error.code == 429 else BridgeError)(_detail(error)) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
+            # HTTPException: the bridge went away mid-reply (IncompleteRead) or answered garbage
             reason = getattr(error, "reason", error)
             raise BridgeError(f"No answer from the bridge at {self.url} ({reason}); start it with `python -m bridge serve`.") from None
         if raw:
             return payload
-        return json.loads(payload) if payload else None
+        try:
+            return json.loads(payload) if payload else None
+        except ValueError:
+            raise BridgeError(f"The bridge at {self.url} answered something that is not JSON; is another program on that port?") from None
 
     def health(self) -> dict:
         return self._request("GET", "/v1/health")
