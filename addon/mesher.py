@@ -74,15 +74,21 @@ class Mesher:
         for name in ("field.npz", "mesh.npz"):
             (self.folder / name).unlink(missing_ok=True)
 
+    def grid_file(self) -> Path:
+        """A new file in the helper's folder to download a field into (`mesh` takes it, the caller deletes it)."""
+        handle, name = tempfile.mkstemp(prefix="field-", suffix=".npz", dir=self.folder)
+        os.close(handle)
+        return Path(name)
+
     def mesh(
-        self, grid_bytes: bytes, options: mesh_export.ExportOptions, progress: Progress, span: tuple[float, float]
+        self, grid: bytes | Path, options: mesh_export.ExportOptions, progress: Progress, span: tuple[float, float]
     ) -> mesh_export.TexturedMesh:
-        """grid_to_mesh of the FieldGrid bytes (field space), in the helper when it runs."""
+        """grid_to_mesh of a FieldGrid (its bytes, or its file; field space), in the helper when it runs."""
         with self.lock:
             if not self.start():
-                return _in_thread(grid_bytes, options, progress, span)
+                return _in_thread(grid, options, progress, span)
             try:
-                answer = self._ask(grid_bytes, options, progress, span)
+                answer = self._ask(grid, options, progress, span)
             except BaseException:  # cancelled, or a reply out of protocol: never reuse a helper mid-request
                 self.stop()
                 raise
@@ -96,18 +102,21 @@ class Mesher:
                     raise mesh_export.FieldGridError(
                         "the meshing helper was stopped by the system (out of memory?); try a smaller grid or texture"
                     )
-                return _in_thread(grid_bytes, options, progress, span)
+                return _in_thread(grid, options, progress, span)
             self.answered = True
             if "error" in answer:
                 raise mesh_export.FieldGridError(str(answer["error"]))
             return worker.load_mesh(self.folder / "mesh.npz")
 
-    def _ask(self, grid_bytes: bytes, options, progress: Progress, span: tuple[float, float]) -> dict | None:
+    def _ask(self, grid: bytes | Path, options, progress: Progress, span: tuple[float, float]) -> dict | None:
         """Send one request and follow it to its last answer (None if the helper died)."""
         low, high = span
         self.requests += 1
-        grid_path = self.folder / "field.npz"
-        grid_path.write_bytes(grid_bytes)
+        if isinstance(grid, Path):
+            grid_path = grid
+        else:
+            grid_path = self.folder / "field.npz"
+            grid_path.write_bytes(grid)
         request = {"id": self.requests, "grid": str(grid_path), "mesh": str(self.folder / "mesh.npz"), "options": asdict(options)}
         try:
             self.process.stdin.write(json.dumps(request) + "\n")
@@ -127,11 +136,10 @@ class Mesher:
                 return answer
 
 
-def _in_thread(grid_bytes: bytes, options, progress: Progress, span: tuple[float, float]) -> mesh_export.TexturedMesh:
+def _in_thread(grid: bytes | Path, options, progress: Progress, span: tuple[float, float]) -> mesh_export.TexturedMesh:
     low, high = span
-    return mesh_export.grid_to_mesh(
-        mesh_export.read_bytes(grid_bytes), options, progress=lambda stage, fraction: progress(low + (high - low) * fraction, stage)
-    )
+    field = mesh_export.read(grid) if isinstance(grid, Path) else mesh_export.read_bytes(grid)
+    return mesh_export.grid_to_mesh(field, options, progress=lambda stage, fraction: progress(low + (high - low) * fraction, stage))
 
 
 MESHER = Mesher()

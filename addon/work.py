@@ -186,13 +186,17 @@ def run_edit(
     try:
         job = follow_job(client, job, progress, (0.02, 0.6), timeout_s)
         progress(0.62, "downloading the field")
-        grid = client.result(job["id"], "field.npz")
-        progress.check()
-        options = mesh_export.ExportOptions(texture_size=request.texture_size)
+        grid = MESHER.grid_file()
         try:
-            mesh = MESHER.mesh(grid, options, progress, (0.65, 0.97)).to_blender()
-        except mesh_export.FieldGridError as error:
-            raise BridgeError(f"The edited field has no surface to mesh ({error}); try a lower strength.") from None
+            client.download(job["id"], "field.npz", grid)
+            progress.check()
+            options = mesh_export.ExportOptions(texture_size=request.texture_size)
+            try:
+                mesh = MESHER.mesh(grid, options, progress, (0.65, 0.97)).to_blender()
+            except mesh_export.FieldGridError as error:
+                raise BridgeError(f"The edited field has no surface to mesh ({error}); try a lower strength.") from None
+        finally:
+            grid.unlink(missing_ok=True)
         progress(0.97, "preparing the import")
         prepared = prepare(mesh)
     except BaseException:  # no head comes of it: its pictures job would only keep the bridge busy

@@ -3,8 +3,10 @@ use it). Every failure is a BridgeError with one sentence to show the user."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +17,7 @@ from ..errors import BridgeError
 from .settings import DEFAULT_HOST, DEFAULT_PORT, config_dir
 
 FINISHED = ("done", "failed", "cancelled")
+DOWNLOAD_CHUNK_BYTES = 4 * 2**20
 
 
 class BridgeBusy(BridgeError):
@@ -31,21 +34,29 @@ class BridgeClient:
         self.token = token
         self.timeout = timeout
 
-    def _request(self, method: str, path: str, body: dict | None = None, raw: bool = False):
+    def _open(self, method: str, path: str, body: dict | None = None):
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        return urllib.request.urlopen(request, timeout=self.timeout)
+
+    @contextlib.contextmanager
+    def _answers(self):
+        """Every way a request can fail, as one sentence."""
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                payload = response.read()
+            yield
         except urllib.error.HTTPError as error:
             raise (BridgeBusy if error.code == 429 else BridgeError)(_detail(error)) from None
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as error:
             # HTTPException: the bridge went away mid-reply (IncompleteRead) or answered garbage
             reason = getattr(error, "reason", error)
             raise BridgeError(f"No answer from the bridge at {self.url} ({reason}); start it with `python -m bridge serve`.") from None
+
+    def _request(self, method: str, path: str, body: dict | None = None, raw: bool = False):
+        with self._answers(), self._open(method, path, body) as response:
+            payload = response.read()
         if raw:
             return payload
         try:
@@ -125,9 +136,18 @@ class BridgeClient:
         return self._request("GET", f"/v1/jobs/{job_id}/results/{name}", raw=True)
 
     def download(self, job_id: str, name: str, path: Path) -> Path:
+        """Result `name` of a job streamed into `path` (whole or not at all): a 256^3 field is 151 MB."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.result(job_id, name))
+        partial = path.with_name(path.name + ".partial")
+        try:
+            with self._answers(), self._open("GET", f"/v1/jobs/{job_id}/results/{name}") as response, partial.open("wb") as file:
+                shutil.copyfileobj(response, file, DOWNLOAD_CHUNK_BYTES)
+                if response.length:  # the body ended before its Content-Length
+                    raise http.client.IncompleteRead(b"", response.length)
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
         return path
 
     def wait(
