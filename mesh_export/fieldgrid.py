@@ -399,13 +399,18 @@ def _data(archive: zipfile.ZipFile, name: str, member: _Member) -> np.ndarray:
     else:
         with archive.open(member.info) as stream:
             stream.read(member.offset)
-            done = 0
-            while done < len(raw):
-                count = stream.readinto(raw[done : done + READ_CHUNK_BYTES])
-                if not count:
-                    raise _fail(f"member '{name}' is truncated")
-                done += count
+            _read_into(stream, raw, name)
     return flat.reshape(member.shape, order="F" if member.fortran_order else "C")
+
+
+def _read_into(stream, raw: memoryview, name: str) -> None:
+    """Fill `raw` from `stream` in READ_CHUNK_BYTES pieces; a stream that ends first is a truncated member."""
+    done = 0
+    while done < len(raw):
+        count = stream.readinto(raw[done : done + READ_CHUNK_BYTES])
+        if not count:
+            raise _fail(f"member '{name}' is truncated")
+        done += count
 
 
 LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
@@ -413,8 +418,8 @@ LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 
 
 def _read_stored(archive: zipfile.ZipFile, name: str, member: _Member, raw: memoryview) -> None:
-    """A stored member's data, read with one copy (zipfile's reader makes three: 0.6 s for a 256^3
-    grid, against 0.1 s), after the npy header; the whole member's CRC is checked as zipfile would
+    """A stored member's data, read with one copy (zipfile's reader makes three: a 151 MB 256^3 grid
+    read in 0.28-0.46 s, now 0.12-0.20 s), after the npy header; the whole member's CRC is checked as zipfile would
     (a mismatch is a damaged archive, said as for any other)."""
     source = archive.fp
     source.seek(member.info.header_offset)
@@ -424,12 +429,7 @@ def _read_stored(archive: zipfile.ZipFile, name: str, member: _Member, raw: memo
     name_length, extra_length = LOCAL_HEADER.unpack(header)[-2:]
     source.seek(member.info.header_offset + LOCAL_HEADER.size + name_length + extra_length)
     npy_header = source.read(member.offset)
-    done = 0
-    while done < len(raw):
-        count = source.readinto(raw[done : done + READ_CHUNK_BYTES])
-        if not count:
-            raise _fail(f"member '{name}' is truncated")
-        done += count
+    _read_into(source, raw, name)
     if zlib.crc32(raw, zlib.crc32(npy_header)) != member.info.CRC:
         raise zipfile.BadZipFile(f"member '{name}' does not match its checksum")
 

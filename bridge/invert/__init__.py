@@ -37,11 +37,10 @@ def head_from_picture(
     clip_weight: float = CLIP_WEIGHT,
     on_progress: Callable[[RefineProgress], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-    align: bool = True,
 ) -> tuple[Tensor, dict]:
     """A picture (3, H, W) in [0, 1] -> ws (num_ws, w_dim) and the head's description: the picture
-    by hash, the crop (given; else, with `align` and an encoder that knows its generator's face
-    framing, around the detected face; else the centred square), the view (the encoder's unless
+    by hash, the crop (given; else, when the encoder knows its generator's face framing, around
+    the detected face; else the centred square), the view (the encoder's unless
     given) and the refinement's figures."""
     if not 0 <= int(refine_steps) <= MAX_REFINE_STEPS:
         raise BridgeError(f"The refinement takes 0 to {MAX_REFINE_STEPS} steps, not {refine_steps}.")
@@ -49,7 +48,7 @@ def head_from_picture(
         if value is not None and not (np.isfinite(value) and abs(value) <= limit):
             raise BridgeError(f"The picture's {name} must be a number of degrees within +-{limit:g}, not {value}.")
     crop_from = "given" if crop is not None else "centred square"
-    if crop is None and align and encoder.face_framing is not None:
+    if crop is None and encoder.face_framing is not None:
         crop = face_crop(picture, encoder.face_framing)
         crop_from = "face detector" if crop is not None else "centred square (no face found)"
     square = square_picture(picture, encoder.config.resolution, crop)
