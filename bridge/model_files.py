@@ -74,6 +74,11 @@ def write_atomically(path: Path, tensors: dict[str, Tensor]) -> None:
     partial.replace(path)
 
 
+def shard_path(folder: Path, index: int) -> Path:
+    """Where a trainer keeps data shard `index` of its run folder."""
+    return Path(folder) / "data" / f"shard_{index:05d}.safetensors"
+
+
 def check_data_settings(folder: Path, wanted: dict, write: bool = True) -> None:
     """Training data on disk in `folder`/data must come from the settings `wanted`: a resumed run may
     not mix two kinds. The first run records them (where `write`: one process of several)."""

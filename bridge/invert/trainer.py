@@ -22,7 +22,7 @@ from torch import Tensor
 from bridge.errors import BridgeError
 from bridge.field.renderer import render_orbit
 from bridge.invert.encoder import EncoderConfig, ImageEncoder
-from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, write_atomically
+from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, shard_path, write_atomically
 
 
 @dataclass(frozen=True)
@@ -88,10 +88,6 @@ def frontal_renders(source, config: EncoderTrainingConfig, count: int = FRAMING_
     )
     white = torch.ones(count, 3, device=out["rgb"].device)
     return composite(out["rgb"].clamp(0, 1), out["opacity"].clamp(0, 1), white).clamp(0, 1).cpu()
-
-
-def shard_path(folder: Path, index: int) -> Path:
-    return Path(folder) / "data" / f"shard_{index:05d}.safetensors"
 
 
 def make_data(source, config: EncoderTrainingConfig, folder: Path, on_progress=None, should_stop=lambda: False) -> bool:

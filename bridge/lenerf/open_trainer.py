@@ -36,7 +36,7 @@ from bridge.field.triplane import sample_planes
 from bridge.guidance.captions import mask_prompt_ensemble
 from bridge.guidance.relevance import PSEUDO_LABEL_OPTIONS, pseudo_label, relevance_above, relevance_maps
 from bridge.lenerf.open_model import OpenEditModel, mask_embedding
-from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, write_atomically
+from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, shard_path, write_atomically
 
 MASK_VOCABULARY = ("eyes", "irises", "hair", "haircut", "mouth", "lips", "nose", "ears", "eyebrows", "skin")
 """The part prompts whose relevance the mask field learns; other wordings are answered through
@@ -215,10 +215,6 @@ def label_path(folder: Path, index: int) -> Path:
 
 
 DATA_SETTINGS = ("seed", "heads", "shard_heads", "mask_every", "resolution", "samples", "mask_yaw", "mask_pitch")
-
-
-def shard_path(folder: Path, index: int) -> Path:
-    return Path(folder) / "data" / f"shard_{index:05d}.safetensors"
 
 
 def make_data(source, clip, config: OpenTrainingConfig, folder: Path, on_progress=None, should_stop=lambda: False) -> bool:
