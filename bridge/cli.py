@@ -77,6 +77,9 @@ def cmd_train_prior(args: argparse.Namespace) -> int:
         time_limit_minutes=args.minutes,
         eval_every=args.eval_every,
         plane_resolution=args.plane_resolution,
+        eye_points=args.eye_points,
+        init_weights=str(args.init) if args.init else None,
+        **({"learning_rate": args.lr} if args.lr else {}),
     )
     command = "python -m bridge " + shlex.join(sys.argv[1:])
 
@@ -357,12 +360,14 @@ def cmd_relevance(args: argparse.Namespace) -> int:
 
 
 def _edit_module(name_or_folder: str, prior):
+    """A module folder or library name; refused unless trained for `prior` (None: any generator)."""
     from bridge.lenerf.edit_module import EditLibrary, EditModule
 
+    generator_sha256 = prior.sha256 if prior is not None else None
     folder = Path(name_or_folder).expanduser()
     if folder.is_dir():
-        return EditModule.load(folder, prior.sha256)
-    return EditLibrary(generator_sha256=prior.sha256).load(name_or_folder)
+        return EditModule.load(folder, generator_sha256)
+    return EditLibrary(generator_sha256=generator_sha256).load(name_or_folder)
 
 
 def cmd_train_edit(args: argparse.Namespace) -> int:
@@ -414,8 +419,10 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     recipe = recipe_for(spec) if args.recipe == "auto" else LENERF_DEFAULTS
     chosen = {**recipe.options, **{name: value for name, value in given.items() if value is not None}}
     clip_loss = args.clip_loss or recipe.clip_loss
-    if args.from_open_model:
-        chosen["mapper_warmup"] = 0.0  # the open model's mask already lets CLIP reach the mapper
+    if args.from_open_model and args.from_module:
+        raise BridgeError("Start from the open model or from an edit module, not both.")
+    if args.from_open_model or args.from_module:
+        chosen["mapper_warmup"] = 0.0  # the starting mask already lets CLIP reach the mapper
     config = EditTrainingConfig(seed=args.seed, steps=args.steps, time_limit_minutes=args.minutes, alternate=not args.joint, **chosen)
     print(f"recipe: {recipe.name}; " + ", ".join([f"{name}={value}" for name, value in chosen.items()] + [f"clip_loss={clip_loss}"]))
     trainer = EditTrainer(
@@ -438,6 +445,15 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     if trainer.resume(out):
         first_step = trainer.step
         print(f"resuming from step {trainer.step} in {out}")
+    elif args.from_module:
+        started_from = _edit_module(args.from_module, None)
+        if started_from.spec != spec:
+            raise BridgeError(
+                f"--from-module {args.from_module} edits {started_from.spec.edit!r} on {started_from.spec.mask!r}; "
+                "give the same --edit, --mask and --geometry, or leave --from-module out."
+            )
+        trainer.modules.load_state_dict(started_from.modules.state_dict())
+        print(f"starting from the edit module {args.from_module} (trained for generator {started_from.generator_sha256[:12]})", flush=True)
     elif args.from_open_model:
         from bridge.lenerf.open_model import BUNDLED_OPEN_MODEL, OpenEditModel
         from bridge.lenerf.open_trainer import distil_prompt_edit
@@ -683,6 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=None, help="stop early after this many minutes")
     p.add_argument("--eval-every", type=int, default=1000)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--init", type=Path, default=None, help="fine-tune these prior weights instead of starting empty")
+    p.add_argument("--eye-points", type=int, default=0, help="extra surface points per head on the eyeballs' fronts")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3; ~1e-3 to fine-tune)")
     p.set_defaults(run=cmd_train_prior)
 
     p = commands.add_parser("grid", help="sample a prior head on a FieldGrid (.npz) for mesh export")
@@ -812,6 +831,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FOLDER",
         help="start from the open model's edit of the same prompts (the bundled model, or FOLDER) instead of the identity edit",
+    )
+    p.add_argument(
+        "--from-module",
+        default=None,
+        metavar="MODULE",
+        help="start from this edit module's weights (a folder or library name with the same prompts), e.g. to carry "
+        "a shipped edit over to a retrained prior in fewer steps",
     )
     p.add_argument("--threads", type=int, default=0)
     _add_clip_argument(p)

@@ -40,8 +40,14 @@ class PriorTrainingConfig:
     part_weights: tuple[float, ...] = (1.0, 1.0, 8.0, 1.0, 4.0, 2.0, 4.0, 1.0)
     """Extra sampling weight of surface points per part label (background, skin, eyes, hair,
     eyebrows, nose, mouth, ears): small parts would otherwise get a few dozen points per head."""
+    eye_points: int = 0
+    """Surface points per head drawn on the eyeballs' fronts, on top of `surface_points`: an iris
+    is about 1/5000 of the surface, so the uniform candidate pool holds one or two of its points
+    and the generator learns a colour between the palettes (green read as grey)."""
     colour_weight: float = 4.0
     learning_rate: float = 3e-3
+    init_weights: str | None = None
+    """Fine-tune these generator weights (same config) instead of starting empty."""
     final_lr_fraction: float = 0.05
     time_limit_minutes: float | None = None
     ema_half_life: float | None = 300.0
@@ -69,12 +75,14 @@ def sample_points(
     band: float,
     generator: torch.Generator,
     part_weights: tuple[float, ...] | None = None,
+    count_eye: int = 0,
 ):
     """Training points for heads `params` (B, P) and the analytic values there.
 
     Near-surface points: uniform candidates are drawn (with replacement) with probability
     ~ exp(-|sdf| / band) * part_weights[label], then jittered by band / 2 so that repeated draws
-    still spread. Uniform points cover the rest of the box.
+    still spread. Uniform points cover the rest of the box, and `count_eye` points the fronts of
+    the eyeballs (`_eye_front_points`).
     -> points (B, count_surface + count_uniform, 3) and the analytic dict at those points."""
     batch = params.shape[0]
     candidates = torch.rand(batch, 4 * count_surface, 3, generator=generator) - 0.5
@@ -86,9 +94,26 @@ def sample_points(
     surface = candidates.gather(1, chosen.unsqueeze(-1).expand(-1, -1, 3))
     surface = surface + torch.randn(surface.shape, generator=generator) * (band / 2)
     uniform = torch.rand(batch, count_uniform, 3, generator=generator) - 0.5
-    points = torch.cat([surface.clamp(-0.5, 0.5), uniform], dim=1)
+    parts = [surface.clamp(-0.5, 0.5), uniform]
+    if count_eye:
+        parts.append(_eye_front_points(params, count_eye, band, generator))
+    points = torch.cat(parts, dim=1)
     values = analytic.query(points, params)
     return points, {"sigma": values["sigma"], "rgb": values["rgb"], "sdf": values["sdf"]}
+
+
+def _eye_front_points(params: Tensor, count: int, band: float, generator: torch.Generator) -> Tensor:
+    """(B, count, 3) points near the surface of the front half of either eyeball, where sclera,
+    iris and pupil are drawn: directions on the front hemisphere, radii within +-band/2."""
+    lay = analytic.layout(params)
+    batch = params.shape[0]
+    side = torch.rand(batch, count, 1, generator=generator) < 0.5
+    left, right = (torch.cat(lay[name], dim=-1).unsqueeze(1) for name in ("eye_left_c", "eye_right_c"))
+    centre = torch.where(side, left, right)
+    direction = torch.nn.functional.normalize(torch.randn(batch, count, 3, generator=generator), dim=-1)
+    direction = torch.cat([direction[..., :2], direction[..., 2:].abs()], dim=-1)
+    radius = lay["eye_radius"].unsqueeze(1) + (torch.rand(batch, count, 1, generator=generator) - 0.5) * band
+    return (centre + direction * radius).clamp(-0.5, 0.5)
 
 
 def start_empty(model: TriPlaneGenerator, sigma: float = -20.0) -> None:
@@ -161,8 +186,11 @@ def train_prior(
     """Train, write OUT/prochead.safetensors + .json (also every eval as a checkpoint), return the metadata."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = TriPlaneGenerator(prochead_generator_config(plane_resolution=config.plane_resolution))
-    start_empty(model)
+    if config.init_weights:
+        model = HeadPrior.load(config.init_weights).generator.train().requires_grad_(True)
+    else:
+        model = TriPlaneGenerator(prochead_generator_config(plane_resolution=config.plane_resolution))
+        start_empty(model)
     average = copy.deepcopy(model).requires_grad_(False).eval() if config.ema_half_life else None
     prior = HeadPrior(model)
     evaluated = HeadPrior(average) if average is not None else prior
@@ -206,7 +234,13 @@ def train_prior(
         params = sample_params(config.batch, generator)
         noise = torch.randn(config.batch, NOISE_DIM, generator=generator)
         points, target = sample_points(
-            params, config.uniform_points, config.surface_points, config.surface_band, generator, config.part_weights
+            params,
+            config.uniform_points,
+            config.surface_points,
+            config.surface_band,
+            generator,
+            config.part_weights,
+            config.eye_points,
         )
         predicted = prior.field(params, noise)(points)
         loss = field_loss(predicted, target, config.colour_weight)

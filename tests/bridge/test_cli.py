@@ -61,3 +61,22 @@ def test_train_edit_offers_every_choice_the_trainer_knows():
     options = {a.dest: a for a in build_parser()._subparsers._group_actions[0].choices["train-edit"]._actions}
     assert tuple(options["clip_loss"].choices) == CLIP_LOSS_KINDS
     assert tuple(options["geometry_labels"].choices) == GEOMETRY_LABELS
+
+
+def test_train_edit_can_start_from_a_shipped_module_of_the_same_prompts(tmp_path):
+    from safetensors.torch import load_file
+
+    from bridge.lenerf.edit_module import BUNDLED_LIBRARY
+
+    out = tmp_path / "blue_eyes"
+    common = ("--mask", "eyes", "--steps", "1", "--resolution", "16", "--out")
+    result = _bridge("train-edit", "--edit", "blue eyes", *common, str(out), "--from-module", "blue_eyes")
+    assert result.returncode == 0, result.stderr
+    assert "starting from the edit module blue_eyes" in result.stdout
+    shipped = load_file(str(BUNDLED_LIBRARY / "blue_eyes" / "edit.safetensors"))
+    tuned = load_file(str(out / "edit.safetensors"))
+    change = max(float((tuned[name] - shipped[name]).abs().max()) for name in shipped)
+    assert change < 0.05, "one step moves the shipped weights only a little (a fresh start differs by far more)"
+
+    other = _bridge("train-edit", "--edit", "green eyes", *common, str(tmp_path / "g"), "--from-module", "blue_eyes")
+    assert other.returncode == 2 and "give the same --edit" in other.stderr and "Traceback" not in other.stderr

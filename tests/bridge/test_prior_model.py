@@ -117,3 +117,34 @@ def test_part_weights_put_more_training_points_on_small_parts():
     uniform = eye_share(None)
     emphasised = eye_share(tuple(8.0 if i == eyes else 1.0 for i in range(len(analytic.PART_NAMES))))
     assert emphasised > 3 * max(uniform, 1e-3)
+
+
+def test_eye_points_lie_on_the_fronts_of_the_eyeballs():
+    from bridge.prior import analytic
+    from bridge.prior.train import sample_points
+
+    params = HeadCode.from_seed(3).params[None]
+    points, target = sample_points(params, 64, 256, 0.02, torch.Generator().manual_seed(0), None, count_eye=512)
+    assert points.shape == (1, 64 + 256 + 512, 3) and target["rgb"].shape[1] == points.shape[1]
+    eye_points = points[:, -512:]
+    values = analytic.query(eye_points, params)
+    assert float((values["label"] == analytic.PART_IDS["eyes"]).float().mean()) > 0.6
+    assert float(values["sdf"].abs().max()) < 0.05
+    layout = analytic.layout(params)
+    centres = torch.stack([torch.cat(layout[name], dim=-1)[0] for name in ("eye_left_c", "eye_right_c")])
+    assert bool((eye_points[0, :, 2:] >= centres[:, 2].min() - 1e-6).all()), "only the front halves are drawn"
+
+
+def test_fine_tuning_starts_from_the_given_weights(tmp_path):
+    small = dict(batch=1, uniform_points=64, surface_points=128, eval_every=1000, eval_heads=1, eval_resolution=16, plane_resolution=16)
+    train_prior(PriorTrainingConfig(steps=2, **small), tmp_path / "first")
+    first = HeadPrior.load(tmp_path / "first" / "prochead.safetensors").generator.state_dict()
+    tuned = train_prior(
+        PriorTrainingConfig(
+            steps=1, learning_rate=1e-9, eye_points=32, init_weights=str(tmp_path / "first" / "prochead.safetensors"), **small
+        ),
+        tmp_path / "tuned",
+    )
+    assert tuned["training"]["config"]["init_weights"].endswith("prochead.safetensors")
+    after = HeadPrior.load(tmp_path / "tuned" / "prochead.safetensors").generator.state_dict()
+    assert all(torch.allclose(first[name], after[name], atol=1e-5) for name in first)
