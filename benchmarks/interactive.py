@@ -10,7 +10,8 @@ same process one after the other, so their ratio is measured side by side.
   Blender object built (every import part run back to back); median of 3 (1 at 256). `_dense`: the same with the field
   evaluated at every voxel. speedup_128 / speedup_256: dense over sparse. parts_s_128: where the
   last sparse run's time went (field_job: submit to field done; download_and_mesh; pictures_wait:
-  waiting for the pictures job after the mesh was ready; import: the bpy part).
+  waiting for the pictures job after the mesh was ready; import: the bpy part; bridge: the field
+  job's own stages on the bridge, in seconds).
 - chamfer_voxels, colour_psnr_db_vs_dense, mask_max_abs_vs_dense: the sparse grid's mesh against
   the dense one's at 128^3 (mean two-way closest-vertex distance in voxels; colour and mask read at
   the dense mesh's vertices from each grid).
@@ -68,7 +69,7 @@ def edit_to_mesh(grid, sampling, strength=1.0, previews=True, texture=1024):
              "download_and_mesh": stage_at.get("preparing the import", prepared) - stage_at.get("downloading the field", started),
              "pictures_wait": stage_at.get("importing", prepared) - stage_at.get("preparing the import", prepared),
              "import": done - prepared}
-    breakdowns[grid, sampling] = {k: round(v, 3) for k, v in parts.items()}
+    breakdowns[grid, sampling] = {**{k: round(v, 3) for k, v in parts.items()}, "bridge": outcome.job.get("info", {}).get("stage_seconds")}
     field = mesh_export.read_bytes(client.result(outcome.job["id"], "field.npz"))
     return done - started, field
 

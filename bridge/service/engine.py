@@ -12,6 +12,7 @@ import json
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,7 +330,8 @@ class Engine:
         ctx.progress(0.02, "applying edits")
         started = time.perf_counter()
         render_config = self.source.render_config
-        with torch.no_grad():
+        pictures_only = not request.get("field", True)
+        with torch.no_grad(), _leaving_a_core(pictures_only and self.device.type == "cpu"):
             ws = head.ws[None].to(self.device)
             field, edited_ws = apply_edits(self.source.generator, ws, steps)
             ctx.check()
@@ -356,6 +358,12 @@ class Engine:
                 ctx.check()
                 ctx.progress(0.05 + 0.8 * fraction, "sampling the field grid")
 
+            seconds: dict[str, float] = {}
+
+            def lap(stage: str) -> None:
+                seconds[stage] = round(time.perf_counter() - started - sum(seconds.values()), 3)
+
+            lap("apply")
             if request.get("field", True):
                 grid = sample_grid(
                     field,
@@ -368,9 +376,15 @@ class Engine:
                     on_progress=grid_progress,
                     sparse=request.get("sampling", "sparse") == "sparse",
                 )
+                lap("grid")
                 mesh_export.write(grid, ctx.add_result("field.npz", "application/octet-stream"))
-            info = self._previews(ctx, field, ws, edited_ws, steps, prompted) if request.get("previews", True) else {}
-        ctx.job.info = {"seconds": round(time.perf_counter() - started, 2), "edit_steps": len(steps), **info}
+                lap("write")
+            info = {}
+            if request.get("previews", True):
+                info = self._previews(ctx, field, ws, edited_ws, steps, prompted)
+                lap("previews")
+        total = round(time.perf_counter() - started, 2)
+        ctx.job.info = {"seconds": total, "stage_seconds": seconds, "edit_steps": len(steps), **info}
 
     def _previews(self, ctx: JobContext, field, ws, edited_ws, steps, prompted) -> dict:
         """preview.png (before | after | mask) and mask.png, with empty-space skipping; for prompt
@@ -448,3 +462,18 @@ class Engine:
             ctx.check()
         self._modules.pop(name, None)
         ctx.job.info = {"module": name, "steps_done": trainer.step, "recipe": recipe.name}
+
+
+@contextmanager
+def _leaving_a_core(enabled: bool):
+    """Run with one torch thread fewer: a pictures-only job runs while the add-on downloads and
+    meshes the same edit's field on the same machine, and the mesh is what the artist waits for."""
+    threads = torch.get_num_threads()
+    if not enabled or threads < 2:
+        yield
+        return
+    torch.set_num_threads(threads - 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

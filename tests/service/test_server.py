@@ -52,6 +52,7 @@ def test_edit_round_trip_and_restart_keeps_results(bridge, identity_module):
     job = bridge.wait(job["id"])
     assert job["state"] == "done", job
     assert set(job["results"]) == {"field.npz", "preview.png", "mask.png"}
+    assert set(job["info"]["stage_seconds"]) == {"apply", "grid", "write", "previews"}
     status, data = bridge.call("GET", f"/v1/jobs/{job['id']}/results/field.npz")
     assert status == 200
     grid = mesh_export.read_bytes(data)
@@ -173,3 +174,24 @@ def test_any_prompt_edits_through_the_open_model(bridge, identity_module):
         "POST", "/v1/jobs/edit", {"head": head, "steps": [{"edit": "green eyes", "mask": "eyes", "texture_only": True}], "grid": 64}
     )
     assert status == 202 and bridge.wait(job["id"])["state"] == "done"
+
+
+def test_a_pictures_only_job_leaves_a_core_to_the_mesher():
+    """The add-on meshes an edit's field while the bridge renders that edit's pictures."""
+    import torch
+
+    from bridge.service.engine import _leaving_a_core
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with _leaving_a_core(True):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with _leaving_a_core(False):
+            assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        with _leaving_a_core(True):
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
