@@ -54,6 +54,10 @@ EDIT_TEMPLATES = ("a head with {}", "a face with {}", "a portrait of someone wit
 MAX_PROMPT_CHARS = 300
 RETRIEVED_FRACTION = 20
 """A text prompt retrieves the 1/RETRIEVED_FRACTION of the training pictures CLIP finds most like it."""
+MASK_SHARPNESS = 2.0
+"""An edit's mask is sigmoid(MASK_SHARPNESS * logit): the field's own sigmoid fits soft CLIP
+relevance labels, so its tails say "unsure", and as a blend weight they would carry a little of the
+edit onto the rest of the head. The 0.5 level (the part itself) is the field's own."""
 
 
 class OpenModelError(BridgeError):
@@ -152,10 +156,13 @@ class _BoundAttention(nn.Module):
         return self.query.to(ws_source).expand(ws_source.shape[0], -1)
 
     def forward(self, source_features: Tensor, source_points: Tensor, target_features: Tensor, points: Tensor, latent: Tensor) -> Tensor:
-        mask = self.field(source_features, source_points, latent)
+        mask = self._mask(source_features, source_points, latent)
         if self.geometry:
-            mask = torch.maximum(mask, self.field(target_features, points, latent))
+            mask = torch.maximum(mask, self._mask(target_features, points, latent))
         return mask
+
+    def _mask(self, features: Tensor, points: Tensor, query: Tensor) -> Tensor:
+        return torch.sigmoid(MASK_SHARPNESS * self.field.logits(features, points, query))
 
 
 @dataclass

@@ -176,3 +176,19 @@ def test_a_mask_prompt_synonym_reads_as_its_part(setting):
         }
     assert torch.equal(masks["hair"], masks["hairstyle"]) and torch.equal(masks["hair"], masks["the fringe"])
     assert not torch.allclose(masks["hair"], masks["eyes"], atol=1e-3)
+
+
+def test_an_edit_mask_keeps_the_fields_part_and_drops_its_unsure_tails(setting):
+    """Blend weights below the field's own where it is unsure: less of the edit leaks onto the head."""
+    prior, clip, model, ws = setting
+    attention = model.edit(clip, "red hair", "hair", geometry=False).modules.attention
+    torch.manual_seed(0)
+    points = torch.rand(1, 4096, 3) - 0.5
+    features = torch.randn(1, 4096, prior.generator.config.plane_channels)
+    query = attention.query[:, None].expand(-1, 4096, -1)
+    with torch.no_grad():
+        blended = attention(features, points, features, points, query)
+        raw = attention.field(features, points, query)
+    assert torch.equal(blended > 0.5, raw > 0.5), "the part itself is the field's"
+    unsure = (raw > 0.02) & (raw < 0.45)
+    assert unsure.any() and bool((blended[unsure] < raw[unsure]).all())
