@@ -64,7 +64,9 @@ class TextEditSettings(bpy.types.PropertyGroup):
     mask_prompt: StringProperty(name="Where", default="eyes", description="Where the edit applies, e.g. 'eyes'")
     strength: FloatProperty(name="Strength", default=1.0, min=0.0, max=1.5, description="How far the edit goes (1 is as trained)")
     texture_only: BoolProperty(
-        name="Texture only", default=False, description="Change colours only and leave the shape alone (no Deformation Network)"
+        name="Texture only",
+        default=False,
+        description="Change colours only and leave the shape alone (no Deformation Network); a prompt of colours only, like 'red hair', does so anyway",
     )
     grid: IntProperty(name="Grid", default=128, min=64, max=512, description="Resolution of the field grid the mesh comes from")
     texture_size: EnumProperty(name="Texture", items=TEXTURE_SIZES, default="1024")

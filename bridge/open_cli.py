@@ -18,7 +18,11 @@ def add_prompt_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask", default=None, help='where the prompt edit applies, e.g. "eyes"')
     p.add_argument("--instruction", default=None, help='a sentence such as "make the eyes green" (parsed into --edit and --mask)')
     p.add_argument("--image-prompt", type=Path, default=None, help="a reference picture as the edit prompt (with --mask)")
-    p.add_argument("--texture-only", action="store_true", help="a prompt edit keeps the head's shape (colours only)")
+    p.add_argument(
+        "--texture-only",
+        action="store_true",
+        help="a prompt edit keeps the head's shape (default: prompts of colours only do, others may change it)",
+    )
     p.add_argument("--open-model", type=Path, default=None, help="open edit model folder (default: the bundled one)")
     p.add_argument("--clip", default="bundled", help="the CLIP the open model was trained with (default: bundled)")
 
@@ -60,7 +64,7 @@ def prompt_step(args: argparse.Namespace, source, strength: float):
     edit, mask = prompt_pair(args, clip)
     if image is not None:
         edit = edit or f"like {args.image_prompt.name}"
-    prompt_edit = model.edit(clip, edit, mask, geometry=not args.texture_only, image=image, image_sha256=image_sha)
+    prompt_edit = model.edit(clip, edit, mask, geometry=False if args.texture_only else None, image=image, image_sha256=image_sha)
     return EditStep(prompt_edit, strength), clip
 
 

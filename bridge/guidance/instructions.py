@@ -84,6 +84,31 @@ PART_MARGIN = 0.01
 MIN_PART_SIMILARITY and PART_MARGIN above both the next part's and a neutral word's."""
 
 
+COLOUR_WORDS = set(
+    """red green blue yellow orange purple violet pink brown black white grey gray blonde blond ginger
+    auburn silver golden gold amber hazel teal turquoise cyan magenta lilac lavender platinum copper
+    chestnut crimson scarlet maroon navy beige tan tanned bronze emerald sapphire olive lime mint
+    coral peach rose ruby cherry charcoal ash ashen rosy reddish greenish bluish brownish greyish
+    grayish yellowish pinkish purplish""".split()
+)
+"""Colour names: an edit prompt that names one of these (with TONE_WORDS, a part and filler) changes
+how a part looks, not its shape."""
+TONE_WORDS = {"bright", "dark", "light", "pale", "deep", "vivid", "fair", "tinted", "dyed", "coloured", "colored"}
+
+
+def changes_shape(edit: str) -> bool:
+    """False when the edit prompt names a colour and nothing else that could change the part ("red
+    hair", "bright green irises"): such an edit leaves the shape alone, so a shape change would
+    only be the latent's entanglement leaking out of the mask. Any other word ("long", "curly",
+    "open", or one this table does not know) may change the shape, so the answer is then True.
+    So is a tone without a hue ("dark skin", "pale skin"): measured, those edits need the mask of
+    the edited head as well as the source's (texture-only, dark skin's success fell 1.0 -> 0.17)."""
+    words = _words(edit)
+    colours = [w for w in words if w in COLOUR_WORDS]
+    others = [w for w in words if w not in COLOUR_WORDS | TONE_WORDS | FILLER and w not in SYNONYM_PART and w not in OWN_MASKS]
+    return not colours or bool(others)
+
+
 @dataclass(frozen=True)
 class Instruction:
     sentence: str

@@ -38,7 +38,7 @@ from bridge.errors import BridgeError
 from bridge.field.layers import normalize_2nd_moment
 from bridge.field.weights import file_sha256
 from bridge.guidance.captions import mask_prompt_ensemble
-from bridge.guidance.instructions import canonical_mask
+from bridge.guidance.instructions import canonical_mask, changes_shape
 from bridge.guidance.losses import NEUTRAL_PROMPTS
 from bridge.guidance.relevance import logit_scale
 from bridge.lenerf.edit_module import EditSpec
@@ -248,10 +248,14 @@ class OpenEditModel(nn.Module):
     # --- binding prompts ---------------------------------------------------------------------
 
     def edit(
-        self, clip, edit: str, mask: str, geometry: bool = True, image: Tensor | None = None, image_sha256: str | None = None
+        self, clip, edit: str, mask: str, geometry: bool | None = None, image: Tensor | None = None, image_sha256: str | None = None
     ) -> PromptEdit:
-        """A PromptEdit for an edit prompt (or a reference picture (3, H, W) in [0, 1]) on a mask prompt."""
+        """A PromptEdit for an edit prompt (or a reference picture (3, H, W) in [0, 1]) on a mask prompt.
+        `geometry`: whether the part's shape may change; None decides from the prompt (a prompt of
+        colours only does not change shape, `changes_shape`; a picture may)."""
         mask = check_prompt(mask, "mask", 100)
+        if geometry is None:
+            geometry = image is not None or changes_shape(edit)
         if image is not None:
             with torch.no_grad():
                 embedding = clip.encode_image(image[None].float())[0].cpu()

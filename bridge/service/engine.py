@@ -299,7 +299,7 @@ class Engine:
             self._open_model = model
         return self._open_model
 
-    def prompt_edit(self, edit: str, mask: str, geometry: bool = True):
+    def prompt_edit(self, edit: str, mask: str, geometry: bool | None = None):
         key = (edit.strip().lower(), mask.strip().lower(), geometry)
         if key not in self._prompt_edits:
             if len(self._prompt_edits) >= 64:
@@ -322,7 +322,7 @@ class Engine:
             name = step.get("module") or self.module_for_prompts(step["edit"], step["mask"])
             mask_module = self.module(step["mask_module"]) if step.get("mask_module") else None
             if name is None:  # no trained module: the open model
-                module = self.prompt_edit(step["edit"], step["mask"], geometry=not step.get("texture_only"))
+                module = self.prompt_edit(step["edit"], step["mask"], geometry=False if step.get("texture_only") else None)
                 prompted.append(len(steps))
             else:
                 module = self.module(name)

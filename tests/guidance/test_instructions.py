@@ -3,7 +3,7 @@
 import pytest
 
 from bridge.errors import BridgeError
-from bridge.guidance.instructions import PARTS, parse_instruction
+from bridge.guidance.instructions import PARTS, changes_shape, parse_instruction
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,25 @@ def test_an_unlisted_noun_is_looked_up_with_clip_or_refused(tiny_clip):
             assert "names no part" in str(error)
         else:
             assert parsed.part in PARTS and parsed.found_by == "clip" and parsed.mask in sentence
+
+
+@pytest.mark.parametrize(
+    "edit, shape",
+    [
+        ("red hair", False),
+        ("bright green irises", False),
+        ("dark skin", True),
+        ("dark red hair", False),
+        ("Ginger hair", False),
+        ("the auburn locks", False),
+        ("long red hair", True),
+        ("curly pink hair", True),
+        ("open mouth", True),
+        ("a big nose", True),
+        ("closed lips", True),
+        ("smaller ears", True),
+        ("like the reference picture", True),
+    ],
+)
+def test_only_prompts_of_colours_keep_the_shape(edit, shape):
+    assert changes_shape(edit) is shape

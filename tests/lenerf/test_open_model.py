@@ -192,3 +192,16 @@ def test_an_edit_mask_keeps_the_fields_part_and_drops_its_unsure_tails(setting):
     assert torch.equal(blended > 0.5, raw > 0.5), "the part itself is the field's"
     unsure = (raw > 0.02) & (raw < 0.45)
     assert unsure.any() and bool((blended[unsure] < raw[unsure]).all())
+
+
+def test_a_prompt_of_colours_keeps_the_shape_unless_told_otherwise(setting):
+    prior, clip, model, ws = setting
+    assert model.edit(clip, "red hair", "hair").spec.geometry is False
+    assert model.edit(clip, "long hair", "hair").spec.geometry is True
+    assert model.edit(clip, "red hair", "hair", geometry=True).spec.geometry is True
+    assert model.edit(clip, "long hair", "hair", geometry=False).spec.geometry is False
+    points = torch.rand(1, 4096, 3) - 0.5
+    with torch.no_grad():
+        source = prior.generator.field(ws)(points)["sigma"]
+        kept = apply_edits(prior.generator, ws, [EditStep(model.edit(clip, "red hair", "hair"))])[0](points)["sigma"]
+    assert torch.allclose(source, kept, atol=1e-4), "a colour edit leaves the density as it was"
