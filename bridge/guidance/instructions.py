@@ -105,7 +105,7 @@ def changes_shape(edit: str) -> bool:
     the edited head as well as the source's (texture-only, dark skin's success fell 1.0 -> 0.17)."""
     words = _words(edit)
     colours = [w for w in words if w in COLOUR_WORDS]
-    others = [w for w in words if w not in COLOUR_WORDS | TONE_WORDS | FILLER and w not in SYNONYM_PART and w not in OWN_MASKS]
+    others = [w for w in words if w not in COLOUR_WORDS | TONE_WORDS | FILLER and _part_of_word(w) is None]
     return not colours or bool(others)
 
 

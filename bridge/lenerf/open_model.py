@@ -254,8 +254,6 @@ class OpenEditModel(nn.Module):
         `geometry`: whether the part's shape may change; None decides from the prompt (a prompt of
         colours only does not change shape, `changes_shape`; a picture may)."""
         mask = check_prompt(mask, "mask", 100)
-        if geometry is None:
-            geometry = image is not None or changes_shape(edit)
         if image is not None:
             with torch.no_grad():
                 embedding = clip.encode_image(image[None].float())[0].cpu()
@@ -264,6 +262,8 @@ class OpenEditModel(nn.Module):
         else:
             edit = check_prompt(edit, "edit")
             direction = self.retrieved_direction(clip, edit) if len(self.image_embeddings) else text_direction(clip, edit)
+        if geometry is None:
+            geometry = image is not None or changes_shape(edit)
         device = self.mean_image_embedding.device
         return PromptEdit(
             EditSpec(edit, mask, geometry, image_sha256),
