@@ -160,9 +160,18 @@ INSTRUCTIONS = (
     ("thin eyebrows", "thin eyebrows", "eyebrows"),
     ("her brows should be thick", "thick brows", "eyebrows"),
     ("widen the jaw", "wide jaw", "jaw"),
+    ("give the woman violet eyes", "violet eyes", "eyes"),
+    ("make the man's hair silver", "silver hair", "hair"),
+    ("I'd like the character’s lips to be pink", "pink lips", "mouth"),
+    ("make her smile", "smiling mouth", "mouth"),
+    ("straighten the guy's hair", "straight hair", "hair"),
+    ("change his eye colour to hazel", "hazel eyes", "eyes"),
+    ("turn the avatar's hair curly", "curly hair", "hair"),
+    ("red lipstick on the model", "red lipstick lips", "mouth"),
 )
 """(sentence, intended edit, intended part). The pair counts as right when the part is the intended
-one and the edit holds the intended words (order and extra filler aside)."""
+one and the edit has exactly the intended words (in any order): a word left over from the sentence
+("woman blue eyes") is a miss."""
 
 
 SAMPLES = 24
@@ -247,7 +256,7 @@ def instruction_figures(clip) -> dict:
     for sentence, edit, part in INSTRUCTIONS:
         try:
             parsed = parse_instruction(sentence, clip)
-            ok = parsed.part == part and set(edit.split()) <= set(parsed.edit.split())
+            ok = parsed.part == part and set(edit.split()) == set(parsed.edit.split())
         except Exception:  # noqa: BLE001 -- a refusal is a miss
             parsed, ok = None, False
         right += ok

@@ -4,7 +4,10 @@
 A small grammar does most of it: the part is the noun that names a part of a head (a synonym
 table), the edit is that noun with the words that describe the change (adjectives, and the state
 a verb asks for: "open", "close", "lengthen" -> "open", "closed", "long"), and everything else
-(verbs of making, articles, pronouns, politeness, "colour of") is left out. A noun the table does
+(verbs of making, articles, pronouns, whom the head belongs to, politeness, "colour of") is left
+out. Expressions name their part and state ("make her smile" -> "smiling mouth"), and a few
+words imply a part ("bald" the hair, "lipstick" the lips). A negation ("don't", "not") is refused
+in one sentence: CLIP reads "not green eyes" as green eyes. A noun the table does
 not know is matched by CLIP text similarity against the part vocabulary, with whichever CLIP the
 bridge uses (the bundled one or a user's): "pupils", "locks" or "complexion" find their part
 without being listed.
@@ -23,7 +26,7 @@ MAX_INSTRUCTION_CHARS = 300
 PARTS: dict[str, tuple[str, ...]] = {
     "eyes": ("eyes", "eye", "irises", "iris", "pupils", "pupil", "eyeballs", "eyeball"),
     "hair": ("hair", "hairs", "haircut", "hairstyle", "hairdo", "fringe", "bangs", "locks", "curls", "mane"),
-    "mouth": ("mouth", "lips", "lip", "teeth", "smile"),
+    "mouth": ("mouth", "lips", "lip", "teeth", "smile", "smiles", "grin", "frown", "pout", "laugh"),
     "nose": ("nose", "nostrils", "nostril"),
     "ears": ("ears", "ear"),
     "eyebrows": ("eyebrows", "eyebrow", "brows", "brow"),
@@ -66,6 +69,14 @@ VERB_STATES = {
     "thicken": "thick",
     "thin": "thin",
     "narrow": "narrow",
+    "straighten": "straight",
+    "curl": "curly",
+    "brighten": "bright",
+    "blacken": "black",
+    "sharpen": "sharp",
+    "soften": "soft",
+    "fatten": "full",
+    "glow": "glowing",
 }
 """Verbs that name the state they ask for ("open the mouth" -> "open mouth")."""
 FILLER = set(
@@ -73,11 +84,51 @@ FILLER = set(
     make makes made turn turns change changes set give gives want wants would like please can could will
     you i i'd id we let lets let's be is are was become becomes into to of so with have has do does
     should must now just bit little some colour color colours colors shade tone look looking
-    and also then more very really paint recolour recolor dye love on for in at get add put wish need i'll""".split()
+    and also then more very really paint recolour recolor dye love on for in at get add put wish need i'll
+    see show appear appears seem seems pair kind sort slightly somewhat much lot too even again""".split()
 )
 """Words that carry no part of the edit. "very" and "more" go too: CLIP reads "green eyes" and
 "very green eyes" alike, and the strength slider is how much."""
+SUBJECTS = set(
+    """woman women man men girl boy guy lady gentleman person people character subject model avatar
+    someone somebody figure portrait head kid child baby creature""".split()
+)
+"""Whom the head belongs to ("give the woman blue eyes", "the character's hair"): not the edit."""
+NEGATIONS = {"not", "don't", "dont", "doesn't", "never", "isn't", "aren't", "shouldn't"}
+EXPRESSIONS = {"smile": "smiling", "smiles": "smiling", "grin": "grinning", "frown": "frowning", "pout": "pouting", "laugh": "laughing"}
+"""Part words that are a state of their part ("make her smile" -> "smiling mouth")."""
+IMPLIED_PARTS = {
+    "bald": ("hair", "hair"),
+    "lipstick": ("mouth", "lips"),
+    "freckles": ("skin", "skin"),
+    "freckled": ("skin", "skin"),
+    "heterochromia": ("eyes", "eyes"),
+    "beard": ("jaw", "jaw"),
+    "bearded": ("jaw", "jaw"),
+}
+"""Words that name a change of one part without naming it: (part, the noun the edit gets)."""
+PLURALS = {
+    "eye": "eyes",
+    "iris": "irises",
+    "pupil": "pupils",
+    "eyeball": "eyeballs",
+    "lip": "lips",
+    "ear": "ears",
+    "eyebrow": "eyebrows",
+    "brow": "brows",
+}
+"""A head has two: "change the eye colour to blue" edits "blue eyes", as captions say it."""
 KEEP_INTENSITY = {"bright", "dark", "light", "pale", "deep", "vivid", "wide", "long", "short"}
+EXAMPLE_CHANGE = {
+    "eyes": "green",
+    "hair": "longer",
+    "mouth": "open",
+    "nose": "smaller",
+    "ears": "bigger",
+    "eyebrows": "thicker",
+    "skin": "paler",
+    "jaw": "wider",
+}
 MIN_PART_SIMILARITY = 0.5
 PART_MARGIN = 0.01
 """An unknown noun names a part when its CLIP text cosine to that part's name is at least
@@ -123,7 +174,9 @@ class Instruction:
 
 
 def _words(sentence: str) -> list[str]:
-    return re.findall(r"[a-z]+(?:'[a-z]+)?", sentence.lower())
+    """Lower-case words; a possessive's "'s" goes ("the man's hair" -> "man", "hair")."""
+    words = re.findall(r"[a-z]+(?:'[a-z]+)?", sentence.lower().replace("\u2019", "'"))
+    return [w[:-2] if w.endswith("'s") and w not in FILLER else w for w in words]
 
 
 def _part_of_word(word: str) -> str | None:
@@ -161,8 +214,17 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
         raise BridgeError("The instruction is empty; write what to change, e.g. 'make the eyes green'.")
     if len(text) > MAX_INSTRUCTION_CHARS:
         raise BridgeError(f"The instruction has {len(text)} characters; shorten it to at most {MAX_INSTRUCTION_CHARS}.")
-    words = _words(text)
+    words = [w for w in _words(text) if w not in SUBJECTS and len(w) > 1 or w == "i"]
+    negation = next((w for w in words if w in NEGATIONS), None)
+    if negation is not None:
+        raise BridgeError(
+            f"The instruction {text[:60]!r} says what not to do ({negation!r}); say what the part should become, e.g. 'make the eyes green'."
+        )
     found_by = "grammar"
+    implied = next(((i, w) for i, w in enumerate(words) if w in IMPLIED_PARTS), None)
+    if implied is not None and not any(_part_of_word(w) for w in words):
+        noun = IMPLIED_PARTS[implied[1]][1]
+        words = [*words, noun]
     at = next((i for i, w in enumerate(words) if _part_of_word(w)), None)
     named = list(dict.fromkeys(p for p in map(_part_of_word, words) if p))
     if len(named) > 1:
@@ -183,6 +245,8 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
         found_by = "clip"
     noun = words[at]
     describing: list[str] = []
+    expression = EXPRESSIONS.get(noun)
+    noun = PARTS[part][0] if expression else PLURALS.get(noun, noun)
     for i, word in enumerate(words):
         if i == at or _part_of_word(word) == part:
             continue
@@ -191,12 +255,14 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
             describing.append(state)
         elif word not in FILLER and word not in VERB_STATES and word not in describing:
             describing.append(word)
-    if not describing:
-        raise BridgeError(f"The instruction {text[:60]!r} says where ({noun}) but not what to change; e.g. 'make the {noun} green'.")
+    if not describing and not expression:
+        raise BridgeError(
+            f"The instruction {text[:60]!r} says where ({noun}) but not what to change; e.g. 'make the {PARTS[part][0]} {EXAMPLE_CHANGE[part]}'."
+        )
     states = [w for w in describing if w in VERB_STATES.values() and w not in KEEP_INTENSITY]
     others = [w for w in describing if w not in states]
-    edit = " ".join(others + states + [noun])
     if part == "mouth" and "open" in states:
-        edit = " ".join(others + ["open", noun])
+        others, states = others + ["open"], [w for w in states if w != "open"]
+    edit = " ".join(others + states + ([expression] if expression else []) + [noun])
     mask = noun if noun in OWN_MASKS or found_by == "clip" else PARTS[part][0]
     return Instruction(text, edit, mask, part, found_by)

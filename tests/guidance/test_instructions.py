@@ -18,6 +18,15 @@ from bridge.guidance.instructions import PARTS, changes_shape, parse_instruction
         ("shorten her hair", "short hair", "hair", "hair"),
         ("close the mouth", "closed mouth", "mouth", "mouth"),
         ("the nostrils should be bigger", "bigger nostrils", "nose", "nose"),
+        ("give the woman violet eyes", "violet eyes", "eyes", "eyes"),
+        ("make the man's hair silver", "silver hair", "hair", "hair"),
+        ("I'd like the character\u2019s lips to be pink", "pink lips", "lips", "mouth"),
+        ("change the eye colour to hazel", "hazel eyes", "eyes", "eyes"),
+        ("make her smile", "smiling mouth", "mouth", "mouth"),
+        ("give him a big grin", "big grinning mouth", "mouth", "mouth"),
+        ("straighten the hair", "straight hair", "hair", "hair"),
+        ("make him bald", "bald hair", "hair", "hair"),
+        ("red lipstick", "lipstick red lips", "lips", "mouth"),
     ],
 )
 def test_sentences_read_as_their_pair(sentence, edit, mask, part):
@@ -39,7 +48,19 @@ def bundled_clip():
 
 
 @pytest.mark.parametrize(
-    "sentence", ["", "   ", "make it nicer", "blue sky", "x" * 10_000, "make the eyes", "make the eyes green and the hair blue"]
+    "sentence",
+    [
+        "",
+        "   ",
+        "make it nicer",
+        "blue sky",
+        "x" * 10_000,
+        "make the eyes",
+        "make the eyes green and the hair blue",
+        "give the woman",
+        "don't change the eyes",
+        "make the hair not red",
+    ],
 )
 def test_sentences_without_a_part_or_a_change_get_one_sentence(sentence, bundled_clip):
     with pytest.raises(BridgeError) as error:
@@ -80,3 +101,9 @@ def test_an_unlisted_noun_is_looked_up_with_clip_or_refused(tiny_clip):
 )
 def test_only_prompts_of_colours_keep_the_shape(edit, shape):
     assert changes_shape(edit) is shape
+
+
+def test_a_negation_is_refused_rather_than_edited_toward():
+    """CLIP reads "not red hair" as red hair: the user is told, nothing is edited toward red."""
+    with pytest.raises(BridgeError, match="not to do"):
+        parse_instruction("the hair should not be red")
