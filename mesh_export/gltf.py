@@ -1,14 +1,16 @@
 """glTF 2.0 binary (.glb) for the Blender-free path, written with trimesh.
 
 What goes in: positions, normals, TEXCOORD_0 and the baked texture as the base colour of a PBR
-material (metallic 0); vertex colours and per-step masks as custom attributes, whose names start
-with an underscore as glTF requires (Blender's importer keeps them: `_VERTEX_COLOR` becomes a colour
-attribute, `_MASK_0`, `_MASK_1`, ... float attributes); provenance in the extras of the node, the
-mesh and the scene (Blender shows them as custom properties).
+material (metallic 0); per-step masks as custom attributes, whose names start with an underscore
+as glTF requires (Blender's importer makes `_MASK_0`, `_MASK_1`, ... float attributes); provenance
+in the extras of the node, the mesh and the scene (Blender shows them as custom properties).
 
-Vertex colours are not COLOR_0 when there is a texture: glTF multiplies COLOR_0 into the base colour
-(and Blender's importer wires it so), which would darken the texture by itself. Without a texture
-(texture_size 0) they are COLOR_0 and the material is plain white.
+With a texture the file holds no vertex colours: as COLOR_0 glTF multiplies them into the base
+colour (and Blender's importer wires it so), which would darken the texture by itself, and as a
+custom RGBA attribute beside the one-wide masks Blender 4.5's importer fails on the file about
+half the time (it pairs custom attributes with their data through a set, whose order changes
+with Python's hash seed, and attributes of different widths then do not fit). Without a texture
+(texture_size 0) they are COLOR_0 on a white material (metallic 0).
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import numpy as np
 from .coords import METRES_PER_FIELD_UNIT, blender_to_gltf
 from .pipeline import TexturedMesh
 
-VERTEX_COLOUR_ATTRIBUTE = "_VERTEX_COLOR"
 MASK_ATTRIBUTE_PREFIX = "_MASK_"
 PROVENANCE_KEY = "text_edit"
 MESH_NAME = "text_edit_head"
@@ -56,7 +57,7 @@ def _to_trimesh(mesh: TexturedMesh, scale: float):
             roughnessFactor=ROUGHNESS,
         )
         visual = trimesh.visual.TextureVisuals(uv=mesh.uvs, material=material)
-        attributes = {VERTEX_COLOUR_ATTRIBUTE: rgba.astype(np.float32)}
+        attributes = {}
     else:
         visual = trimesh.visual.ColorVisuals(vertex_colors=np.rint(rgba * 255).astype(np.uint8))
         attributes = {}
@@ -100,6 +101,15 @@ def _finish_tree(tree: dict, provenance: dict) -> None:
     for node in tree.get("nodes", []):
         if "mesh" in node:
             node["extras"] = {PROVENANCE_KEY: provenance}
+    plain = {
+        "name": "vertex colours",
+        "pbrMetallicRoughness": {"baseColorFactor": [1.0, 1.0, 1.0, 1.0], "metallicFactor": 0.0, "roughnessFactor": ROUGHNESS},
+    }
+    for mesh in tree.get("meshes", []):
+        for primitive in mesh["primitives"]:
+            if "material" not in primitive:  # glTF's default material is fully metallic
+                tree.setdefault("materials", []).append(plain)
+                primitive["material"] = len(tree["materials"]) - 1
     tree["asset"]["generator"] = "text-edit mesh_export (trimesh)"
     accessors, views = tree.get("accessors", []), tree.get("bufferViews", [])
     for mesh in tree.get("meshes", []):
