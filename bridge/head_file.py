@@ -15,6 +15,11 @@ from bridge.errors import BridgeError
 FORMAT = "text-edit/head"
 FORMAT_VERSION = 1
 MAX_BYTES = 8 << 20
+MAX_LATENT_ABS = 1e6
+"""Far outside any generator's w (a few units); beyond it a value is not a latent."""
+MAX_DESCRIPTION_CHARS = 16384
+MAX_DESCRIPTION_DEPTH = 16
+"""The description rides into every grid's provenance, which is bounded (mesh_export.fieldgrid)."""
 
 
 def write_head(path: Path, ws: Tensor, description: dict, generator_sha256: str) -> Path:
@@ -42,11 +47,12 @@ def read_head(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None 
         document = json.loads(path.read_text())
     except FileNotFoundError:
         raise BridgeError(f"No head file at {path}; make one with `python -m bridge head-from-image`.") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise BridgeError(
             f"{path} is not a head file ({type(error).__name__}); make one with `python -m bridge head-from-image`."
         ) from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT or document.get("format_version") != FORMAT_VERSION:
+    version = document.get("format_version") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or document.get("format") != FORMAT or type(version) is not int or version != FORMAT_VERSION:
         raise BridgeError(f"{path} is not a head file this bridge reads (format {FORMAT} version {FORMAT_VERSION}).")
     if generator_sha256 and document.get("generator_sha256") not in (None, "", generator_sha256):
         raise BridgeError(f"The head in {path} was made with another generator; make it again with this one.")
@@ -54,9 +60,33 @@ def read_head(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None 
     ok = (
         isinstance(rows, list)
         and len(rows) == num_ws
-        and all(isinstance(r, list) and len(r) == w_dim and all(isinstance(v, (int, float)) and math.isfinite(v) for v in r) for r in rows)
+        and all(
+            isinstance(r, list) and len(r) == w_dim and all(type(v) in (int, float) and abs(v) <= MAX_LATENT_ABS for v in r) for r in rows
+        )
     )
     if not ok:
-        raise BridgeError(f"The head in {path} must hold {num_ws} rows of {w_dim} finite numbers (ws).")
-    description = document.get("description") if isinstance(document.get("description"), dict) else {}
-    return torch.tensor(rows, dtype=torch.float32), description
+        raise BridgeError(f"The head in {path} must hold {num_ws} rows of {w_dim} numbers within +-{MAX_LATENT_ABS:g} (ws).")
+    return torch.tensor(rows, dtype=torch.float32), _description(document.get("description"), path)
+
+
+def _description(description, path: Path) -> dict:
+    """The head's description, if it is one a grid's provenance can carry; else one sentence."""
+    if description is None:
+        return {}
+    problem = None if isinstance(description, dict) else "is not a JSON object"
+    pending = [(description, 1)]
+    while pending and problem is None:
+        value, depth = pending.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            problem = "holds NaN or infinite numbers"
+        elif isinstance(value, int) and abs(value) >= 10**100:
+            problem = "holds an integer of more than 100 digits"
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_DESCRIPTION_DEPTH:
+                problem = f"nests deeper than {MAX_DESCRIPTION_DEPTH} levels"
+            pending.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    if problem is None and len(json.dumps(description)) > MAX_DESCRIPTION_CHARS:
+        problem = f"is longer than {MAX_DESCRIPTION_CHARS} characters"
+    if problem is not None:
+        raise BridgeError(f"The description in {path} {problem}; remove it or write the head again with head-from-image.")
+    return description

@@ -120,3 +120,31 @@ def test_head_files_round_trip_and_refuse_what_is_not_one(tmp_path):
         with pytest.raises(BridgeError):
             read_head(bad, 12, 256)
     np.testing.assert_allclose(back.numpy(), ws.numpy(), atol=1e-5)
+
+
+def _head_document(**changes) -> str:
+    document = {"format": "text-edit/head", "format_version": 1, "ws": [[0.5] * 256] * 12, "description": {"source": "picture"}}
+    return json.dumps({**document, **changes})
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("[" * 200_000 + "]" * 200_000, "not a head file"),
+        (_head_document(ws=[[0.5] * 255 + [10**400]] + [[0.5] * 256] * 11), "numbers within"),
+        (_head_document(ws=[[True] * 256] * 12), "numbers within"),
+        (_head_document(format_version=True), "not a head file this bridge reads"),
+        (_head_document(description={"note": "x" * 100_000}), "longer than"),
+        (_head_document(description={"x": float("nan")}), "NaN"),
+        (_head_document(description=[1, 2]), "not a JSON object"),
+        (_head_document(description={"a": json.loads("[" * 40 + "]" * 40)}), "nests deeper"),
+    ],
+)
+def test_hostile_head_files_get_one_sentence_before_any_work(tmp_path, text, says):
+    """The description goes into every grid's provenance: what the grid writer would refuse after
+    the edit ran is refused when the head is read."""
+    path = tmp_path / "hostile.json"
+    path.write_text(text)
+    with pytest.raises(BridgeError, match=says) as error:
+        read_head(path, 12, 256)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
