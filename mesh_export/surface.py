@@ -21,6 +21,11 @@ from .fieldgrid import FieldGrid, FieldGridError
 EG3D_BORDER_FRACTION = 30.0 / 256.0
 # How far below the level the cleared border is set (in the grid's own density units, at least).
 OUTSIDE_MARGIN = 1.0
+MAX_SURFACE_CELLS = 2_000_000
+"""Cells the surface may cross before marching cubes (memory grows with them: about 0.4 kB each).
+The prior's head at 64^3 crosses 4.7k (1.8%), so about 0.3M at 512^3, the largest grid; a grid of
+noise crosses nearly all, and a few hundred kB of deflated noise (a 256^3 checkerboard) took 6 GB
+and 38 s to mesh."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,26 @@ def _prepared_block(grid: FieldGrid, border: int) -> tuple[np.ndarray, np.ndarra
             where[axis] = cleared
             data[tuple(where)] = outside
     padded = np.pad(data, 1, mode="constant", constant_values=outside)
+    crossed = surface_cells(padded, level)
+    if crossed > MAX_SURFACE_CELLS:
+        raise FieldGridError(
+            f"The field grid's surface crosses {crossed:,} cells (a head's crosses well under {MAX_SURFACE_CELLS:,}): "
+            f"its density is noise at level {level:g}; check the level and the density the bridge wrote."
+        )
     return padded, np.asarray(low, dtype=np.float64) - 1.0, outside
+
+
+def surface_cells(block: np.ndarray, level: float, slab: int = 32) -> int:
+    """How many cells of `block` (corners at its samples) the level crosses: corners on both sides.
+    Counted in slabs, so the temporaries stay a few slabs of booleans."""
+    count = 0
+    for start in range(0, block.shape[0] - 1, slab):
+        inside = block[start : start + slab + 1] > level
+        some, every = inside[:-1] | inside[1:], inside[:-1] & inside[1:]
+        some, every = some[:, :-1] | some[:, 1:], every[:, :-1] & every[:, 1:]
+        some, every = some[:, :, :-1] | some[:, :, 1:], every[:, :, :-1] & every[:, :, 1:]
+        count += int(np.count_nonzero(some & ~every))
+    return count
 
 
 def _drop_small_components(vertices: np.ndarray, faces: np.ndarray, min_fraction: float) -> tuple[np.ndarray, np.ndarray]:
