@@ -40,7 +40,9 @@ class Strict(BaseModel):
 class HeadRequest(Strict):
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="a prior head from this seed")
     params: dict[str, float | str] | None = Field(None, max_length=64, description="prior parameters to override (e.g. eye_colour)")
-    latent: list[float] | list[list[float]] | None = Field(None, max_length=64, description="one w, or ws (num_ws rows)")
+    latent: list[float] | list[list[float]] | None = Field(
+        None, max_length=1024, description="one w (w_dim numbers), or ws (num_ws rows); the body's size bounds the rest"
+    )
 
     @model_validator(mode="after")
     def one_source(self):

@@ -135,6 +135,9 @@ def test_limits_get_clear_client_errors(bridge, identity_module):
     for latent in ([0.0] * 7, [[0.0], [0.0, 0.0]], []):
         status, body = bridge.call("POST", "/v1/heads", {"latent": latent})
         assert status == 400 and "latent" in body["detail"], (latent, status, body)
+    w_dim = bridge.call("GET", "/v1/info")[1]["generator"]["w_dim"]
+    status, body = bridge.call("POST", "/v1/heads", {"latent": [0.1] * w_dim})  # one w: every level the same
+    assert status == 201 and body["id"], body
 
     # one job runs, `queued_jobs` wait, the next is refused
     status, info = bridge.call("GET", "/v1/info")
