@@ -8,12 +8,37 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import shlex
 import sys
 import time
 from pathlib import Path
 
 from bridge.errors import BridgeError
+
+MAX_SEED = 2**31 - 1
+
+
+def seed_number(text: str) -> int:
+    """A --seed: a whole number from 0 to MAX_SEED (as the bridge's API takes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {MAX_SEED}, not {text[:40]}")
+    return value
+
+
+def degrees(text: str) -> float:
+    """A camera angle: a finite number of degrees within +-360."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of degrees") from None
+    if not math.isfinite(value) or abs(value) > 360:
+        raise argparse.ArgumentTypeError(f"an angle is a number of degrees within +-360, not {text[:40]}")
+    return value
 
 
 def _add_weights_argument(parser: argparse.ArgumentParser) -> None:
@@ -680,9 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = commands.add_parser("render", help="render a prior head (or its ground truth / part labels) to a PNG")
-    p.add_argument("--seed", type=int, default=0, help="head seed (picks parameters and noise)")
-    p.add_argument("--yaw", type=float, default=0.0, help="degrees; positive moves the camera toward +x")
-    p.add_argument("--pitch", type=float, default=0.0, help="degrees; positive raises the camera")
+    p.add_argument("--seed", type=seed_number, default=0, help="head seed (picks parameters and noise)")
+    p.add_argument("--yaw", type=degrees, default=0.0, help="degrees; positive moves the camera toward +x")
+    p.add_argument("--pitch", type=degrees, default=0.0, help="degrees; positive raises the camera")
     p.add_argument("--res", type=int, default=256, help="image size in pixels")
     p.add_argument("--labels", action="store_true", help="render the ground-truth part map instead")
     p.add_argument("--analytic", action="store_true", help="render the analytic ground truth instead of the generator")
@@ -692,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train-prior", help="train the ProcHead generator (the bundled prior)")
     p.add_argument("--out", type=Path, required=True, help="folder for prochead.safetensors + .json")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--steps", type=int, default=8000)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--plane-resolution", type=int, default=128)
@@ -705,7 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train_prior)
 
     p = commands.add_parser("grid", help="sample a prior head on a FieldGrid (.npz) for mesh export")
-    p.add_argument("--seed", type=int, default=0, help="head seed")
+    p.add_argument("--seed", type=seed_number, default=0, help="head seed")
     p.add_argument("--res", type=int, default=128, help="grid resolution (16..512)")
     p.add_argument("--out", type=Path, required=True, help="the .npz to write")
     _add_weights_argument(p)
@@ -716,7 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the main job on the embedded default: a prior head (turntable, relevance maps, textured .glb), then the shipped edits through the bridge",
     )
     p.add_argument("--out", type=Path, default=Path("out"))
-    p.add_argument("--seed", type=int, default=3)
+    p.add_argument("--seed", type=seed_number, default=3)
     p.add_argument("--frames", type=int, default=12)
     p.add_argument("--res", type=int, default=128, help="turntable image size")
     p.add_argument("--grid", type=int, default=128, help="field grid resolution for the mesh")
@@ -732,7 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train-clip", help="train the bundled head CLIP on ProcHead renders")
     p.add_argument("--out", type=Path, required=True, help="open_clip folder to write (config + safetensors)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--heads", type=int, default=3000, help="training heads (one random view each)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=128)
@@ -764,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", required=True, help='where, e.g. "eyes"')
     p.add_argument("--geometry", action="store_true", help="allow shape changes (deformation network), e.g. open mouth")
     p.add_argument("--out", type=Path, required=True, help="folder of the edit module (also its checkpoint: resumable)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--steps", type=int, default=1200)
     p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
     p.add_argument(
@@ -845,13 +870,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train_edit)
 
     p = commands.add_parser("edit", help="apply edit modules to a prior head; write its field grid (.npz) and a preview")
-    p.add_argument("--seed", type=int, default=0, help="head seed")
+    p.add_argument("--seed", type=seed_number, default=0, help="head seed")
     p.add_argument("--head", type=Path, default=None, help="a head file (from head-from-image) instead of a seed")
     p.add_argument("--module", action="append", default=None, help="edit module folder or library name; repeat to stack")
     p.add_argument("--mask-module", action="append", default=None, help="take the mask of this module instead (partial edit)")
     p.add_argument("--strength", type=float, default=1.0, help="0 .. 1.5")
     p.add_argument("--grid", type=int, default=128, help="field grid resolution (64..512)")
-    p.add_argument("--yaw", type=float, default=20.0, help="preview camera yaw (degrees)")
+    p.add_argument("--yaw", type=degrees, default=20.0, help="preview camera yaw (degrees)")
     p.add_argument("--out", type=Path, required=True, help="the field grid to write (.npz)")
     p.add_argument("--preview", type=Path, default=None, help="PNG: source | edited | mask overlay")
     from bridge import open_cli
@@ -909,14 +934,14 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("cancel", help="cancel a job")
     a.add_argument("job")
     a = actions.add_parser("edit", help="edit a prior head with library modules and/or any prompt; download the field grid and previews")
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--seed", type=seed_number, default=0)
     a.add_argument("--module", action="append", default=None, help="library module name; repeat to stack")
     a.add_argument("--edit", default=None, help="any edit prompt (with --mask): the open model edits it at once")
     a.add_argument("--mask", default=None, help="where the prompt edit applies")
     a.add_argument("--instruction", default=None, help='a sentence such as "make the eyes green"')
     a.add_argument("--strength", type=float, default=1.0)
     a.add_argument("--grid", type=int, default=128)
-    a.add_argument("--yaw", type=float, default=20.0)
+    a.add_argument("--yaw", type=degrees, default=20.0)
     a.add_argument("--out", type=Path, default=Path("out"), help="folder for field.npz, preview.png, mask.png")
     a = actions.add_parser("train", help="train a new edit on the bridge (resumes if the same prompts were started)")
     a.add_argument("--edit", required=True)

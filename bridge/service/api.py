@@ -23,7 +23,7 @@ from bridge import __version__
 from bridge.errors import BridgeError
 from bridge.invert.refine import MAX_REFINE_STEPS
 from bridge.service import security
-from bridge.service.engine import MODULE_NAME, Engine, NotFound
+from bridge.service.engine import MODULE_NAME, Engine, NotFound, module_name_for
 from bridge.service.guard import Guard
 from bridge.service.guard import error as _error
 from bridge.service.jobs import DONE, FINISHED, QUEUED, RUNNING, JobStore, QueueFull, Worker
@@ -219,6 +219,9 @@ def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host
 
     @app.post("/v1/jobs/train", status_code=202)
     async def submit_training(body: TrainJobRequest) -> dict[str, Any]:
+        name = body.name or module_name_for(body.edit, body.mask)
+        if engine.is_bundled_module(name):
+            raise HTTPException(409, f"{name!r} is a module that ships with the bridge; give the trained one another name.")
         return worker.submit("train", body.model_dump()).public()
 
     @app.get("/v1/jobs")

@@ -24,6 +24,7 @@ from bridge import __version__
 from bridge.errors import BridgeError
 from bridge.field.grid import sample_grid
 from bridge.field.occupancy import Occupancy
+from bridge.head_file import MAX_LATENT_ABS
 from bridge.images import decode_image, save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
@@ -156,9 +157,9 @@ class Engine:
                 ws = torch.empty(0)
             if ws.dim() == 1 and ws.numel():
                 ws = ws[None].expand(generator.num_ws, -1)
-            if tuple(ws.shape) != (generator.num_ws, generator.config.w_dim) or not torch.isfinite(ws).all():
+            if tuple(ws.shape) != (generator.num_ws, generator.config.w_dim) or not bool((ws.abs() <= MAX_LATENT_ABS).all()):
                 raise BridgeError(
-                    f"latent must be {generator.config.w_dim} finite numbers (one w) or {generator.num_ws} rows of them (ws)."
+                    f"latent must be {generator.config.w_dim} numbers within +-{MAX_LATENT_ABS:g} (one w) or {generator.num_ws} rows of them (ws)."
                 )
             description = {"source": "latent"}
         else:
@@ -433,6 +434,10 @@ class Engine:
             views = [self.source.view(field, ws, yaw, size)["rgb"][0] for yaw in (-30.0, 0.0, 30.0)]
         save_png(sheet(views), ctx.add_result("preview.png", "image/png"))
         ctx.job.info = {"head": head.public(), "latent": [[round(float(v), 6) for v in row] for row in head.ws.tolist()]}
+
+    def is_bundled_module(self, name: str) -> bool:
+        """A trained module of this name would stand beside the bundled one and be shadowed by it."""
+        return any(entry.name == name and entry.folder.parent == BUNDLED_LIBRARY for entry in self.library.entries())
 
     def run_training(self, ctx: JobContext) -> None:
         from bridge.guidance.losses import ClipLossConfig

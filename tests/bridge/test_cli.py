@@ -80,3 +80,16 @@ def test_train_edit_can_start_from_a_shipped_module_of_the_same_prompts(tmp_path
 
     other = _bridge("train-edit", "--edit", "green eyes", *common, str(tmp_path / "g"), "--from-module", "blue_eyes")
     assert other.returncode == 2 and "give the same --edit" in other.stderr and "Traceback" not in other.stderr
+
+
+def test_seeds_and_angles_out_of_range_get_one_sentence(tmp_path):
+    """A seed past 64 bits was a traceback, a NaN yaw a garbage picture with exit 0."""
+    out = str(tmp_path / "r.png")
+    for args, says in (
+        (("--seed", str(2**70)), "a seed is a whole number"),
+        (("--seed", "-1"), "a seed is a whole number"),
+        (("--seed", "3", "--yaw", "nan"), "an angle is a number of degrees"),
+        (("--seed", "3", "--pitch", "1e308"), "an angle is a number of degrees"),
+    ):
+        result = _bridge("render", *args, "--res", "16", "--out", out)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, result.stderr

@@ -112,6 +112,8 @@ def test_limits_get_clear_client_errors(bridge, identity_module):
         assert status == 422 and body["detail"][0]["loc"] == ["body", "grid"]
     status, body = bridge.call("POST", "/v1/jobs/train", {"edit": "x" * 10_000, "mask": "eyes"})
     assert status == 422 and body["detail"][0]["loc"] == ["body", "edit"]
+    status, body = bridge.call("POST", "/v1/jobs/train", {"edit": "green eyes", "mask": "eyes", "name": "blue_eyes", "steps": 2})
+    assert status == 409 and "ships with the bridge" in body["detail"], "a trained module would be shadowed by the bundled one"
     status, body = bridge.call("POST", "/v1/jobs/train", {"edit": "red hair"})
     assert status == 422 and body["detail"][0]["loc"] == ["body", "mask"]
     status, body = edit(steps=[{"module": identity_module, "strength": 3}])
@@ -132,7 +134,7 @@ def test_limits_get_clear_client_errors(bridge, identity_module):
     assert bridge.call("GET", "/v1/jobs/nonsense")[0] == 422
     status, body = bridge.call("POST", "/v1/heads", {"seed": 1, "params": {"eye_colour": "violet"}})
     assert status == 400 and "eye_colour" in body["detail"]
-    for latent in ([0.0] * 7, [[0.0], [0.0, 0.0]], []):
+    for latent in ([0.0] * 7, [[0.0], [0.0, 0.0]], [], [[3e38] * 256] * 12):
         status, body = bridge.call("POST", "/v1/heads", {"latent": latent})
         assert status == 400 and "latent" in body["detail"], (latent, status, body)
     w_dim = bridge.call("GET", "/v1/info")[1]["generator"]["w_dim"]
