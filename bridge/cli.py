@@ -17,6 +17,9 @@ from pathlib import Path
 from bridge.errors import BridgeError
 
 MAX_SEED = 2**31 - 1
+MAX_THREADS = 256
+MIN_TRIANGLES = 100
+"""Fewer is no head: decimation to 1 triangle failed inside the simplifier."""
 
 
 def seed_number(text: str) -> int:
@@ -289,8 +292,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise BridgeError(
             f"--texture-size must be 0 (vertex colours only) or between {MIN_TEXTURE_SIZE} and {MAX_TEXTURE_SIZE}, got {args.texture_size}."
         )
-    if args.max_triangles < 0:
-        raise BridgeError(f"--max-triangles must be 0 (no decimation) or positive, got {args.max_triangles}.")
+    if args.max_triangles < 0 or 0 < args.max_triangles < MIN_TRIANGLES:
+        raise BridgeError(f"--max-triangles must be 0 (no decimation) or at least {MIN_TRIANGLES}, got {args.max_triangles}.")
     started = time.perf_counter()
     try:
         grid = mesh_export.read(args.field)
@@ -968,6 +971,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addHandler(logging.NullHandler())  # libraries' log lines are not for users
     args = build_parser().parse_args(argv)
     try:
+        threads = getattr(args, "threads", 0)
+        if threads is not None and not 0 <= threads <= MAX_THREADS:
+            raise BridgeError(f"--threads must be 0 (torch's choice) or 1 to {MAX_THREADS}, not {threads}.")
         return args.run(args)
     except BridgeError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -46,3 +46,7 @@ def test_bad_arguments_are_refused_clearly(tmp_path):
     assert "--out must name a .glb file" in _one_sentence_error(result)
     result = _bridge("export", "--field", "f.npz", "--out", str(tmp_path / "x.glb"), "--texture-size", "10")
     assert "--texture-size must be 0" in _one_sentence_error(result)
+    result = _bridge("export", "--field", "f.npz", "--out", str(tmp_path / "x.glb"), "--max-triangles", "1")
+    assert "--max-triangles must be 0" in _one_sentence_error(result)
+    result = _bridge("train-prior", "--out", str(tmp_path / "run"), "--threads", "-3")
+    assert "--threads must be 0" in _one_sentence_error(result)
