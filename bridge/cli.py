@@ -967,10 +967,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PICTURE_OUTPUTS = {"render": ("out",), "relevance": ("out",), "edit": ("preview",), "head-from-image": ("preview",)}
+"""Per command, the options that name a picture to write (its format from the file's extension)."""
+FILE_OUTPUTS = {
+    "render": ("out",),
+    "relevance": ("out",),
+    "grid": ("out",),
+    "edit": ("out", "preview"),
+    "head-from-image": ("out", "preview"),
+}
+"""Per command, the options that name one file to write (other commands' --out is a folder)."""
+
+
+def _check_output_paths(args: argparse.Namespace) -> None:
+    """Before any work: a file to write must not be a folder, and a picture's extension must be one
+    PIL writes (render --out r.xyz failed only after the render; edit --preview after the edit)."""
+    from PIL import Image
+
+    pictures = PICTURE_OUTPUTS.get(getattr(args, "command", None), ())
+    for name in FILE_OUTPUTS.get(getattr(args, "command", None), ()):
+        path = getattr(args, name, None)
+        if not isinstance(path, Path):
+            continue
+        if path.is_dir():
+            raise BridgeError(f"--{name} {path} is a folder; name the file to write.")
+        if name in pictures and path.suffix.lower() not in Image.registered_extensions():
+            raise BridgeError(f"--{name} {path} needs a picture extension (.png or .jpg).")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addHandler(logging.NullHandler())  # libraries' log lines are not for users
     args = build_parser().parse_args(argv)
     try:
+        _check_output_paths(args)
         threads = getattr(args, "threads", 0)
         if threads is not None and not 0 <= threads <= MAX_THREADS:
             raise BridgeError(f"--threads must be 0 (torch's choice) or 1 to {MAX_THREADS}, not {threads}.")

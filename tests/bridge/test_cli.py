@@ -93,3 +93,19 @@ def test_seeds_and_angles_out_of_range_get_one_sentence(tmp_path):
     ):
         result = _bridge("render", *args, "--res", "16", "--out", out)
         assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, result.stderr
+
+
+def test_output_paths_that_cannot_be_written_are_refused_before_any_work(tmp_path):
+    """A folder, or a picture without a picture extension, failed as a traceback after the work."""
+    for args, says in (
+        (("render", "--out", str(tmp_path)), "is a folder"),
+        (("render", "--out", str(tmp_path / "r.xyz")), "needs a picture extension"),
+        (("grid", "--res", "16", "--out", str(tmp_path)), "is a folder"),
+        (
+            ("edit", "--seed", "3", "--module", "blue_eyes", "--preview", str(tmp_path / "p"), "--out", str(tmp_path / "e.npz")),
+            "picture extension",
+        ),
+    ):
+        result = _bridge(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "e.npz").exists()
