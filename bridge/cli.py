@@ -18,6 +18,8 @@ from bridge.errors import BridgeError
 
 MAX_SEED = 2**31 - 1
 MAX_THREADS = 256
+MAX_RELEVANCE_REFINE = 200
+"""Sharpening rounds of `relevance --refine` (the edit engine uses 12; 200 take about 7 s)."""
 MIN_TRIANGLES = 100
 """Fewer is no head: decimation to 1 triangle failed inside the simplifier."""
 
@@ -382,7 +384,7 @@ def cmd_relevance(args: argparse.Namespace) -> int:
 
     image = load_image(args.image)  # the cheap check first
     clip = load_clip(args.clip)
-    maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks, refine=max(0, args.refine))
+    maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks, refine=args.refine)
     print(f"wrote {save_png(overlay(image, maps[0]), args.out)}")
     return 0
 
@@ -1000,6 +1002,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_output_paths(args)
+        if args.command == "relevance" and not 0 <= args.refine <= MAX_RELEVANCE_REFINE:
+            raise BridgeError(f"--refine takes 0 to {MAX_RELEVANCE_REFINE} rounds, not {args.refine}.")
         threads = getattr(args, "threads", 0)
         if threads is not None and not 0 <= threads <= MAX_THREADS:
             raise BridgeError(f"--threads must be 0 (torch's choice) or 1 to {MAX_THREADS}, not {threads}.")

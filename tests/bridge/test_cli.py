@@ -101,6 +101,7 @@ def test_output_paths_that_cannot_be_written_are_refused_before_any_work(tmp_pat
         (("render", "--out", str(tmp_path)), "is a folder"),
         (("render", "--out", str(tmp_path / "r.xyz")), "needs a picture extension"),
         (("grid", "--res", "16", "--out", str(tmp_path)), "is a folder"),
+        (("relevance", "--image", "x.png", "--prompt", "eyes", "--refine", "100000", "--out", str(tmp_path / "r.png")), "0 to 200 rounds"),
         (
             ("edit", "--seed", "3", "--module", "blue_eyes", "--preview", str(tmp_path / "p"), "--out", str(tmp_path / "e.npz")),
             "picture extension",
