@@ -20,8 +20,6 @@ MAX_SEED = 2**31 - 1
 MAX_THREADS = 256
 MAX_RELEVANCE_REFINE = 200
 """Sharpening rounds of `relevance --refine` (the edit engine uses 12; 200 take about 7 s)."""
-MIN_TRIANGLES = 100
-"""Fewer is no head: decimation to 1 triangle failed inside the simplifier."""
 
 
 def seed_number(text: str) -> int:
@@ -286,7 +284,7 @@ def _demo_picture_head(client, out: Path, grid: int) -> list[Path]:
 def cmd_export(args: argparse.Namespace) -> int:
     import mesh_export
     from mesh_export.gltf import GltfError
-    from mesh_export.pipeline import MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE
+    from mesh_export.pipeline import MAX_TEXTURE_SIZE, MIN_TEXTURE_SIZE, MIN_TRIANGLES
 
     if args.out.suffix.lower() != ".glb":
         raise BridgeError(f"--out must name a .glb file, got {args.out}.")
@@ -382,6 +380,8 @@ def cmd_relevance(args: argparse.Namespace) -> int:
     from bridge.guidance.relevance import relevance_maps
     from bridge.images import load_image, overlay, save_png
 
+    if not 0 <= args.refine <= MAX_RELEVANCE_REFINE:
+        raise BridgeError(f"--refine takes 0 to {MAX_RELEVANCE_REFINE} rounds, not {args.refine}.")
     image = load_image(args.image)  # the cheap check first
     clip = load_clip(args.clip)
     maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks, refine=args.refine)
@@ -1002,8 +1002,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_output_paths(args)
-        if args.command == "relevance" and not 0 <= args.refine <= MAX_RELEVANCE_REFINE:
-            raise BridgeError(f"--refine takes 0 to {MAX_RELEVANCE_REFINE} rounds, not {args.refine}.")
         threads = getattr(args, "threads", 0)
         if threads is not None and not 0 <= threads <= MAX_THREADS:
             raise BridgeError(f"--threads must be 0 (torch's choice) or 1 to {MAX_THREADS}, not {threads}.")

@@ -4,13 +4,13 @@ where it came from, JSON with a format version, for the generator it was made wi
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from bridge.errors import BridgeError
+from mesh_export.fieldgrid import provenance_problem
 
 FORMAT = "text-edit/head"
 FORMAT_VERSION = 1
@@ -73,20 +73,7 @@ def _description(description, path: Path) -> dict:
     """The head's description, if it is one a grid's provenance can carry; else one sentence."""
     if description is None:
         return {}
-    problem = None if isinstance(description, dict) else "is not a JSON object"
-    pending = [(description, 1)]
-    while pending and problem is None:
-        value, depth = pending.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            problem = "holds NaN or infinite numbers"
-        elif isinstance(value, int) and abs(value) >= 10**100:
-            problem = "holds an integer of more than 100 digits"
-        elif isinstance(value, (dict, list)):
-            if depth > MAX_DESCRIPTION_DEPTH:
-                problem = f"nests deeper than {MAX_DESCRIPTION_DEPTH} levels"
-            pending.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
-    if problem is None and len(json.dumps(description)) > MAX_DESCRIPTION_CHARS:
-        problem = f"is longer than {MAX_DESCRIPTION_CHARS} characters"
+    problem = provenance_problem(description, MAX_DESCRIPTION_CHARS, MAX_DESCRIPTION_DEPTH)
     if problem is not None:
         raise BridgeError(f"The description in {path} {problem}; remove it or write the head again with head-from-image.")
     return description

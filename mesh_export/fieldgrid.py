@@ -222,29 +222,31 @@ def _check_finite_unit(name: str, array: np.ndarray) -> None:
         raise _fail(f"member '{name}' has values outside [0, 1]")
 
 
-def _check_provenance(provenance: Any) -> None:
-    """A JSON object of bounded depth, length and numbers, with no NaN or infinity (which would make
-    the glTF extras invalid JSON)."""
+def provenance_problem(provenance: Any, max_chars: int = MAX_PROVENANCE_CHARS, max_depth: int = MAX_PROVENANCE_DEPTH) -> str | None:
+    """What keeps `provenance` from being a grid's provenance ("holds NaN ...", said of it), or None:
+    it must be a JSON object of bounded depth, length and numbers, with no NaN or infinity (which
+    would make the glTF extras invalid JSON)."""
     if not isinstance(provenance, dict):
-        raise _fail("provenance is not a JSON object")
+        return "is not a JSON object"
     pending = [(provenance, 1)]
     while pending:
         value, depth = pending.pop()
         if isinstance(value, float) and not math.isfinite(value):
-            raise _fail("provenance holds NaN or infinite numbers")
+            return "holds NaN or infinite numbers"
         if isinstance(value, int) and abs(value) >= 10**MAX_PROVENANCE_DIGITS:
-            raise _fail(f"provenance holds an integer of more than {MAX_PROVENANCE_DIGITS} digits")
+            return f"holds an integer of more than {MAX_PROVENANCE_DIGITS} digits"
         if isinstance(value, (dict, list, tuple)):
-            if depth > MAX_PROVENANCE_DEPTH:
-                raise _fail(f"provenance nests deeper than {MAX_PROVENANCE_DEPTH} levels")
+            if depth > max_depth:
+                return f"nests deeper than {max_depth} levels"
             children = value.values() if isinstance(value, dict) else value
             pending.extend((child, depth + 1) for child in children)
     try:
         text = json.dumps(provenance, allow_nan=False)
     except (TypeError, ValueError):
-        raise _fail("provenance is not JSON-serialisable") from None
-    if len(text) > MAX_PROVENANCE_CHARS:
-        raise _fail(f"provenance is longer than {MAX_PROVENANCE_CHARS} characters")
+        return "is not JSON-serialisable"
+    if len(text) > max_chars:
+        return f"is longer than {max_chars} characters"
+    return None
 
 
 def validate(grid: FieldGrid) -> None:
@@ -267,7 +269,9 @@ def validate(grid: FieldGrid) -> None:
         raise _fail("box centre is not three finite numbers")
     if not (np.abs(centre) <= MAX_BOX_CENTRE_OFFSET * grid.box_size).all():
         raise _fail(f"box centre {tuple(centre.tolist())} is more than {MAX_BOX_CENTRE_OFFSET} box sizes from the origin")
-    _check_provenance(grid.provenance)
+    problem = provenance_problem(grid.provenance)
+    if problem is not None:
+        raise _fail(f"provenance {problem}")
 
 
 # ---------------------------------------------------------------- writing

@@ -57,10 +57,9 @@ def _to_trimesh(mesh: TexturedMesh, scale: float):
             roughnessFactor=ROUGHNESS,
         )
         visual = trimesh.visual.TextureVisuals(uv=mesh.uvs, material=material)
-        attributes = {}
     else:
         visual = trimesh.visual.ColorVisuals(vertex_colors=np.rint(rgba * 255).astype(np.uint8))
-        attributes = {}
+    attributes = {}
     for step in range(mesh.masks.shape[1]):
         attributes[mask_attribute(step)] = mesh.masks[:, step].astype(np.float32)
     result = trimesh.Trimesh(

@@ -18,6 +18,8 @@ from .uv import build_atlas
 MESH_EXPORT_VERSION = "0.1.0"
 MIN_TEXTURE_SIZE = 64
 MAX_TEXTURE_SIZE = 8192
+MIN_TRIANGLES = 100
+"""The smallest decimation budget: fewer is no head (1 triangle failed inside the simplifier)."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,8 @@ class ExportOptions:
     def __post_init__(self) -> None:
         if self.texture_size and not MIN_TEXTURE_SIZE <= self.texture_size <= MAX_TEXTURE_SIZE:
             raise ValueError(f"texture_size must be 0 or between {MIN_TEXTURE_SIZE} and {MAX_TEXTURE_SIZE}, got {self.texture_size}")
-        if self.max_triangles < 0:
-            raise ValueError(f"max_triangles must be 0 (no decimation) or positive, got {self.max_triangles}")
+        if self.max_triangles < 0 or 0 < self.max_triangles < MIN_TRIANGLES:
+            raise ValueError(f"max_triangles must be 0 (no decimation) or at least {MIN_TRIANGLES}, got {self.max_triangles}")
         if not 0.0 <= self.border_fraction < 0.5:
             raise ValueError(f"border_fraction must be in [0, 0.5), got {self.border_fraction}")
 

@@ -120,12 +120,6 @@ def _prepared_block(grid: FieldGrid, border: int) -> tuple[np.ndarray, np.ndarra
             where[axis] = cleared
             data[tuple(where)] = outside
     padded = np.pad(data, 1, mode="constant", constant_values=outside)
-    crossed = surface_cells(padded, level)
-    if crossed > MAX_SURFACE_CELLS:
-        raise FieldGridError(
-            f"The field grid's surface crosses {crossed:,} cells (a head's crosses well under {MAX_SURFACE_CELLS:,}): "
-            f"its density is noise at level {level:g}; check the level and the density the bridge wrote."
-        )
     return padded, np.asarray(low, dtype=np.float64) - 1.0, outside
 
 
@@ -185,6 +179,12 @@ def extract_surface(grid: FieldGrid, options: SurfaceOptions = SurfaceOptions())
     border = int(round(options.border_fraction * grid.resolution))
     border = min(max(border, 0), grid.resolution // 2 - 1)
     block, block_index, _ = _prepared_block(grid, border)
+    crossed = surface_cells(block, grid.level)
+    if crossed > MAX_SURFACE_CELLS:
+        raise FieldGridError(
+            f"The field grid's surface crosses {crossed:,} cells (a head's crosses well under {MAX_SURFACE_CELLS:,}): "
+            f"its density is noise at level {grid.level:g}; check the level and the density the bridge wrote."
+        )
     voxel = grid.voxel_size
     vertices, faces, _, _ = marching_cubes(block, level=grid.level, allow_degenerate=False)
     # scikit-image winds faces clockwise seen from the high (inside) side's outward normal.

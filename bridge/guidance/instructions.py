@@ -97,16 +97,16 @@ SUBJECTS = set(
 NEGATIONS = {"not", "don't", "dont", "doesn't", "never", "isn't", "aren't", "shouldn't"}
 EXPRESSIONS = {"smile": "smiling", "smiles": "smiling", "grin": "grinning", "frown": "frowning", "pout": "pouting", "laugh": "laughing"}
 """Part words that are a state of their part ("make her smile" -> "smiling mouth")."""
-IMPLIED_PARTS = {
-    "bald": ("hair", "hair"),
-    "lipstick": ("mouth", "lips"),
-    "freckles": ("skin", "skin"),
-    "freckled": ("skin", "skin"),
-    "heterochromia": ("eyes", "eyes"),
-    "beard": ("jaw", "jaw"),
-    "bearded": ("jaw", "jaw"),
+IMPLIED_NOUNS = {
+    "bald": "hair",
+    "lipstick": "lips",
+    "freckles": "skin",
+    "freckled": "skin",
+    "heterochromia": "eyes",
+    "beard": "jaw",
+    "bearded": "jaw",
 }
-"""Words that name a change of one part without naming it: (part, the noun the edit gets)."""
+"""Words that name a change of one part without naming it -> the part noun the edit gets."""
 PLURALS = {
     "eye": "eyes",
     "iris": "irises",
@@ -214,17 +214,16 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
         raise BridgeError("The instruction is empty; write what to change, e.g. 'make the eyes green'.")
     if len(text) > MAX_INSTRUCTION_CHARS:
         raise BridgeError(f"The instruction has {len(text)} characters; shorten it to at most {MAX_INSTRUCTION_CHARS}.")
-    words = [w for w in _words(text) if w not in SUBJECTS and len(w) > 1 or w == "i"]
+    words = [w for w in _words(text) if w not in SUBJECTS and len(w) > 1]
     negation = next((w for w in words if w in NEGATIONS), None)
     if negation is not None:
         raise BridgeError(
             f"The instruction {text[:60]!r} says what not to do ({negation!r}); say what the part should become, e.g. 'make the eyes green'."
         )
     found_by = "grammar"
-    implied = next(((i, w) for i, w in enumerate(words) if w in IMPLIED_PARTS), None)
+    implied = next((IMPLIED_NOUNS[w] for w in words if w in IMPLIED_NOUNS), None)
     if implied is not None and not any(_part_of_word(w) for w in words):
-        noun = IMPLIED_PARTS[implied[1]][1]
-        words = [*words, noun]
+        words = [*words, implied]
     at = next((i for i, w in enumerate(words) if _part_of_word(w)), None)
     named = list(dict.fromkeys(p for p in map(_part_of_word, words) if p))
     if len(named) > 1:
