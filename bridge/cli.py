@@ -378,11 +378,11 @@ def cmd_fetch_clip(args: argparse.Namespace) -> int:
 def cmd_relevance(args: argparse.Namespace) -> int:
     from bridge.guidance.clip import load_clip
     from bridge.guidance.relevance import relevance_maps
-    from bridge.images import load_image, overlay, save_png
+    from bridge.images import PICTURE_SIDE, load_image, overlay, save_png
 
     if not 0 <= args.refine <= MAX_RELEVANCE_REFINE:
         raise BridgeError(f"--refine takes 0 to {MAX_RELEVANCE_REFINE} rounds, not {args.refine}.")
-    image = load_image(args.image)  # the cheap check first
+    image = load_image(args.image, PICTURE_SIDE)  # the cheap check first
     clip = load_clip(args.clip)
     maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks, refine=args.refine)
     print(f"wrote {save_png(overlay(image, maps[0]), args.out)}")
@@ -405,7 +405,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
 
     from bridge.guidance.clip import load_clip
     from bridge.guidance.losses import ClipLossConfig
-    from bridge.images import load_image, save_png, sheet
+    from bridge.images import PICTURE_SIDE, load_image, save_png, sheet
     from bridge.lenerf.edit_module import EditSpec
     from bridge.lenerf.recipes import LENERF_DEFAULTS, recipe_for
     from bridge.lenerf.trainer import EditTrainer, EditTrainingConfig
@@ -433,7 +433,7 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
     if args.edit_image:
         from bridge.field.weights import file_sha256
 
-        target = load_image(args.edit_image)
+        target = load_image(args.edit_image, PICTURE_SIDE)
         image_sha = file_sha256(args.edit_image)
     prior = HeadPrior.load(args.weights)
     clip = load_clip(args.clip)

@@ -1,8 +1,12 @@
-"""Writing pictures: tensors in [0, 1] to PNG/GIF files, and side-by-side sheets."""
+"""Pictures: image files read as tensors in [0, 1] (with the file's size and pixel hash), tensors
+written as PNG/GIF files, side-by-side sheets and heat-map overlays."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,36 +23,91 @@ def to_pil(image: Tensor) -> Image.Image:
 
 MAX_IMAGE_PIXELS = 40_000_000
 """Larger pictures are refused before they are decoded (a 20000^2 PNG would take 4.8 GB as floats)."""
+PICTURE_SIDE = 2048
+"""Pictures are worked on with their longer side at most this many pixels (a 40 MP photo as floats
+is 480 MB; a head is made from a square of a few hundred pixels)."""
+_DECODING = threading.BoundedSemaphore(2)
+"""Decodes at once: each holds the file's full 8-bit pixels for a moment (120 MB at 40 MP)."""
 
 
-def load_image(path: Path) -> Tensor:
-    """An image file -> (3, H, W) float in [0, 1]; unreadable files raise BridgeError."""
+@dataclass(frozen=True)
+class Picture:
+    """A decoded picture at working size, with what names the file's own pixels, so that provenance
+    and crops refer to the file and not to the working copy."""
+
+    pixels: Tensor
+    """(3, h, w) float in [0, 1], the longer side at most PICTURE_SIDE."""
+    size: tuple[int, int]
+    """The file's width and height in pixels."""
+    sha256: str
+    """`pixel_sha256` of the file's pixels at their own size."""
+
+    @classmethod
+    def of(cls, image: Tensor) -> "Picture":
+        """A picture already in memory, at its own size."""
+        return cls(image, (int(image.shape[-1]), int(image.shape[-2])), pixel_sha256(image))
+
+    @property
+    def scale(self) -> float:
+        """Working pixels per file pixel (1 unless the file was larger than PICTURE_SIDE)."""
+        return self.pixels.shape[-1] / self.size[0]
+
+
+def pixel_sha256(image: Tensor) -> str:
+    """The hash of a picture's pixels (3, H, W) at 8 bits, channel by channel."""
+    pixels = (image.detach().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    return _channels_sha256([channel.tobytes() for channel in pixels], pixels.shape)
+
+
+def _channels_sha256(channels: list[bytes], shape: tuple[int, ...]) -> str:
+    digest = hashlib.sha256()
+    for channel in channels:
+        digest.update(channel)
+    digest.update(str(tuple(shape)).encode())
+    return digest.hexdigest()
+
+
+def load_image(path: Path, max_side: int | None = None) -> Tensor:
+    """An image file -> (3, H, W) float in [0, 1] (shrunk to `max_side` if given); unreadable
+    files raise BridgeError."""
+    return load_picture(path, max_side).pixels
+
+
+def load_picture(path: Path, max_side: int | None = PICTURE_SIDE) -> Picture:
+    """An image file -> Picture; unreadable files raise BridgeError."""
     from bridge.errors import BridgeError
 
     try:
         with open(path, "rb") as handle:
-            return decode_image(handle, f"the image {path}")
+            return decode_picture(handle, f"the image {path}", max_side)
     except FileNotFoundError:
         raise BridgeError(f"No image at {path}; check the path.") from None
     except IsADirectoryError:
         raise BridgeError(f"{path} is a folder, not an image; give a PNG or JPEG file.") from None
 
 
-def decode_image(data, what: str = "the picture") -> Tensor:
-    """An image file's bytes (or a binary file object) -> (3, H, W) float in [0, 1]; anything
-    that is not a picture of a sensible size raises BridgeError naming `what`."""
+def decode_picture(data, what: str = "the picture", max_side: int | None = PICTURE_SIDE) -> Picture:
+    """An image file's bytes (or a binary file object) -> Picture, shrunk by an integer factor
+    (box filter) until its longer side is at most `max_side`; anything that is not a picture of a
+    sensible size raises BridgeError naming `what`."""
     from bridge.errors import BridgeError
 
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     try:
-        with Image.open(source) as image:
+        with _DECODING, Image.open(source) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise BridgeError(
                     f"{what.capitalize()} is {image.width} x {image.height} pixels; use one of at most {MAX_IMAGE_PIXELS // 10**6} megapixels."
                 )
             if min(image.width, image.height) < 8:
                 raise BridgeError(f"{what.capitalize()} is {image.width} x {image.height} pixels; use one at least 8 pixels on each side.")
-            array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+            rgb = image.convert("RGB")
+            size = rgb.size
+            sha256 = _channels_sha256([rgb.getchannel(band).tobytes() for band in range(3)], (3, size[1], size[0]))
+            factor = -(-max(size) // max_side) if max_side else 1
+            if factor > 1:
+                rgb = rgb.reduce(factor)
+            pixels = torch.from_numpy(np.asarray(rgb).copy())
     except Image.DecompressionBombError:
         raise BridgeError(f"{what.capitalize()} declares more pixels than any picture needs; use a smaller one.") from None
     except UnidentifiedImageError:
@@ -58,7 +117,7 @@ def decode_image(data, what: str = "the picture") -> Tensor:
     except (OSError, ValueError, SyntaxError) as error:
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         raise BridgeError(f"Cannot read {what} ({reason}); use a PNG or JPEG file.") from None
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    return Picture(pixels.permute(2, 0, 1).float().div_(255.0), size, sha256)
 
 
 def save_png(image: Tensor, path: Path) -> Path:

@@ -49,7 +49,7 @@ def prompt_pair(args: argparse.Namespace, clip) -> tuple[str, str]:
 def prompt_step(args: argparse.Namespace, source, strength: float):
     """The EditStep of the command's prompt edit, with the open model of `source`'s generator, and the CLIP."""
     from bridge.guidance.clip import load_clip
-    from bridge.images import load_image
+    from bridge.images import PICTURE_SIDE, load_image
     from bridge.lenerf.apply import EditStep
     from bridge.lenerf.open_model import BUNDLED_OPEN_MODEL, OpenEditModel
 
@@ -57,7 +57,7 @@ def prompt_step(args: argparse.Namespace, source, strength: float):
     if args.image_prompt:  # a bad picture is refused before any model is loaded
         from bridge.field.weights import file_sha256
 
-        image, image_sha = load_image(args.image_prompt), file_sha256(args.image_prompt)
+        image, image_sha = load_image(args.image_prompt, PICTURE_SIDE), file_sha256(args.image_prompt)
     clip = load_clip(args.clip)
     model = OpenEditModel.load(args.open_model or BUNDLED_OPEN_MODEL, source.sha256)
     model.check_clip(clip)

@@ -36,14 +36,14 @@ def cmd_head_from_image(args: argparse.Namespace) -> int:
     import torch
 
     from bridge.head_file import write_head
-    from bridge.images import load_image, save_png, sheet
+    from bridge.images import load_picture, save_png, sheet
     from bridge.invert import head_from_picture
     from bridge.invert.refine import border_colour, render_on
 
     if args.threads:
         torch.set_num_threads(args.threads)
     crop = parse_crop(args.crop)
-    picture = load_image(args.image)  # a bad picture is refused before any model is loaded
+    picture = load_picture(args.image)  # a bad picture is refused before any model is loaded
     from bridge.cli import load_source
 
     source = load_source(args.weights, args.generator)
@@ -69,10 +69,11 @@ def cmd_head_from_image(args: argparse.Namespace) -> int:
         f"in {time.perf_counter() - started:.1f} s"
     )
     if args.preview:
-        from bridge.invert.encoder import square_picture
+        from bridge.invert.encoder import scaled_crop, square_picture
 
         with torch.no_grad():
-            square = square_picture(picture, 128, tuple(description["crop"]) if description["crop"] else None)
+            crop = tuple(description["crop"]) if description["crop"] else None
+            square = square_picture(picture.pixels, 128, crop and scaled_crop(crop, picture.scale, picture.pixels.shape[-2:]))
             background = border_colour(square)
             views = [
                 render_on(source, ws[None].to(source.device), yaw, 0.0, background, 128).cpu() for yaw in (description["yaw"], -30.0, 30.0)

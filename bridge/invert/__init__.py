@@ -6,7 +6,6 @@ call; `bridge.invert.trainer` trains the encoder of a generator once.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -14,21 +13,16 @@ import torch
 from torch import Tensor
 
 from bridge.errors import BridgeError
+from bridge.images import Picture
 from bridge.invert.align import face_crop
-from bridge.invert.encoder import ImageEncoder, square_picture
+from bridge.invert.encoder import ImageEncoder, check_crop, scaled_crop, square_picture
 from bridge.invert.refine import CLIP_WEIGHT, MAX_REFINE_STEPS, RefineProgress, refine_latent
-
-
-def picture_sha256(picture: Tensor) -> str:
-    """The hash of a picture's pixels (3, H, W) at 8 bits: the same picture from a PNG or from bytes."""
-    pixels = (picture.detach().clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes() + str(pixels.shape).encode()).hexdigest()
 
 
 def head_from_picture(
     source,
     encoder: ImageEncoder,
-    picture: Tensor,
+    picture: Tensor | Picture,
     crop: tuple[int, int, int] | None = None,
     yaw: float | None = None,
     pitch: float | None = None,
@@ -38,8 +32,8 @@ def head_from_picture(
     on_progress: Callable[[RefineProgress], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[Tensor, dict]:
-    """A picture (3, H, W) in [0, 1] -> ws (num_ws, w_dim) and the head's description: the picture
-    by hash, the crop (given; else, when the encoder knows its generator's face framing, around
+    """A picture ((3, H, W) in [0, 1], or a decoded file) -> ws (num_ws, w_dim) and the head's
+    description: the picture by hash, the crop in the file's pixels (given; else, when the encoder knows its generator's face framing, around
     the detected face; else the centred square), the view (the encoder's unless
     given) and the refinement's figures."""
     if not 0 <= int(refine_steps) <= MAX_REFINE_STEPS:
@@ -47,19 +41,27 @@ def head_from_picture(
     for name, value, limit in (("yaw", yaw, 90.0), ("pitch", pitch, 45.0)):
         if value is not None and not (np.isfinite(value) and abs(value) <= limit):
             raise BridgeError(f"The picture's {name} must be a number of degrees within +-{limit:g}, not {value}.")
+    if not isinstance(picture, Picture):
+        picture = Picture.of(picture)
     crop_from = "given" if crop is not None else "centred square"
-    if crop is None and encoder.face_framing is not None:
-        crop = face_crop(picture, encoder.face_framing)
-        crop_from = "face detector" if crop is not None else "centred square (no face found)"
-    square = square_picture(picture, encoder.config.resolution, crop)
+    if crop is not None:
+        check_crop(crop, picture.size)
+        working_crop = scaled_crop(crop, picture.scale, picture.pixels.shape[-2:])
+    else:
+        working_crop = face_crop(picture.pixels, encoder.face_framing) if encoder.face_framing is not None else None
+        if encoder.face_framing is not None:
+            crop_from = "face detector" if working_crop is not None else "centred square (no face found)"
+        if working_crop is not None:
+            crop = scaled_crop(working_crop, 1 / picture.scale, picture.size[::-1])
+    square = square_picture(picture.pixels, encoder.config.resolution, working_crop)
     ws, encoded_yaw, encoded_pitch = encoder.encode(square)
     guessed_view = yaw is None and pitch is None
     view_yaw = encoded_yaw if yaw is None else float(yaw)
     view_pitch = encoded_pitch if pitch is None else float(pitch)
     description = {
         "source": "picture",
-        "picture_sha256": picture_sha256(picture),
-        "picture_size": list(picture.shape[-2:][::-1]),
+        "picture_sha256": picture.sha256,
+        "picture_size": list(picture.size),
         "crop": list(crop) if crop is not None else None,
         "crop_from": crop_from,
         "yaw": round(view_yaw, 2),

@@ -51,6 +51,27 @@ class EncoderConfig:
         return cls(**{**data, "channels": tuple(data["channels"])})
 
 
+def check_crop(crop: tuple[int, int, int], size: tuple[int, int]) -> None:
+    """Refuses, in one sentence, a crop (left, top, side) that is not a square of at least 8 pixels
+    inside a picture of `size` (width, height)."""
+    left, top, side = (int(v) for v in crop)
+    width, height = size
+    if side < 8 or left < 0 or top < 0 or left + side > width or top + side > height:
+        raise BridgeError(
+            f"The crop (left {left}, top {top}, size {side}) must be a square of at least 8 pixels inside the {width} x {height} picture."
+        )
+
+
+def scaled_crop(crop: tuple[int, int, int], scale: float, height_width: tuple[int, int]) -> tuple[int, int, int]:
+    """A crop in one picture's pixels -> the same square in a copy `scale` times its size
+    (height_width), kept inside it and at least 8 pixels where the copy allows."""
+    height, width = (int(v) for v in height_width)
+    side = min(max(round(crop[2] * scale), 8), height, width)
+    left = min(max(round(crop[0] * scale), 0), width - side)
+    top = min(max(round(crop[1] * scale), 0), height - side)
+    return left, top, side
+
+
 def square_picture(image: Tensor, resolution: int, crop: tuple[int, int, int] | None = None) -> Tensor:
     """A picture (3, H, W) in [0, 1] -> (3, resolution, resolution): the square `crop` (left, top,
     size in pixels; default the centred square), resized with antialiasing."""
@@ -61,11 +82,8 @@ def square_picture(image: Tensor, resolution: int, crop: tuple[int, int, int] | 
         size = min(height, width)
         left, top = (width - size) // 2, (height - size) // 2
     else:
+        check_crop(crop, (width, height))
         left, top, size = (int(v) for v in crop)
-        if size < 8 or left < 0 or top < 0 or left + size > width or top + size > height:
-            raise BridgeError(
-                f"The crop (left {left}, top {top}, size {size}) must be a square of at least 8 pixels inside the {width} x {height} picture."
-            )
     square = image[:, top : top + size, left : left + size]
     return F.interpolate(square[None].float(), size=(resolution, resolution), mode="bilinear", antialias=True, align_corners=False)[
         0

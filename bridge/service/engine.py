@@ -25,7 +25,7 @@ from bridge.errors import BridgeError
 from bridge.field.grid import sample_grid
 from bridge.field.occupancy import Occupancy
 from bridge.head_file import MAX_LATENT_ABS
-from bridge.images import decode_image, save_png, sheet
+from bridge.images import Picture, decode_picture, save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
 from bridge.prior.model import HeadPrior
@@ -44,8 +44,8 @@ class NotFound(BridgeError):
     pass
 
 
-def decode_picture(text: str) -> torch.Tensor:
-    """A request's base64 picture (PNG or JPEG bytes) -> (3, H, W) in [0, 1], or one sentence."""
+def picture_from_base64(text: str) -> Picture:
+    """A request's base64 picture (PNG or JPEG bytes) -> Picture, or one sentence."""
     import base64
     import binascii
 
@@ -53,7 +53,7 @@ def decode_picture(text: str) -> torch.Tensor:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise BridgeError("The picture must be a PNG or JPEG file in base64.") from None
-    return decode_image(data)
+    return decode_picture(data)
 
 
 def module_name_for(edit: str, mask: str) -> str:
@@ -194,7 +194,7 @@ class Engine:
         import base64
         import hashlib
 
-        decode_picture(text)
+        picture_from_base64(text)
         data = base64.b64decode(text)
         digest = hashlib.sha256(data).hexdigest()
         write_private(self.pictures_dir / digest, data)
@@ -210,9 +210,9 @@ class Engine:
             path = self.pictures_dir / kept.group(1)
             if not path.is_file():
                 raise BridgeError("The job's picture is gone from the cache; send it again.")
-            picture = decode_image(path.read_bytes())
+            picture = decode_picture(path.read_bytes())
         else:
-            picture = decode_picture(request["picture"])
+            picture = picture_from_base64(request["picture"])
         refine = int(request.get("refine") or 0)
 
         def report(p) -> None:

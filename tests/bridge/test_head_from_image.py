@@ -148,3 +148,35 @@ def test_hostile_head_files_get_one_sentence_before_any_work(tmp_path, text, say
     with pytest.raises(BridgeError, match=says) as error:
         read_head(path, 12, 256)
     assert "\n" not in str(error.value) and len(str(error.value)) < 300
+
+
+def test_a_large_photo_is_worked_on_small_and_named_by_the_file_it_came_from():
+    from bridge.images import PICTURE_SIDE, Picture, decode_picture
+
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((3 * 1100, 3 * 1000)))  # 3300 x 3000
+    encoded = _png(photo)
+    full = decode_picture(encoded, max_side=None)
+    small = decode_picture(encoded)
+    assert max(small.pixels.shape[-2:]) <= PICTURE_SIDE and small.pixels.shape[-2:] == (1500, 1650), (
+        "halved: the smallest whole factor that fits"
+    )
+    assert small.size == full.size == (3300, 3000) and small.sha256 == full.sha256 == Picture.of(full.pixels).sha256
+    assert torch.allclose(small.pixels, torch.nn.functional.avg_pool2d(full.pixels[None], 2)[0], atol=1 / 255)
+
+    prior = HeadPrior.load()
+    encoder = ImageEncoder.load(generator_sha256=prior.sha256)
+    ws_small, described = head_from_picture(prior, encoder, small, (300, 0, 1140))
+    ws_full, described_full = head_from_picture(prior, encoder, full, (300, 0, 1140))
+    assert described == described_full, "crop, size and hash are the file's, whichever copy was worked on"
+    assert described["crop"] == [300, 0, 1140] and described["picture_size"] == [3300, 3000]
+    assert (ws_small - ws_full).norm() < 0.05 * ws_full.norm()
+    with pytest.raises(BridgeError, match="inside the 3300 x 3000 picture"):
+        head_from_picture(prior, encoder, small, (3000, 0, 1140))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
