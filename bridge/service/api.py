@@ -11,6 +11,7 @@ network pass).
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
@@ -27,7 +28,10 @@ from bridge.service.engine import MODULE_NAME, Engine, NotFound, module_name_for
 from bridge.service.guard import Guard
 from bridge.service.guard import error as _error
 from bridge.service.jobs import DONE, FINISHED, QUEUED, RUNNING, JobStore, QueueFull, Worker
+from bridge.service.logs import internal_error
 from bridge.service.settings import LIMITS, request_timeout_s
+
+log = logging.getLogger(__name__)
 
 JOB_ID = r"^[0-9a-f]{16}$"
 JobId = Annotated[str, PathParam(pattern=JOB_ID)]
@@ -154,6 +158,11 @@ def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host
     @app.exception_handler(BridgeError)
     async def bridge_error(request: Request, error: BridgeError):
         return _error(429 if isinstance(error, QueueFull) else 400, str(error))
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, error: Exception):
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return _error(500, internal_error(error))
 
     def job_or_404(job_id: str):
         job = store.get(job_id)

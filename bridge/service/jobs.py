@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bridge.errors import BridgeError
+from bridge.service.logs import internal_error
 from bridge.service.security import private_file, private_folder, write_private
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class Worker:
                 outcome = (FAILED, "failed", str(error))
             except Exception as error:  # a bug: keep serving, say where to look
                 log.exception("job %s failed", job.id)
-                outcome = (FAILED, "failed", f"Internal error ({type(error).__name__}: {error}); see the bridge's log.")
+                outcome = (FAILED, "failed", internal_error(error))
             finally:
                 context.discard()  # before the state: whoever sees the job ended finds no half-written results
             self._finish(job, *outcome, results=results)

@@ -28,6 +28,7 @@ def serve(
     from bridge.service.api import create_app
     from bridge.service.engine import Engine
     from bridge.service.jobs import JobStore, Worker
+    from bridge.service.logs import log_to_file
     from bridge.service.protocol import with_deadline
 
     if host not in LOOPBACK_HOSTS:
@@ -38,6 +39,7 @@ def serve(
         )
     token = security.load_or_create_token(config_dir())
     cache = security.private_folder(cache_dir())
+    log_to_file(cache)
     protocol = with_deadline(request_timeout_s())
     store = JobStore(cache / "jobs", LIMITS.result_days)
     store.recover()

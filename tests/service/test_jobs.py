@@ -89,3 +89,73 @@ def test_a_job_killed_while_writing_results_comes_back_failed_without_them(tmp_p
     assert lost.results == {} and lost.public()["results"] == {}
     assert [p.name for p in folder.iterdir()] == ["job.json"]
     assert json.loads((folder / "job.json").read_text())["results"] == {}
+
+
+@pytest.fixture
+def bridge_log(tmp_path):
+    from bridge.service.logs import close_log, log_to_file
+
+    yield log_to_file(tmp_path)
+    close_log()
+
+
+def test_a_bug_in_a_job_says_where_its_traceback_was_written(tmp_path, bridge_log):
+    store = JobStore(tmp_path / "jobs", result_days=7)
+    worker = Worker(store, {"crashed": _write_then(RuntimeError("a bug\nwith a second line"))}, max_queued=8)
+    worker.start()
+    try:
+        job = worker.submit("crashed", {})
+        deadline = time.monotonic() + 30
+        while job.state not in FINISHED and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert job.state == FAILED
+    assert job.error == f"Internal error (RuntimeError: a bug); the traceback is in {bridge_log}. Please report it."
+    written = bridge_log.read_text()
+    assert f"job {job.id} failed" in written and "Traceback (most recent call last)" in written and "RuntimeError: a bug" in written
+    if os.name == "posix":
+        assert _mode(bridge_log) == 0o600
+
+
+def test_a_bug_behind_a_request_answers_one_sentence_naming_the_log(tmp_path, bridge_log):
+    """A real server on loopback whose engine fails with an unexpected exception: 500 with the
+    sentence (not Starlette's bare "Internal Server Error"), the traceback in the log."""
+    import http.client
+    import threading
+    import types
+
+    import uvicorn
+
+    from bridge.service.api import create_app
+    from bridge.service.launcher import free_port
+
+    def create_head(*args):
+        raise KeyError("a bug in the engine")
+
+    port = free_port()
+    store = JobStore(tmp_path / "jobs", result_days=7)
+    app = create_app(types.SimpleNamespace(create_head=create_head), store, Worker(store, {}, 8), "t" * 43, "127.0.0.1", port)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request(
+            "POST",
+            "/v1/heads",
+            body=json.dumps({"seed": 1}),
+            headers={"Authorization": "Bearer " + "t" * 43, "Content-Type": "application/json"},
+        )
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert response.status == 500
+    assert answer["detail"] == f"Internal error (KeyError: 'a bug in the engine'); the traceback is in {bridge_log}. Please report it."
+    written = bridge_log.read_text()
+    assert "POST /v1/heads failed" in written and "KeyError: 'a bug in the engine'" in written
