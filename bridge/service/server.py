@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from bridge.errors import BridgeError
@@ -37,6 +38,8 @@ def serve(
         print(
             f"WARNING: the bridge listens on {host}: anyone who can reach it and has the token can use this machine's GPU.", file=sys.stderr
         )
+    if os.name == "posix":
+        os.umask(0o077)  # whatever the bridge writes (trained modules, checkpoints, logs) is its user's alone
     token = security.load_or_create_token(config_dir())
     cache = security.private_folder(cache_dir())
     log_to_file(cache)

@@ -81,7 +81,13 @@ def test_cancel_mid_training_keeps_a_checkpoint(bridge):
     assert status == 200
     job = bridge.wait(job["id"], timeout=60)
     assert job["state"] == "cancelled"
-    assert (bridge.cache / "modules" / "red_hair_test" / "checkpoint.json").is_file()
+    folder = bridge.cache / "modules" / "red_hair_test"
+    assert (folder / "checkpoint.json").is_file()
+    if os.name == "posix":  # the cache is its user's alone, trained modules too
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in folder.iterdir()), [
+            (path.name, oct(path.stat().st_mode)) for path in folder.iterdir()
+        ]
 
 
 def test_a_job_killed_with_the_bridge_is_reported_failed(bridge, identity_module):
