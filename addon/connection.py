@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..bridge.errors import BridgeError
-from ..bridge.service.client import BridgeClient
+from ..bridge.service.client import BridgeClient, checked_url
 from ..bridge.service.launcher import LocalBridge
 from ..bridge.service.security import read_token
 from ..bridge.service.settings import DEFAULT_HOST, DEFAULT_PORT, LOOPBACK_HOSTS, config_dir
@@ -35,14 +35,20 @@ class BridgeSettings:
 
 
 def is_loopback(url: str) -> bool:
-    return (urllib.parse.urlsplit(url).hostname or "") in LOOPBACK_HOSTS
+    try:
+        return (urllib.parse.urlsplit(url).hostname or "") in LOOPBACK_HOSTS
+    except ValueError:  # not an address at all ("http://[::1"); check_url says so
+        return False
 
 
 def check_url(url: str, online_access: bool) -> None:
     """A bridge on this computer is always allowed; another computer needs Blender's online access."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BridgeError(f"The bridge URL {url!r} is not an http address like {DEFAULT_URL}; fix it in the add-on preferences.")
+    try:
+        checked_url(url)
+    except BridgeError:
+        raise BridgeError(
+            f"The bridge URL {url[:100]!r} is not an http address like {DEFAULT_URL}; fix it in the add-on preferences."
+        ) from None
     if not is_loopback(url) and not online_access:
         raise BridgeError(
             "The bridge URL names another computer but Blender's online access is off; "
@@ -75,6 +81,7 @@ class ManagedBridge:
         """Start a bridge for `settings.url` when none answers there; True when one was started."""
         if not settings.bridge_python or not is_loopback(settings.url):
             return False
+        check_url(settings.url, online_access=False)
         with self._lock:
             if self.running:
                 return False

@@ -524,6 +524,9 @@ def cmd_edit(args: argparse.Namespace) -> int:
         raise BridgeError(
             'Say what to edit: --module NAME, --edit "green eyes" --mask eyes, --instruction "make the eyes green" or --image-prompt PICTURE --mask hair.'
         )
+    stacked = len(args.module or []) + wants_prompt(args)
+    if stacked > LIMITS.stack_steps:
+        raise BridgeError(f"An edit stacks at most {LIMITS.stack_steps} steps (--module and a prompt), not {stacked}.")
     prior = HeadPrior.load(args.weights)
     modules = [_edit_module(m, prior) for m in args.module or []]
     masks = [_edit_module(m, prior) if m else None for m in (args.mask_module or [])]
@@ -979,11 +982,24 @@ FILE_OUTPUTS = {
     "head-from-image": ("out", "preview"),
 }
 """Per command, the options that name one file to write (other commands' --out is a folder)."""
+FOLDER_OUTPUTS = (
+    "demo",
+    "client",
+    "train-prior",
+    "train-clip",
+    "fetch-clip",
+    "train-edit",
+    "train-open-edit",
+    "train-encoder",
+    "import-eg3d",
+)
+"""Commands whose --out is a folder to write into."""
 
 
 def _check_output_paths(args: argparse.Namespace) -> None:
-    """Before any work: a file to write must not be a folder, and a picture's extension must be one
-    PIL writes (render --out r.xyz failed only after the render; edit --preview after the edit)."""
+    """Before any work: a file to write must not be a folder, a folder to write into must not be a
+    file, and a picture's extension must be one PIL writes (render --out r.xyz failed only after
+    the render; edit --preview after the edit; client edit --out FILE after the edit)."""
     from PIL import Image
 
     pictures = PICTURE_OUTPUTS.get(getattr(args, "command", None), ())
@@ -995,6 +1011,9 @@ def _check_output_paths(args: argparse.Namespace) -> None:
             raise BridgeError(f"--{name} {path} is a folder; name the file to write.")
         if name in pictures and path.suffix.lower() not in Image.registered_extensions():
             raise BridgeError(f"--{name} {path} needs a picture extension (.png or .jpg).")
+    folder = getattr(args, "out", None) if getattr(args, "command", None) in FOLDER_OUTPUTS else None
+    if isinstance(folder, Path) and folder.exists() and not folder.is_dir():
+        raise BridgeError(f"--out {folder} is a file; name a folder to write into.")
 
 
 def main(argv: list[str] | None = None) -> int:

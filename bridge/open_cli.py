@@ -53,6 +53,8 @@ def prompt_step(args: argparse.Namespace, source, strength: float):
     from bridge.lenerf.apply import EditStep
     from bridge.lenerf.open_model import BUNDLED_OPEN_MODEL, OpenEditModel
 
+    if args.image_prompt and (args.edit or args.instruction):
+        raise BridgeError("--image-prompt is itself the edit prompt: give it with --mask alone, without --edit or --instruction.")
     image = image_sha = None
     if args.image_prompt:  # a bad picture is refused before any model is loaded
         from bridge.field.weights import file_sha256

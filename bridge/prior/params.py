@@ -209,16 +209,27 @@ def with_overrides(params: Tensor, **named: float | str) -> Tensor:
     for key, value in named.items():
         if key in _COLOUR_GROUPS:
             prefix, palette = _COLOUR_GROUPS[key]
-            if value not in palette:
-                raise ValueError(f"Unknown {key} {value!r}; choose one of: {', '.join(palette)}.")
+            if not isinstance(value, str) or value not in palette:
+                raise ValueError(f"Unknown {key} {_shown(value)}; choose one of: {', '.join(palette)}.")
             start = PARAM_INDEX[f"{prefix}_r"]
             out[start : start + 3] = torch.tensor(palette[value], dtype=out.dtype, device=out.device)
             continue
         if key not in PARAM_INDEX:
-            raise ValueError(f"Unknown head parameter {key!r}; known: {', '.join(PARAM_NAMES)}.")
+            raise ValueError(f"Unknown head parameter {_shown(key)}; known: {', '.join((*PARAM_NAMES, *_COLOUR_GROUPS))}.")
         spec = PARAM_SPECS[PARAM_INDEX[key]]
-        number = float(value)
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            raise ValueError(f"{key} is a number in [{spec.low}, {spec.high}], not {_shown(value)}.")
         if not spec.low <= number <= spec.high:
             raise ValueError(f"{key} must lie in [{spec.low}, {spec.high}], got {number}.")
         out[PARAM_INDEX[key]] = number
     return out
+
+
+def _shown(value) -> str:
+    """A value as a message quotes it: at most 40 characters of it."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -38,7 +38,7 @@ JobId = Annotated[str, PathParam(pattern=JOB_ID)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)  # strict: a JSON true is not the number 1
 
 
 class HeadRequest(Strict):

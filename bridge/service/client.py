@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import re
 import shutil
 import time
 import urllib.error
@@ -20,17 +21,37 @@ FINISHED = ("done", "failed", "cancelled")
 DOWNLOAD_CHUNK_BYTES = 4 * 2**20
 
 
+TOKEN_TEXT = re.compile(r"[\x21-\x7e]{1,512}")
+"""What can follow "Bearer " in a header: visible ASCII, no whitespace (a pasted newline broke the request)."""
+
+
+def checked_url(url: str) -> str:
+    """The bridge's address as http://HOST:PORT (without a trailing slash), or one sentence."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 -- raises ValueError when out of range or not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BridgeError(f"{url[:100]!r} is not a bridge address; give one like http://{DEFAULT_HOST}:{DEFAULT_PORT}.")
+    return url.strip().rstrip("/")
+
+
 class BridgeBusy(BridgeError):
     """429: the bridge's queue is full; try again when some jobs have finished."""
 
 
 class BridgeClient:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
-        self.url = (url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}").rstrip("/")
+        self.url = checked_url(url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
         if token is None:
             from .security import read_token
 
             token = read_token(config_dir())
+        if not TOKEN_TEXT.fullmatch(token):
+            raise BridgeError("The token must be the one line in the bridge's token file, without spaces or line breaks.")
         self.token = token
         self.timeout = timeout
 

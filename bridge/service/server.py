@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 
 from bridge.errors import BridgeError
@@ -40,8 +41,15 @@ def serve(
         )
     if os.name == "posix":
         os.umask(0o077)  # whatever the bridge writes (trained modules, checkpoints, logs) is its user's alone
-    token = security.load_or_create_token(config_dir())
-    cache = security.private_folder(cache_dir())
+    try:
+        token = security.load_or_create_token(config_dir())
+    except OSError as error:
+        raise BridgeError(_unusable(config_dir(), "config", "TEXT_EDIT_CONFIG_DIR", error)) from None
+    try:
+        cache = security.private_folder(cache_dir())
+    except OSError as error:
+        raise BridgeError(_unusable(cache_dir(), "cache", "TEXT_EDIT_CACHE_DIR", error)) from None
+    listening = _bound_socket(host, port)  # before the models load and before the start line is printed
     log_to_file(cache)
     protocol = with_deadline(request_timeout_s())
     store = JobStore(cache / "jobs", LIMITS.result_days)
@@ -57,7 +65,7 @@ def serve(
     )
     try:
         # h11 (no httptools) for the head limit and the request deadline; no WebSocket upgrades
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
             host=host,
             port=port,
@@ -69,6 +77,35 @@ def serve(
             h11_max_incomplete_event_size=LIMITS.request_head_bytes,
             limit_concurrency=LIMITS.connections,
         )
+        uvicorn.Server(config).run(sockets=[listening])
     finally:
         worker.stop()
+        listening.close()
     return 0
+
+
+def _unusable(folder, what: str, variable: str, error: OSError) -> str:
+    reason = "a file is in the way" if isinstance(error, (FileExistsError, NotADirectoryError)) else (error.strerror or str(error))
+    return f"Cannot use {folder} as the bridge's {what} folder ({reason}); set {variable} to a folder you can write."
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port for uvicorn to listen on, or one sentence saying why not."""
+    if not 1 <= port <= 65535:
+        raise BridgeError(f"--port must be between 1 and 65535, not {port}.")
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind, protocol)
+    except (OSError, UnicodeError) as error:
+        raise BridgeError(
+            f"Cannot listen on {host!r} ({getattr(error, 'strerror', None) or error}); give an address of this computer."
+        ) from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+    except OSError as error:
+        listening.close()
+        raise BridgeError(
+            f"Cannot listen on {host}:{port} ({error.strerror or error}); stop whatever uses that port or choose another --port."
+        ) from None
+    return listening

@@ -25,6 +25,8 @@ prefs.bridge_url = "http://127.0.0.1:" + sys.argv[-1]
 report["down"] = attempt(bpy.ops.text_edit.connect)
 prefs.bridge_url, prefs.token = url, "wrong-token-0123456789"
 report["token"] = attempt(bpy.ops.text_edit.connect)
+prefs.token = "pasted-token\nwith-a-line-break"
+report["token_newline"] = attempt(bpy.ops.text_edit.connect)
 prefs.token = ""
 report["connected"] = attempt(bpy.ops.text_edit.connect)
 settings = bpy.context.scene.text_edit
@@ -43,6 +45,10 @@ report["params_unknown"] = attempt(bpy.ops.text_edit.new_head)
 settings.head_params = ""
 prefs.bridge_url = "ftp://somewhere"
 report["scheme"] = attempt(bpy.ops.text_edit.connect)
+prefs.bridge_url = "http://[::1"
+report["unclosed_ipv6"] = attempt(bpy.ops.text_edit.connect)
+prefs.bridge_url = "http://127.0.0.1:99999"
+report["port"] = attempt(bpy.ops.text_edit.connect)
 prefs.bridge_url = "http://192.0.2.1:8765"
 report["remote_offline"] = attempt(bpy.ops.text_edit.connect)
 report["busy"] = text_edit.properties.RUNNER.busy
@@ -59,6 +65,8 @@ result(report)
     assert "names no part" in report["no_part"] and "make the eyes green" in report["no_part"]
     assert "instruction prompt is empty" in report["empty_instruction"]
     assert "not an http address" in report["scheme"]
+    assert "not an http address" in report["unclosed_ipv6"] and "not an http address" in report["port"]
+    assert "line breaks" in report["token_newline"]
     assert "write name=value" in report["params_syntax"]
     assert "400" in report["params_unknown"] and "ear_wiggle" in report["params_unknown"]
     assert "online access is off" in report["remote_offline"]

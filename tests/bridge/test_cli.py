@@ -1,5 +1,7 @@
 """The bridge's command line, run as a user runs it: a real process."""
 
+import os
+import socket
 import subprocess
 import sys
 
@@ -106,7 +108,40 @@ def test_output_paths_that_cannot_be_written_are_refused_before_any_work(tmp_pat
             ("edit", "--seed", "3", "--module", "blue_eyes", "--preview", str(tmp_path / "p"), "--out", str(tmp_path / "e.npz")),
             "picture extension",
         ),
+        (("client", "edit", "--module", "blue_eyes", "--out", str(tmp_path / "e.npz")), "is a file"),
+        (("train-edit", "--edit", "green eyes", "--mask", "eyes", "--out", str(tmp_path / "e.npz")), "is a file"),
     ):
+        (tmp_path / "e.npz").unlink(missing_ok=True)
+        if args[0] in ("client", "train-edit"):
+            (tmp_path / "e.npz").write_bytes(b"a file where a folder is asked for")
         result = _bridge(*args)
         assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, (args, result.stderr)
-    assert not (tmp_path / "e.npz").exists()
+        if args[0] == "edit":
+            assert not (tmp_path / "e.npz").exists()
+
+
+def test_bridge_addresses_tokens_ports_and_folders_that_cannot_work_get_one_sentence(tmp_path):
+    """Each of these was a traceback (a port past 65535, a cache folder that is a file, a URL
+    that is not one, a pasted token with a line break), or printed the start line and then failed
+    to bind."""
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    folders = {"TEXT_EDIT_CONFIG_DIR": str(tmp_path / "config"), "TEXT_EDIT_CACHE_DIR": str(tmp_path / "cache")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cases = [
+            (("serve", "--port", "70000"), {}, "between 1 and 65535"),
+            (("serve", "--port", str(taken.getsockname()[1])), {}, "Cannot listen on 127.0.0.1"),
+            (("serve",), {"TEXT_EDIT_CACHE_DIR": str(in_the_way)}, "a file is in the way"),
+            (("serve",), {"TEXT_EDIT_CONFIG_DIR": str(in_the_way / "below")}, "a file is in the way"),
+            (("client", "--url", "notaurl", "--token", "t", "info"), {}, "is not a bridge address"),
+            (("client", "--url", "http://[::1", "--token", "t", "info"), {}, "is not a bridge address"),
+            (("client", "--token", "abc\ndef", "info"), {}, "without spaces or line breaks"),
+        ]
+        for args, env, says in cases:
+            result = subprocess.run(
+                [sys.executable, "-m", "bridge", *args], capture_output=True, text=True, timeout=120, env={**os.environ, **folders, **env}
+            )
+            assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, (args, result.stderr)
+            assert "Text Edit bridge on" not in result.stdout, "the start line only once it listens"

@@ -59,6 +59,15 @@ def test_non_finite_numbers_are_refused_naming_the_field(bridge):
             assert field in body["detail"][0]["loc"] and "finite" in body["detail"][0]["msg"], body
     status, body = bridge.call("POST", "/v1/jobs/train", raw_body=b'{"edit": "\\ud800 hair", "mask": "hair"}')
     assert status == 422 and body["detail"][0]["loc"] == ["body", "edit"]
+    for path, template, field in NUMERIC:  # a JSON boolean is not a number (it was read as 1)
+        status, body = bridge.call("POST", path, raw_body=(template % "true").encode())
+        assert status == 422 and field in body["detail"][0]["loc"], (path, template, status, body)
+    status, body = bridge.call("POST", "/v1/heads", {"seed": 1, "params": {"hair_length": True}})
+    assert status == 422 and "params" in body["detail"][0]["loc"], body
+    status, body = bridge.call("POST", "/v1/heads", {"seed": 1, "params": {"x" * 10000: 1}})
+    assert status == 400 and len(body["detail"]) < 600 and "Unknown head parameter" in body["detail"], body
+    status, body = bridge.call("POST", "/v1/heads", {"seed": 1, "params": {"hair_length": "long" * 2000}})
+    assert status == 400 and body["detail"].startswith("hair_length is a number in [0.0, 1.0], not 'longlong") and len(body["detail"]) < 200
     status, body = bridge.call("POST", "/v1/heads", {"seed": -1})  # ordinary errors do not echo the value either
     assert status == 422 and body["detail"][0]["loc"] == ["body", "seed"] and "input" not in body["detail"][0]
     assert bridge.call("GET", "/v1/jobs")[1]["jobs"] == []
