@@ -12,7 +12,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from .fieldgrid import FieldGrid
-from .raster import cover
+from .raster import cover_in_chunks
 from .sampling import field_to_index, trilinear
 
 
@@ -48,19 +48,19 @@ def bake_texture(
     -> texture (T, T, 3) uint8 (row 0 = top, v = 1) and covered (T, T) bool (texels inside a triangle).
     """
     pixels = uv_to_pixel(uvs, texture_size)
-    coverage = cover(pixels[faces])
-    inside = ((coverage.ij >= 0) & (coverage.ij < texture_size)).all(axis=1)
-    face, ij, bary = coverage.face[inside], coverage.ij[inside], coverage.bary[inside]
-    points = np.einsum("kc,kcj->kj", bary, vertices[faces[face]].astype(np.float64))
-    colours = sample_rgb(grid, points)
-    texture = np.zeros((texture_size, texture_size, 3), dtype=np.float32)
+    texture = np.zeros((texture_size, texture_size, 3), dtype=np.uint8)
     covered = np.zeros((texture_size, texture_size), dtype=bool)
-    texture[ij[:, 1], ij[:, 0]] = colours
-    covered[ij[:, 1], ij[:, 0]] = True
+    corners = vertices.astype(np.float64)
+    for coverage in cover_in_chunks(pixels[faces]):  # a piece at a time: an 8192^2 texture took 8 GB at once
+        inside = ((coverage.ij >= 0) & (coverage.ij < texture_size)).all(axis=1)
+        face, ij, bary = coverage.face[inside], coverage.ij[inside], coverage.bary[inside]
+        points = np.einsum("kc,kcj->kj", bary, corners[faces[face]])
+        texture[ij[:, 1], ij[:, 0]] = np.rint(sample_rgb(grid, points) * 255.0)
+        covered[ij[:, 1], ij[:, 0]] = True
     if covered.any() and not covered.all():
         nearest = distance_transform_edt(~covered, return_distances=False, return_indices=True)
         texture = texture[nearest[0], nearest[1]]
-    return np.rint(texture * 255.0).astype(np.uint8), covered
+    return texture, covered
 
 
 def sample_texture(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,15 @@ def cover(triangles: np.ndarray, strict: bool = False) -> Coverage:
     strict=False counts points on an edge for both neighbours (what baking wants: no cracks);
     strict=True counts only interior points (what an overlap test wants: neighbours never share).
     """
+    parts = list(cover_in_chunks(triangles, strict))
+    if not parts:
+        return Coverage(np.zeros(0, np.int64), np.zeros((0, 2), np.int64), np.zeros((0, 3)))
+    return Coverage(*(np.concatenate([getattr(part, name) for part in parts]) for name in ("face", "ij", "bary")))
+
+
+def cover_in_chunks(triangles: np.ndarray, strict: bool = False) -> Iterator[Coverage]:
+    """`cover` in pieces of about CHUNK_CANDIDATES candidate points, in triangle order: what a
+    caller that only writes each piece somewhere (a texture) needs, without holding them all."""
     triangles = np.asarray(triangles, dtype=np.float64)
     coefficients = _barycentric_planes(triangles)
     low = np.ceil(triangles.min(axis=1) - INCLUSIVE).astype(np.int64)
@@ -38,7 +48,6 @@ def cover(triangles: np.ndarray, strict: bool = False) -> Coverage:
     extent = np.maximum(high - low + 1, 0)
     counts = extent[:, 0] * extent[:, 1]
     cumulative = np.cumsum(counts)
-    faces, points, barys = [], [], []
     start = 0
     while start < len(counts):
         before = cumulative[start - 1] if start else 0
@@ -60,12 +69,12 @@ def cover(triangles: np.ndarray, strict: bool = False) -> Coverage:
             inside = (w0 > INCLUSIVE) & (w1 > INCLUSIVE) & (w2 > INCLUSIVE)
         else:
             inside = (w0 >= -INCLUSIVE) & (w1 >= -INCLUSIVE) & (w2 >= -INCLUSIVE)
-        faces.append(face[inside])
-        points.append(np.stack([x[inside], y[inside]], axis=1).astype(np.int64))
-        barys.append(np.stack([w0[inside], w1[inside], w2[inside]], axis=1))
-    if not faces:
-        return Coverage(np.zeros(0, np.int64), np.zeros((0, 2), np.int64), np.zeros((0, 3)))
-    return Coverage(np.concatenate(faces), np.concatenate(points), np.concatenate(barys))
+        if inside.any():
+            yield Coverage(
+                face[inside],
+                np.stack([x[inside], y[inside]], axis=1).astype(np.int64),
+                np.stack([w0[inside], w1[inside], w2[inside]], axis=1),
+            )
 
 
 def _barycentric_planes(triangles: np.ndarray) -> np.ndarray:

@@ -109,6 +109,11 @@ def test_output_paths_that_cannot_be_written_are_refused_before_any_work(tmp_pat
             "picture extension",
         ),
         (("client", "edit", "--module", "blue_eyes", "--out", str(tmp_path / "e.npz")), "is a file"),
+        (("edit", "--seed", "3", *["--module", "blue_eyes"] * 9, "--out", str(tmp_path / "e.npz")), "at most 8 steps"),
+        (
+            ("edit", "--seed", "3", "--edit", "green eyes", "--mask", "eyes", "--image-prompt", "x.png", "--out", str(tmp_path / "e.npz")),
+            "--image-prompt is itself the edit prompt",
+        ),
         (("train-edit", "--edit", "green eyes", "--mask", "eyes", "--out", str(tmp_path / "e.npz")), "is a file"),
     ):
         (tmp_path / "e.npz").unlink(missing_ok=True)

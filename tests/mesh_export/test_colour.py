@@ -77,3 +77,16 @@ def test_vertex_colours_only_without_a_texture():
     mesh = grid_to_mesh(make_grid(32, sphere_sdf(0.3)), ExportOptions(texture_size=0))
     assert mesh.texture is None and mesh.uvs.shape == (len(mesh.vertices), 0)
     np.testing.assert_allclose(mesh.colours, linear_colour(mesh.vertices), atol=1e-4)
+
+
+def test_the_texture_is_baked_in_pieces_with_the_same_texels(monkeypatch):
+    """Baking writes each rasterised piece into the texture (an 8192^2 one held 8 GB of coverage
+    at once): pieces of any size give the same texture as one piece."""
+    from mesh_export import raster
+
+    grid = make_grid(48, sphere_sdf(0.3), colour=linear_colour)
+    whole = grid_to_mesh(grid, ExportOptions(texture_size=TEXTURE))
+    monkeypatch.setattr(raster, "CHUNK_CANDIDATES", 4096)
+    pieces = grid_to_mesh(grid, ExportOptions(texture_size=TEXTURE))
+    assert len(list(raster.cover_in_chunks(pieces.uvs[pieces.faces] * TEXTURE))) > 10, "baked in many pieces"
+    np.testing.assert_array_equal(pieces.texture, whole.texture)
