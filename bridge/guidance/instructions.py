@@ -5,8 +5,10 @@ A small grammar does most of it: the part is the noun that names a part of a hea
 table), the edit is that noun with the words that describe the change (adjectives, and the state
 a verb asks for: "open", "close", "lengthen" -> "open", "closed", "long"), and everything else
 (verbs of making, articles, pronouns, whom the head belongs to, politeness, "colour of") is left
-out. Expressions name their part and state ("make her smile" -> "smiling mouth"), and a few
-words imply a part ("bald" the hair, "lipstick" the lips). A negation ("don't", "not") is refused
+out, with the words that describe whom ("the old man"). Expressions name their part and state
+("make her smile" -> "smiling mouth"), a few words imply a part ("bald" the hair, "lipstick" the
+lips), a removal is the look it leaves ("remove the beard" -> "clean-shaven jaw"), and a hex
+colour is the nearest colour name. A negation ("don't", "not") is refused
 in one sentence: CLIP reads "not green eyes" as green eyes. A noun the table does
 not know is matched by CLIP text similarity against the part vocabulary, with whichever CLIP the
 bridge uses (the bundled one or a user's): "pupils", "locks" or "complexion" find their part
@@ -85,7 +87,8 @@ FILLER = set(
     you i i'd id we let lets let's be is are was become becomes into to of so with have has do does
     should must now just bit little some colour color colours colors shade tone look looking
     and also then more very really paint recolour recolor dye love on for in at get add put wish need i'll
-    see show appear appears seem seems pair kind sort slightly somewhat much lot too even again""".split()
+    see show appear appears seem seems pair kind sort slightly somewhat much lot too even again
+    take""".split()
 )
 """Words that carry no part of the edit. "very" and "more" go too: CLIP reads "green eyes" and
 "very green eyes" alike, and the strength slider is how much."""
@@ -93,7 +96,19 @@ SUBJECTS = set(
     """woman women man men girl boy guy lady gentleman person people character subject model avatar
     someone somebody figure portrait head kid child baby creature""".split()
 )
-"""Whom the head belongs to ("give the woman blue eyes", "the character's hair"): not the edit."""
+"""Whom the head belongs to ("give the woman blue eyes", "the character's hair"): not the edit, and
+nor are the words that describe them ("the old man", "the tall woman's hair")."""
+REMOVALS = {"remove", "removes", "delete", "erase", "rid", "shave", "without", "lose", "strip", "off", "away"}
+"""Words that take something away: a part cannot be taken away, but what REMOVED_LOOK knows can."""
+REMOVED_LOOK = {
+    "beard": ("clean-shaven", "jaw"),
+    "bearded": ("clean-shaven", "jaw"),
+    "freckles": ("clear", "skin"),
+    "freckled": ("clear", "skin"),
+    "lipstick": ("natural", "lips"),
+    "hair": ("bald", "hair"),
+}
+"""What is left once this is taken away ("remove the beard" -> "clean-shaven jaw")."""
 NEGATIONS = {"not", "don't", "dont", "doesn't", "never", "isn't", "aren't", "shouldn't"}
 EXPRESSIONS = {"smile": "smiling", "smiles": "smiling", "grin": "grinning", "frown": "frowning", "pout": "pouting", "laugh": "laughing"}
 """Part words that are a state of their part ("make her smile" -> "smiling mouth")."""
@@ -174,9 +189,56 @@ class Instruction:
 
 
 def _words(sentence: str) -> list[str]:
-    """Lower-case words; a possessive's "'s" goes ("the man's hair" -> "man", "hair")."""
-    words = re.findall(r"[a-z]+(?:'[a-z]+)?", sentence.lower().replace("\u2019", "'"))
+    """Lower-case words; a possessive's "'s" goes ("the man's hair" -> "man", "hair"), and a hex
+    colour ("#2e8b57") becomes the name of the nearest colour CLIP knows by name."""
+    text = re.sub(r"#([0-9a-f]{6}|[0-9a-f]{3})\b", lambda m: f" {_hex_colour_name(m.group(1))} ", sentence.lower())
+    words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.replace("\u2019", "'"))
     return [w[:-2] if w.endswith("'s") and w not in FILLER else w for w in words]
+
+
+NAMED_COLOURS = {
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+    "grey": (128, 128, 128),
+    "red": (220, 30, 30),
+    "green": (40, 170, 40),
+    "blue": (40, 70, 220),
+    "yellow": (240, 220, 30),
+    "orange": (245, 140, 20),
+    "purple": (130, 40, 170),
+    "pink": (245, 130, 190),
+    "brown": (120, 70, 30),
+    "cyan": (30, 210, 220),
+    "magenta": (220, 30, 200),
+    "blonde": (230, 200, 120),
+}
+"""Colours by name, for a hex colour in an instruction: CLIP reads names, not numbers."""
+
+
+def _hex_colour_name(digits: str) -> str:
+    if len(digits) == 3:
+        digits = "".join(d * 2 for d in digits)
+    rgb = [int(digits[i : i + 2], 16) for i in (0, 2, 4)]
+    return min(NAMED_COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(rgb, NAMED_COLOURS[name])))
+
+
+def _without_subjects(words: list[str]) -> list[str]:
+    """The words less whom the head belongs to and what describes them: the words before a subject
+    back to an article, a pronoun or another filler word ("give the old man a beard" -> give the a
+    beard), unless one of them names a part or implies one ("give her a bald head" keeps bald)."""
+    kept: list[str] = []
+    for word in words:
+        if word in SUBJECTS:
+            while (
+                kept
+                and kept[-1] not in FILLER
+                and _part_of_word(kept[-1]) is None
+                and kept[-1] not in REMOVALS | set(VERB_STATES) | set(IMPLIED_NOUNS)
+            ):
+                kept.pop()
+            continue
+        kept.append(word)
+    return kept
 
 
 def _part_of_word(word: str) -> str | None:
@@ -207,6 +269,17 @@ def _part_by_clip(clip, candidates: list[str]) -> tuple[int, str] | None:
     return index, parts[int(top.indices[index, 0])]
 
 
+def _removed(text: str, words: list[str]) -> list[str]:
+    """The words of a removal ("remove the beard") as the look it leaves ("clean-shaven jaw"), or
+    one sentence when what goes is a part itself or something without a known look."""
+    gone = next((w for w in words if w in REMOVED_LOOK), None)
+    if gone is None:
+        example = next((f"make the {p} {EXAMPLE_CHANGE[p]}" for p in map(_part_of_word, words) if p), "make the eyes green")
+        raise BridgeError(f"The instruction {text[:60]!r} takes something away; say what the part should become instead, e.g. '{example}'.")
+    look, noun = REMOVED_LOOK[gone]
+    return [look, noun] + [w for w in words if w not in REMOVALS and w != gone and _part_of_word(w) is None]
+
+
 def parse_instruction(sentence: str, clip=None) -> Instruction:
     """The (edit, mask) pair of an instruction; one sentence (BridgeError) when it names no part."""
     text = " ".join(str(sentence).split())
@@ -214,12 +287,14 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
         raise BridgeError("The instruction is empty; write what to change, e.g. 'make the eyes green'.")
     if len(text) > MAX_INSTRUCTION_CHARS:
         raise BridgeError(f"The instruction has {len(text)} characters; shorten it to at most {MAX_INSTRUCTION_CHARS}.")
-    words = [w for w in _words(text) if w not in SUBJECTS and len(w) > 1]
+    words = [w for w in _without_subjects(_words(text)) if len(w) > 1]
     negation = next((w for w in words if w in NEGATIONS), None)
     if negation is not None:
         raise BridgeError(
             f"The instruction {text[:60]!r} says what not to do ({negation!r}); say what the part should become, e.g. 'make the eyes green'."
         )
+    if any(w in REMOVALS for w in words):
+        words = _removed(text, words)
     found_by = "grammar"
     implied = next((IMPLIED_NOUNS[w] for w in words if w in IMPLIED_NOUNS), None)
     if implied is not None and not any(_part_of_word(w) for w in words):
@@ -247,8 +322,8 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
     expression = EXPRESSIONS.get(noun)
     noun = PARTS[part][0] if expression else PLURALS.get(noun, noun)
     for i, word in enumerate(words):
-        if i == at or _part_of_word(word) == part:
-            continue
+        if i == at or _part_of_word(word) == part or _part_of_word(IMPLIED_NOUNS.get(word, "")) not in (None, part):
+            continue  # the part itself, or what implies another part ("the man with the beard")
         state = VERB_STATES.get(word)
         if state and state not in describing:
             describing.append(state)

@@ -27,6 +27,15 @@ from bridge.guidance.instructions import PARTS, changes_shape, parse_instruction
         ("straighten the hair", "straight hair", "hair", "hair"),
         ("make him bald", "bald hair", "hair", "hair"),
         ("red lipstick", "lipstick red lips", "lips", "mouth"),
+        ("give the old man a beard", "beard jaw", "jaw", "jaw"),
+        ("make the young woman's hair blonde", "blonde hair", "hair", "hair"),
+        ("give the bearded man blue eyes", "blue eyes", "eyes", "eyes"),
+        ("give her a bald head", "bald hair", "hair", "hair"),
+        ("remove the beard", "clean-shaven jaw", "jaw", "jaw"),
+        ("take the lipstick off", "natural lips", "lips", "mouth"),
+        ("get rid of her freckles", "clear skin", "skin", "skin"),
+        ("make the eyes #2e8b57", "green eyes", "eyes", "eyes"),
+        ("dye the hair #F0F", "magenta hair", "hair", "hair"),
     ],
 )
 def test_sentences_read_as_their_pair(sentence, edit, mask, part):
@@ -101,6 +110,11 @@ def test_an_unlisted_noun_is_looked_up_with_clip_or_refused(tiny_clip):
 )
 def test_only_prompts_of_colours_keep_the_shape(edit, shape):
     assert changes_shape(edit) is shape
+
+
+def test_taking_a_part_away_is_refused_with_what_to_say_instead():
+    with pytest.raises(BridgeError, match="takes something away.*make the ears bigger"):
+        parse_instruction("remove the ears")
 
 
 def test_a_negation_is_refused_rather_than_edited_toward():
