@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 
@@ -86,6 +86,20 @@ def load_picture(path: Path, max_side: int | None = PICTURE_SIDE) -> Picture:
         raise BridgeError(f"{path} is a folder, not an image; give a PNG or JPEG file.") from None
 
 
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB as a viewer shows it: deeper greyscale scaled (PIL's own convert
+    clips a 16-bit PNG to white), transparency laid over white (the renders' background)."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        values = np.asarray(image, dtype=np.float32)
+        peak = 1.0 if image.mode == "F" and values.max(initial=0) <= 1.0 else (255.0 if values.max(initial=0) <= 255 else 65535.0)
+        image = Image.fromarray(np.clip(np.rint(values * (255.0 / peak)), 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def decode_picture(data, what: str = "the picture", max_side: int | None = PICTURE_SIDE) -> Picture:
     """An image file's bytes (or a binary file object) -> Picture, shrunk by an integer factor
     (box filter) until its longer side is at most `max_side`; anything that is not a picture of a
@@ -101,7 +115,7 @@ def decode_picture(data, what: str = "the picture", max_side: int | None = PICTU
                 )
             if min(image.width, image.height) < 8:
                 raise BridgeError(f"{what.capitalize()} is {image.width} x {image.height} pixels; use one at least 8 pixels on each side.")
-            rgb = image.convert("RGB")
+            rgb = _as_rgb(ImageOps.exif_transpose(image))  # a phone photo keeps its rotation apart from its pixels
             size = rgb.size
             sha256 = _channels_sha256([rgb.getchannel(band).tobytes() for band in range(3)], (3, size[1], size[0]))
             factor = -(-max(size) // max_side) if max_side else 1

@@ -180,3 +180,33 @@ def _png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_pictures_read_as_a_viewer_shows_them():
+    """A phone photo's EXIF rotation is applied, transparency lies over white, and a 16-bit
+    greyscale PNG keeps its greys (PIL's own conversion made it white)."""
+    import io
+
+    from bridge.images import decode_picture
+
+    upright = data.astronaut()[:, :400]  # 512 high, 400 wide
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: the viewer turns it 90 degrees clockwise
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_270).transpose(Image.Transpose.ROTATE_180).save(
+        buffer, "PNG", exif=exif.tobytes()
+    )
+    turned = decode_picture(buffer.getvalue())
+    assert turned.size == (400, 512)
+    assert np.abs(turned.pixels.permute(1, 2, 0).numpy() * 255 - upright).mean() < 1.0
+
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[8:24, 8:24] = (200, 20, 20, 255)  # a red square on a transparent background
+    square = decode_picture(_png(rgba)).pixels
+    assert torch.allclose(square[:, 0, 0], torch.ones(3)) and torch.allclose(square[:, 16, 16], torch.tensor([200, 20, 20]) / 255.0)
+
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(ramp).save(buffer, "PNG")
+    grey = decode_picture(buffer.getvalue()).pixels
+    assert abs(float(grey.mean()) - 0.5) < 0.01 and float(grey[0, 0, 0]) == 0.0 and float(grey[0, -1, -1]) == 1.0
