@@ -8,40 +8,17 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import shlex
 import sys
 import time
 from pathlib import Path
 
+from bridge.arguments import count, degrees, minutes, positive, seed_number
 from bridge.errors import BridgeError
 
-MAX_SEED = 2**31 - 1
 MAX_THREADS = 256
 MAX_RELEVANCE_REFINE = 200
 """Sharpening rounds of `relevance --refine` (the edit engine uses 12; 200 take about 7 s)."""
-
-
-def seed_number(text: str) -> int:
-    """A --seed: a whole number from 0 to MAX_SEED (as the bridge's API takes)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {MAX_SEED}, not {text[:40]}")
-    return value
-
-
-def degrees(text: str) -> float:
-    """A camera angle: a finite number of degrees within +-360."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of degrees") from None
-    if not math.isfinite(value) or abs(value) > 360:
-        raise argparse.ArgumentTypeError(f"an angle is a number of degrees within +-360, not {text[:40]}")
-    return value
 
 
 def _add_weights_argument(parser: argparse.ArgumentParser) -> None:
@@ -382,6 +359,8 @@ def cmd_relevance(args: argparse.Namespace) -> int:
 
     if not 0 <= args.refine <= MAX_RELEVANCE_REFINE:
         raise BridgeError(f"--refine takes 0 to {MAX_RELEVANCE_REFINE} rounds, not {args.refine}.")
+    if not all(prompt.strip() for prompt in args.prompt):
+        raise BridgeError("A --prompt is empty; name the part to find, e.g. --prompt eyes.")
     image = load_image(args.image, PICTURE_SIDE)  # the cheap check first
     clip = load_clip(args.clip)
     maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks, refine=args.refine)
@@ -726,15 +705,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train-prior", help="train the ProcHead generator (the bundled prior)")
     p.add_argument("--out", type=Path, required=True, help="folder for prochead.safetensors + .json")
     p.add_argument("--seed", type=seed_number, default=0)
-    p.add_argument("--steps", type=int, default=8000)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--plane-resolution", type=int, default=128)
-    p.add_argument("--minutes", type=float, default=None, help="stop early after this many minutes")
-    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--steps", type=count(), default=8000)
+    p.add_argument("--batch", type=count(1, 4096), default=4)
+    p.add_argument("--plane-resolution", type=count(8, 1024), default=128)
+    p.add_argument("--minutes", type=minutes, default=None, help="stop early after this many minutes")
+    p.add_argument("--eval-every", type=count(), default=1000)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--init", type=Path, default=None, help="fine-tune these prior weights instead of starting empty")
-    p.add_argument("--eye-points", type=int, default=0, help="extra surface points per head on the eyeballs' fronts")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 3e-3; ~1e-3 to fine-tune)")
+    p.add_argument("--eye-points", type=count(0, 1_000_000), default=0, help="extra surface points per head on the eyeballs' fronts")
+    p.add_argument("--lr", type=positive(1.0), default=None, help="peak learning rate (default 3e-3; ~1e-3 to fine-tune)")
     p.set_defaults(run=cmd_train_prior)
 
     p = commands.add_parser("grid", help="sample a prior head on a FieldGrid (.npz) for mesh export")
@@ -750,7 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, default=Path("out"))
     p.add_argument("--seed", type=seed_number, default=3)
-    p.add_argument("--frames", type=int, default=12)
+    p.add_argument("--frames", type=count(1, 360), default=12)
     p.add_argument("--res", type=int, default=128, help="turntable image size")
     p.add_argument("--grid", type=int, default=128, help="field grid resolution for the mesh")
     _add_weights_argument(p)
@@ -766,11 +745,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("train-clip", help="train the bundled head CLIP on ProcHead renders")
     p.add_argument("--out", type=Path, required=True, help="open_clip folder to write (config + safetensors)")
     p.add_argument("--seed", type=seed_number, default=0)
-    p.add_argument("--heads", type=int, default=3000, help="training heads (one random view each)")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes (rendering the data comes on top)")
-    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--heads", type=count(1, 1_000_000), default=3000, help="training heads (one random view each)")
+    p.add_argument("--steps", type=count(), default=3000)
+    p.add_argument("--batch", type=count(1, 65536), default=128)
+    p.add_argument("--minutes", type=minutes, default=None, help="stop training after this many minutes (rendering the data comes on top)")
+    p.add_argument("--eval-every", type=count(), default=250)
     p.add_argument("--cache", type=Path, default=None, help="keep the rendered training views in this .npz")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     p.set_defaults(run=cmd_train_clip)
@@ -785,7 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", type=Path, required=True)
     p.add_argument("--prompt", action="append", required=True, help="mask prompt; repeat for an ensemble")
     p.add_argument("--negative", action="append", default=[], help="negative mask prompt; repeatable")
-    p.add_argument("--last-blocks", type=int, default=None, help="aggregate only the last N attention blocks")
+    p.add_argument("--last-blocks", type=count(1, 1000), default=None, help="aggregate only the last N attention blocks")
     p.add_argument("--refine", type=int, default=0, help="rounds of sharpening with the picture's colour edges (the edit engine uses 12)")
     p.add_argument("--out", type=Path, required=True)
     _add_clip_argument(p)
@@ -798,8 +777,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--geometry", action="store_true", help="allow shape changes (deformation network), e.g. open mouth")
     p.add_argument("--out", type=Path, required=True, help="folder of the edit module (also its checkpoint: resumable)")
     p.add_argument("--seed", type=seed_number, default=0)
-    p.add_argument("--steps", type=int, default=1200)
-    p.add_argument("--minutes", type=float, default=None, help="stop training after this many minutes")
+    p.add_argument("--steps", type=count(), default=1200)
+    p.add_argument("--minutes", type=minutes, default=None, help="stop training after this many minutes")
     p.add_argument(
         "--yaw-range",
         type=float,
@@ -955,8 +934,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--edit", required=True)
     a.add_argument("--mask", required=True)
     a.add_argument("--geometry", action="store_true")
-    a.add_argument("--steps", type=int, default=800)
-    a.add_argument("--minutes", type=float, default=None)
+    a.add_argument("--steps", type=count(), default=800)
+    a.add_argument("--minutes", type=minutes, default=None)
     p.set_defaults(run=cmd_client)
     p = commands.add_parser("inspect-eg3d", help="list what an EG3D .pkl (or converted .pth) holds, without running code from it")
     p.add_argument("checkpoint", type=Path)

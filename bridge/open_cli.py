@@ -10,6 +10,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from bridge.arguments import count, minutes, seed_number
 from bridge.errors import BridgeError
 
 
@@ -143,15 +144,18 @@ def register(commands, add_weights_argument, add_clip_argument) -> None:
         help="train the open-vocabulary edit model of a generator (any prompt edits at once afterwards); resumable, runs under torchrun",
     )
     p.add_argument("--out", type=Path, required=True, help="run folder: data shards, checkpoint, and the model in OUT/model")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--heads", type=int, default=960, help="random heads rendered for training (a third get mask labels)")
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--pair-batch", type=int, default=256, help="head pairs per step (the global batch under torchrun)")
-    p.add_argument("--mask-batch", type=int, default=8192, help="labelled pixels per step (the global batch under torchrun)")
-    p.add_argument("--minutes", type=float, default=None, help="stop fitting after this many minutes (resumable)")
-    p.add_argument("--resolution", type=int, default=64, help="training renders are this many pixels across")
+    p.add_argument("--seed", type=seed_number, default=0)
+    p.add_argument("--heads", type=count(2, 1_000_000), default=960, help="random heads rendered for training (a third get mask labels)")
+    p.add_argument("--steps", type=count(), default=4000)
+    p.add_argument("--pair-batch", type=count(1, 65536), default=256, help="head pairs per step (the global batch under torchrun)")
+    p.add_argument("--mask-batch", type=count(1, 1 << 20), default=8192, help="labelled pixels per step (the global batch under torchrun)")
+    p.add_argument("--minutes", type=minutes, default=None, help="stop fitting after this many minutes (resumable)")
+    p.add_argument("--resolution", type=count(16, 256), default=64, help="training renders are this many pixels across")
     p.add_argument(
-        "--shard-heads", type=int, default=8, help="heads per data shard (a shard is the unit of resuming and of sharing across processes)"
+        "--shard-heads",
+        type=count(1, 4096),
+        default=8,
+        help="heads per data shard (a shard is the unit of resuming and of sharing across processes)",
     )
     p.add_argument("--generator", type=Path, default=None, help="an imported EG3D generator instead of the bundled prior")
     p.add_argument("--threads", type=int, default=0)

@@ -9,6 +9,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from bridge.arguments import count, degrees, minutes, seed_number
 from bridge.errors import BridgeError
 
 
@@ -155,8 +156,8 @@ def register(commands, add_weights_argument, add_clip_argument) -> None:
         help="LEFT,TOP,SIZE: the square of the picture that holds the head (default: around the face the detector finds, "
         "when the encoder knows its generator's face framing; else the centred square)",
     )
-    p.add_argument("--yaw", type=float, default=None, help="the camera's yaw in degrees, if known (default: the encoder's estimate)")
-    p.add_argument("--pitch", type=float, default=None, help="the camera's pitch in degrees, if known")
+    p.add_argument("--yaw", type=degrees, default=None, help="the camera's yaw in degrees, if known (default: the encoder's estimate)")
+    p.add_argument("--pitch", type=degrees, default=None, help="the camera's pitch in degrees, if known")
     p.add_argument("--preview", type=Path, default=None, help="PNG: the picture beside the head at three views")
     p.add_argument(
         "--clip-weight",
@@ -173,13 +174,13 @@ def register(commands, add_weights_argument, add_clip_argument) -> None:
 
     p = commands.add_parser("train-encoder", help="train the image encoder of a generator on its own renders (resumable)")
     p.add_argument("--out", type=Path, required=True, help="run folder: data shards, checkpoint, and the encoder in OUT/encoder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--heads", type=int, default=4096, help="random heads rendered for training (two random views each)")
-    p.add_argument("--steps", type=int, default=6000)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--resolution", type=int, default=64, help="the encoder's input size (a multiple of 16)")
-    p.add_argument("--shard-heads", type=int, default=64)
-    p.add_argument("--minutes", type=float, default=None, help="stop fitting after this many minutes (resumable)")
+    p.add_argument("--seed", type=seed_number, default=0)
+    p.add_argument("--heads", type=count(2, 1_000_000), default=4096, help="random heads rendered for training (two random views each)")
+    p.add_argument("--steps", type=count(), default=6000)
+    p.add_argument("--batch", type=count(1, 65536), default=64)
+    p.add_argument("--resolution", type=count(16, 256), default=64, help="the encoder's input size (a multiple of 16)")
+    p.add_argument("--shard-heads", type=count(1, 4096), default=64)
+    p.add_argument("--minutes", type=minutes, default=None, help="stop fitting after this many minutes (resumable)")
     p.add_argument("--generator", type=Path, default=None, help="an imported EG3D generator instead of the bundled prior")
     p.add_argument("--threads", type=int, default=0)
     add_weights_argument(p)

@@ -339,6 +339,10 @@ class _BoundedFile:
 def _check_archive(path: Path) -> None:
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
+    if not any(member.filename.endswith("/data.pkl") for member in members):
+        raise WeightsError(
+            f"{path} is a zip archive but not one torch.save wrote (it has no data.pkl); give an EG3D .pkl or a converted .pth."
+        )
     inflated = sum(member.file_size for member in members)
     bomb = next(
         (m for m in members if m.compress_type != zipfile.ZIP_STORED and m.file_size > MAX_INFLATION_RATIO * max(m.compress_size, 1)), None
@@ -421,6 +425,11 @@ def read_checkpoint(path: Path) -> dict:
             data = torch.load(path, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickleModule())
         else:
             with path.open("rb") as file:
+                if file.read(1) != b"\x80":  # every pickle since protocol 2 starts so; EG3D's use 4 or 5
+                    raise WeightsError(
+                        f"{path} is not a pickle (EG3D's training writes network-snapshot-NNNNNN.pkl) or a converted .pth; give one of those."
+                    )
+                file.seek(0)
                 data = Unpickler(_BoundedFile(file, path.stat().st_size)).load()
     except WeightsError:
         raise

@@ -150,3 +150,24 @@ def test_bridge_addresses_tokens_ports_and_folders_that_cannot_work_get_one_sent
             )
             assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, (args, result.stderr)
             assert "Text Edit bridge on" not in result.stdout, "the start line only once it listens"
+
+
+def test_training_and_other_counts_that_cannot_be_meant_are_refused_while_parsing(tmp_path):
+    """train-edit --steps 0 wrote an untrained module with exit 0, train-prior --steps -1 a prior
+    of 6.7 dB; NaN learning rates and angles, zero frames or heads, an empty relevance prompt."""
+    out = str(tmp_path / "run")
+    for args, says in (
+        (("train-edit", "--edit", "green eyes", "--mask", "eyes", "--steps", "0", "--out", out), "--steps: give a whole number from 1"),
+        (("train-edit", "--edit", "green eyes", "--mask", "eyes", "--minutes", "-1", "--out", out), "--minutes: give a number above 0"),
+        (("train-prior", "--steps", "-1", "--out", out), "--steps"),
+        (("train-prior", "--lr", "nan", "--out", out), "--lr"),
+        (("train-clip", "--batch", "0", "--out", out), "--batch"),
+        (("train-open-edit", "--heads", "1", "--out", out), "--heads"),
+        (("train-encoder", "--seed", "-3", "--out", out), "a seed is a whole number"),
+        (("head-from-image", "x.png", "--pitch", "inf", "--out", out), "an angle"),
+        (("demo", "--frames", "0", "--out", out), "--frames"),
+        (("relevance", "--image", "x.png", "--prompt", " ", "--out", str(tmp_path / "r.png")), "--prompt is empty"),
+    ):
+        result = _bridge(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, (args, result.stderr)
+    assert not (tmp_path / "run").exists()

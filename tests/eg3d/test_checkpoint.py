@@ -147,6 +147,14 @@ def test_missing_damaged_and_foreign_files_get_one_sentence(tmp_path):
     (tmp_path / "other.pkl").write_bytes(pickle.dumps({"model": 1}))
     with pytest.raises(WeightsError, match="has no generator"):
         generator_record(read_checkpoint(tmp_path / "other.pkl"), "other.pkl")
+    (tmp_path / "notes.pkl").write_text("not a checkpoint at all")  # was "KeyError: 110 ... may be damaged"
+    with pytest.raises(WeightsError, match="is not a pickle"):
+        read_checkpoint(tmp_path / "notes.pkl")
+    import numpy as np
+
+    np.savez(tmp_path / "grid.npz", density=np.zeros(3))  # a zip, not torch.save's: was "RuntimeError: [enforce fail ..."
+    with pytest.raises(WeightsError, match="not one torch.save wrote"):
+        read_checkpoint(tmp_path / "grid.npz")
 
 
 def test_inspect_command_lists_the_generator_without_running_it(tmp_path, capsys):
