@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,15 @@ def load_picture(path: Path, max_side: int | None = PICTURE_SIDE) -> Picture:
         raise BridgeError(f"{path} is a folder, not an image; give a PNG or JPEG file.") from None
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """The picture turned as its EXIF orientation says (a phone photo keeps its rotation apart from
+    its pixels); a damaged EXIF block is metadata, so the picture is then taken as stored."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 -- struct.error, KeyError, ... from a damaged EXIF block
+        return image
+
+
 def _as_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode -> 8-bit RGB as a viewer shows it: deeper greyscale scaled (PIL's own convert
     clips a 16-bit PNG to white), transparency laid over white (the renders' background)."""
@@ -108,20 +118,10 @@ def decode_picture(data, what: str = "the picture", max_side: int | None = PICTU
 
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     try:
-        with _DECODING, Image.open(source) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise BridgeError(
-                    f"{what.capitalize()} is {image.width} x {image.height} pixels; use one of at most {MAX_IMAGE_PIXELS // 10**6} megapixels."
-                )
-            if min(image.width, image.height) < 8:
-                raise BridgeError(f"{what.capitalize()} is {image.width} x {image.height} pixels; use one at least 8 pixels on each side.")
-            rgb = _as_rgb(ImageOps.exif_transpose(image))  # a phone photo keeps its rotation apart from its pixels
-            size = rgb.size
-            sha256 = _channels_sha256([rgb.getchannel(band).tobytes() for band in range(3)], (3, size[1], size[0]))
-            factor = -(-max(size) // max_side) if max_side else 1
-            if factor > 1:
-                rgb = rgb.reduce(factor)
-            pixels = torch.from_numpy(np.asarray(rgb).copy())
+        with _DECODING, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's notes on odd EXIF tags and short files are not for users
+            with Image.open(source) as image:
+                picture = _working_copy(image, what, max_side)
     except Image.DecompressionBombError:
         raise BridgeError(f"{what.capitalize()} declares more pixels than any picture needs; use a smaller one.") from None
     except UnidentifiedImageError:
@@ -131,7 +131,26 @@ def decode_picture(data, what: str = "the picture", max_side: int | None = PICTU
     except (OSError, ValueError, SyntaxError) as error:
         reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
         raise BridgeError(f"Cannot read {what} ({reason}); use a PNG or JPEG file.") from None
-    return Picture(pixels.permute(2, 0, 1).float().div_(255.0), size, sha256)
+    return picture
+
+
+def _working_copy(image: Image.Image, what: str, max_side: int | None) -> Picture:
+    from bridge.errors import BridgeError
+
+    if image.width * image.height > MAX_IMAGE_PIXELS:
+        raise BridgeError(
+            f"{what.capitalize()} is {image.width} x {image.height} pixels; use one of at most {MAX_IMAGE_PIXELS // 10**6} megapixels."
+        )
+    if min(image.width, image.height) < 8:
+        raise BridgeError(f"{what.capitalize()} is {image.width} x {image.height} pixels; use one at least 8 pixels on each side.")
+    rgb = _as_rgb(_upright(image))
+    size = rgb.size
+    sha256 = _channels_sha256([rgb.getchannel(band).tobytes() for band in range(3)], (3, size[1], size[0]))
+    factor = -(-max(size) // max_side) if max_side else 1
+    if factor > 1:
+        rgb = rgb.reduce(factor)
+    pixels = torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).float().div_(255.0)
+    return Picture(pixels, size, sha256)
 
 
 def save_png(image: Tensor, path: Path) -> Path:

@@ -210,3 +210,29 @@ def test_pictures_read_as_a_viewer_shows_them():
     Image.fromarray(ramp).save(buffer, "PNG")
     grey = decode_picture(buffer.getvalue()).pixels
     assert abs(float(grey.mean()) - 0.5) < 0.01 and float(grey[0, 0, 0]) == 0.0 and float(grey[0, -1, -1]) == 1.0
+
+
+def test_damaged_exif_is_metadata_not_a_reason_to_fail(recwarn):
+    """Bytes of a photo's EXIF block changed at random: each picture is read (as stored when its
+    orientation cannot be read) or refused in one sentence; a struct.error escaped before, and
+    PIL's warnings reached the terminal."""
+    import io
+    import random
+
+    from bridge.images import decode_picture
+
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "Camera"
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()[::8, ::8]).save(buffer, "JPEG", exif=exif.tobytes())
+    photo, rng, read = buffer.getvalue(), random.Random(0), 0
+    for _ in range(400):
+        damaged = bytearray(photo)
+        for _ in range(rng.randint(1, 8)):
+            damaged[rng.randrange(2, 300)] = rng.randrange(256)  # the EXIF block is at the front
+        try:
+            decode_picture(bytes(damaged))
+            read += 1
+        except BridgeError as error:
+            assert "\n" not in str(error)
+    assert read > 100 and len(recwarn) == 0, [str(w.message) for w in recwarn][:3]
