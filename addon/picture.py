@@ -52,14 +52,20 @@ def read_picture(path: str) -> bytes:
         image = bpy.data.images.load(str(file), check_existing=False)
     except RuntimeError:
         raise BridgeError(f"Blender cannot read {file.name} as a picture; choose a PNG or JPEG file.") from None
+    upright = None
     try:
         width, height = image.size
         scale = SENT_SIZE / max(width, height, 1)
         if scale < 1:
             image.scale(max(8, round(width * scale)), max(8, round(height * scale)))
-        data = _png_bytes(image)
+        orientation = exif_orientation(data)
+        if orientation != 1:  # Blender ignores EXIF: a phone's portrait would reach the bridge on its side
+            upright = _turned(image, orientation)
+        data = _png_bytes(upright or image)
     finally:
         bpy.data.images.remove(image)
+        if upright is not None:
+            bpy.data.images.remove(upright)
     if len(data) > MAX_PICTURE_BYTES:
         raise BridgeError(f"{file.name} is still {len(data) // 1000} kB at {SENT_SIZE} pixels; save it as a JPEG and try again.")
     return data
@@ -86,6 +92,59 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
             return width, height
         at += 2 + length
     return None
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8; 1 = as stored) of a JPEG's APP1 or a PNG's eXIf block, read from
+    the bytes; 1 when there is none or it cannot be read."""
+    tiff = None
+    if data[:2] == b"\xff\xd8":
+        at = 2
+        while at + 4 <= len(data) and data[at] == 0xFF and data[at + 1] not in (0xDA, 0xD9):
+            (length,) = struct.unpack(">H", data[at + 2 : at + 4])
+            if data[at + 1] == 0xE1 and data[at + 4 : at + 10] == b"Exif\0\0":
+                tiff = data[at + 10 : at + 2 + length]
+                break
+            at += 2 + length
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        at = data.find(b"eXIf")
+        if at >= 4:
+            (length,) = struct.unpack(">I", data[at - 4 : at])
+            tiff = data[at + 4 : at + 4 + length]
+    try:
+        order = {b"II": "<", b"MM": ">"}[tiff[:2]]
+        (first,) = struct.unpack(order + "I", tiff[4:8])
+        (entries,) = struct.unpack(order + "H", tiff[first : first + 2])
+        for index in range(entries):
+            entry = tiff[first + 2 + 12 * index : first + 14 + 12 * index]
+            tag, kind = struct.unpack(order + "HH", entry[:4])
+            if tag == 0x0112 and kind == 3:
+                (value,) = struct.unpack(order + "H", entry[8:10])
+                return value if 1 <= value <= 8 else 1
+    except (KeyError, TypeError, struct.error):
+        pass
+    return 1
+
+
+def _turned(image, orientation: int):
+    """A new Blender image of `image` turned upright as EXIF `orientation` says."""
+    width, height = image.size
+    pixels = np.empty(width * height * 4, dtype=np.float32)
+    image.pixels.foreach_get(pixels)
+    rows = pixels.reshape(height, width, 4)[::-1]  # top row first, as EXIF counts
+    turn = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, 1),
+    }[orientation]
+    upright = np.ascontiguousarray(turn(rows)[::-1])
+    turned = bpy.data.images.new("text_edit_upright", upright.shape[1], upright.shape[0], alpha=True)
+    turned.pixels.foreach_set(upright.ravel())
+    return turned
 
 
 def _png_bytes(image) -> bytes:

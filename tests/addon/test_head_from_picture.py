@@ -73,3 +73,55 @@ def test_head_from_view_then_an_edit_of_it(blender, live_bridge, tmp_path):
     photo = report["from_image"]
     assert photo["key"].startswith("picture ") and photo["key"] != view["key"] and photo["heads"] == 3
     assert report["empty_message"] and "empty (0 bytes)" in report["empty_message"] and report["heads_after_empty"] == 3
+
+
+TURN_SCRIPT = r"""
+import base64
+picture = importlib.import_module('bl_ext.user_default.text_edit.addon.picture')
+report = {}
+for path in sys.argv[-1].split(","):
+    data = open(path, "rb").read()
+    report[path] = {"orientation": picture.exif_orientation(data), "sent": base64.b64encode(picture.read_picture(path)).decode()}
+result(report)
+"""
+
+
+def test_a_large_photo_reaches_the_bridge_upright_whatever_its_exif_orientation(blender, tmp_path):
+    """Blender ignores EXIF orientation; a phone photo too large to send as it is (> 700 kB) is
+    scaled by Blender, so the add-on turns it as its EXIF block says (a portrait went on its side)."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageOps
+    from skimage import data
+
+    rng = np.random.default_rng(0)
+    upright = Image.fromarray(
+        np.clip(data.astronaut()[:, 64:448].repeat(2, 0).repeat(2, 1) + rng.integers(0, 90, (1024, 768, 3)), 0, 255).astype(np.uint8)
+    )
+    paths = []
+    for orientation in (1, 3, 6, 8, 5):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        inverse = {
+            1: None,
+            3: Image.Transpose.ROTATE_180,
+            6: Image.Transpose.ROTATE_90,
+            8: Image.Transpose.ROTATE_270,
+            5: Image.Transpose.TRANSPOSE,
+        }
+        stored = upright.transpose(inverse[orientation]) if inverse[orientation] is not None else upright
+        path = tmp_path / f"photo_{orientation}.jpg"
+        stored.save(path, "JPEG", quality=98, exif=exif.tobytes())
+        assert path.stat().st_size > 700_000
+        assert ImageOps.exif_transpose(Image.open(path)).size == upright.size, "the file is what a phone writes"
+        paths.append(str(path))
+    done, report = blender.run(TURN_SCRIPT, ",".join(paths))
+    assert done.returncode == 0 and report, done.stdout[-3000:] + done.stderr[-3000:]
+    expected = np.asarray(upright.resize((384, 512)), dtype=np.float32)
+    for path, orientation in zip(paths, (1, 3, 6, 8, 5)):
+        assert report[path]["orientation"] == orientation
+        sent = Image.open(io.BytesIO(base64.b64decode(report[path]["sent"]))).convert("RGB")
+        assert sent.size == (384, 512), (orientation, sent.size)
+        assert np.abs(np.asarray(sent, dtype=np.float32) - expected).mean() < 12, orientation
