@@ -27,6 +27,8 @@ MAX_IMAGE_PIXELS = 40_000_000
 PICTURE_SIDE = 2048
 """Pictures are worked on with their longer side at most this many pixels (a 40 MP photo as floats
 is 480 MB; a head is made from a square of a few hundred pixels)."""
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+"""PIL's notes on odd EXIF tags and short files are not for users (set once: catch_warnings is not thread-safe)."""
 _DECODING = threading.BoundedSemaphore(2)
 """Decodes at once: each holds the file's full 8-bit pixels for a moment (120 MB at 40 MP)."""
 
@@ -101,9 +103,14 @@ def _as_rgb(image: Image.Image) -> Image.Image:
     clips a 16-bit PNG to white), transparency laid over white (the renders' background)."""
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         values = np.asarray(image, dtype=np.float32)
-        peak = 1.0 if image.mode == "F" and values.max(initial=0) <= 1.0 else (255.0 if values.max(initial=0) <= 255 else 65535.0)
+        if image.mode.startswith("I;16"):
+            peak = 65535.0
+        elif image.mode == "F" and values.max(initial=0) <= 1.0:
+            peak = 1.0
+        else:
+            peak = 255.0 if values.max(initial=0) <= 255 else 65535.0
         image = Image.fromarray(np.clip(np.rint(values * (255.0 / peak)), 0, 255).astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
@@ -118,10 +125,8 @@ def decode_picture(data, what: str = "the picture", max_side: int | None = PICTU
 
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     try:
-        with _DECODING, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # PIL's notes on odd EXIF tags and short files are not for users
-            with Image.open(source) as image:
-                picture = _working_copy(image, what, max_side)
+        with _DECODING, Image.open(source) as image:
+            picture = _working_copy(image, what, max_side)
     except Image.DecompressionBombError:
         raise BridgeError(f"{what.capitalize()} declares more pixels than any picture needs; use a smaller one.") from None
     except UnidentifiedImageError:
@@ -146,7 +151,7 @@ def _working_copy(image: Image.Image, what: str, max_side: int | None) -> Pictur
     rgb = _as_rgb(_upright(image))
     size = rgb.size
     sha256 = _channels_sha256([rgb.getchannel(band).tobytes() for band in range(3)], (3, size[1], size[0]))
-    factor = -(-max(size) // max_side) if max_side else 1
+    factor = max(1, min(-(-max(size) // max_side), min(size) // 8)) if max_side else 1  # the shorter side stays >= 8
     if factor > 1:
         rgb = rgb.reduce(factor)
     pixels = torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).float().div_(255.0)

@@ -98,8 +98,10 @@ SUBJECTS = set(
 )
 """Whom the head belongs to ("give the woman blue eyes", "the character's hair"): not the edit, and
 nor are the words that describe them ("the old man", "the tall woman's hair")."""
-REMOVALS = {"remove", "removes", "delete", "erase", "rid", "shave", "without", "lose", "strip", "off", "away"}
-"""Words that take something away: a part cannot be taken away, but what REMOVED_LOOK knows can."""
+REMOVALS = {"remove", "removes", "delete", "erase", "rid", "shave", "lose"}
+"""Verbs that take something away: a part cannot be taken away, but what REMOVED_LOOK knows can."""
+TAKING = ({"take", "wipe", "cut", "shave"}, {"off", "away"})
+"""...and "take ... off", "wipe ... away": a verb with its particle."""
 REMOVED_LOOK = {
     "beard": ("clean-shaven", "jaw"),
     "bearded": ("clean-shaven", "jaw"),
@@ -191,7 +193,7 @@ class Instruction:
 def _words(sentence: str) -> list[str]:
     """Lower-case words; a possessive's "'s" goes ("the man's hair" -> "man", "hair"), and a hex
     colour ("#2e8b57") becomes the name of the nearest colour CLIP knows by name."""
-    text = re.sub(r"#([0-9a-f]{6}|[0-9a-f]{3})\b", lambda m: f" {_hex_colour_name(m.group(1))} ", sentence.lower())
+    text = re.sub(r"#([0-9a-f]{8}|[0-9a-f]{6}|[0-9a-f]{4}|[0-9a-f]{3})\b", lambda m: f" {_hex_colour_name(m.group(1))} ", sentence.lower())
     words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.replace("\u2019", "'"))
     return [w[:-2] if w.endswith("'s") and w not in FILLER else w for w in words]
 
@@ -216,7 +218,8 @@ NAMED_COLOURS = {
 
 
 def _hex_colour_name(digits: str) -> str:
-    if len(digits) == 3:
+    """#rgb, #rgba, #rrggbb or #rrggbbaa (the alpha is left out) -> the nearest NAMED_COLOURS name."""
+    if len(digits) in (3, 4):
         digits = "".join(d * 2 for d in digits)
     rgb = [int(digits[i : i + 2], 16) for i in (0, 2, 4)]
     return min(NAMED_COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(rgb, NAMED_COLOURS[name])))
@@ -271,13 +274,17 @@ def _part_by_clip(clip, candidates: list[str]) -> tuple[int, str] | None:
 
 def _removed(text: str, words: list[str]) -> list[str]:
     """The words of a removal ("remove the beard") as the look it leaves ("clean-shaven jaw"), or
-    one sentence when what goes is a part itself or something without a known look."""
+    one sentence when what goes is a part itself, something without a known look, or only some of
+    it ("remove the grey hair" is not "bald hair")."""
     gone = next((w for w in words if w in REMOVED_LOOK), None)
-    if gone is None:
+    look, noun = REMOVED_LOOK.get(gone, (None, None))
+    part = _part_of_word(noun) if noun else None
+    verbs = REMOVALS | TAKING[0] | TAKING[1]
+    rest = [w for w in words if w not in verbs and w != gone and w not in FILLER and _part_of_word(w) != part]
+    if gone is None or rest:
         example = next((f"make the {p} {EXAMPLE_CHANGE[p]}" for p in map(_part_of_word, words) if p), "make the eyes green")
         raise BridgeError(f"The instruction {text[:60]!r} takes something away; say what the part should become instead, e.g. '{example}'.")
-    look, noun = REMOVED_LOOK[gone]
-    return [look, noun] + [w for w in words if w not in REMOVALS and w != gone and _part_of_word(w) is None]
+    return [look, noun]
 
 
 def parse_instruction(sentence: str, clip=None) -> Instruction:
@@ -293,7 +300,7 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
         raise BridgeError(
             f"The instruction {text[:60]!r} says what not to do ({negation!r}); say what the part should become, e.g. 'make the eyes green'."
         )
-    if any(w in REMOVALS for w in words):
+    if any(w in REMOVALS for w in words) or (set(words) & TAKING[0] and set(words) & TAKING[1]):
         words = _removed(text, words)
     found_by = "grammar"
     implied = next((IMPLIED_NOUNS[w] for w in words if w in IMPLIED_NOUNS), None)

@@ -40,6 +40,7 @@ def close_log() -> None:
         handler = _handlers.pop()
         logger.removeHandler(handler)
         handler.close()
+    logger.setLevel(logging.NOTSET)
     _log_file = None
 
 

@@ -24,14 +24,7 @@ def serve(
     noise_mode: str = "const",
     encoder=None,
 ) -> int:
-    import uvicorn
-
     from bridge.service import security
-    from bridge.service.api import create_app
-    from bridge.service.engine import Engine
-    from bridge.service.jobs import JobStore, Worker
-    from bridge.service.logs import log_to_file
-    from bridge.service.protocol import with_deadline
 
     if host not in LOOPBACK_HOSTS:
         if not allow_remote:
@@ -50,6 +43,24 @@ def serve(
     except OSError as error:
         raise BridgeError(_unusable(cache_dir(), "cache", "TEXT_EDIT_CACHE_DIR", error)) from None
     listening = _bound_socket(host, port)  # before the models load and before the start line is printed
+    try:
+        return _serve_on(listening, host, port, token, cache, device, clip, generator, open_model, noise_mode, encoder)
+    finally:
+        listening.close()
+
+
+def _serve_on(
+    listening: socket.socket, host: str, port: int, token: str, cache, device, clip, generator, open_model, noise_mode, encoder
+) -> int:
+    import uvicorn
+
+    from bridge.service import security
+    from bridge.service.api import create_app
+    from bridge.service.engine import Engine
+    from bridge.service.jobs import JobStore, Worker
+    from bridge.service.logs import log_to_file
+    from bridge.service.protocol import with_deadline
+
     log_to_file(cache)
     protocol = with_deadline(request_timeout_s())
     store = JobStore(cache / "jobs", LIMITS.result_days)
@@ -58,6 +69,7 @@ def serve(
     worker = Worker(store, {"edit": engine.run_edit, "train": engine.run_training, "head": engine.run_head}, LIMITS.queued_jobs)
     worker.start()
     app = create_app(engine, store, worker, token, host, port)
+    listening.listen(LIMITS.connections)
     print(
         f"Text Edit bridge on http://{'[' + host + ']' if ':' in host else host}:{port} ({engine.device}); "
         f"token in {security.token_path(config_dir())}; work in {cache}",
@@ -80,7 +92,6 @@ def serve(
         uvicorn.Server(config).run(sockets=[listening])
     finally:
         worker.stop()
-        listening.close()
     return 0
 
 
@@ -94,7 +105,8 @@ def _bound_socket(host: str, port: int) -> socket.socket:
     if not 1 <= port <= 65535:
         raise BridgeError(f"--port must be between 1 and 65535, not {port}.")
     try:
-        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds: "localhost" is 127.0.0.1
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)[0]
         listening = socket.socket(family, kind, protocol)
     except (OSError, UnicodeError) as error:
         raise BridgeError(

@@ -36,6 +36,9 @@ from bridge.guidance.instructions import PARTS, changes_shape, parse_instruction
         ("get rid of her freckles", "clear skin", "skin", "skin"),
         ("make the eyes #2e8b57", "green eyes", "eyes", "eyes"),
         ("dye the hair #F0F", "magenta hair", "hair", "hair"),
+        ("make the eyes #ff0000ff", "red eyes", "eyes", "eyes"),
+        ("give the man a strip of white hair", "strip white hair", "hair", "hair"),
+        ("cut the hair off", "bald hair", "hair", "hair"),
     ],
 )
 def test_sentences_read_as_their_pair(sentence, edit, mask, part):
@@ -112,9 +115,14 @@ def test_only_prompts_of_colours_keep_the_shape(edit, shape):
     assert changes_shape(edit) is shape
 
 
-def test_taking_a_part_away_is_refused_with_what_to_say_instead():
-    with pytest.raises(BridgeError, match="takes something away.*make the ears bigger"):
-        parse_instruction("remove the ears")
+@pytest.mark.parametrize(
+    "sentence", ["remove the ears", "remove the grey hair", "get rid of the grey in his hair", "remove the beard and make the eyes blue"]
+)
+def test_taking_a_part_or_only_some_of_it_away_is_refused_with_what_to_say_instead(sentence):
+    """A part cannot go, and "remove the grey hair" is not "bald hair" (what the removal of all of
+    it would leave)."""
+    with pytest.raises(BridgeError, match="takes something away.*e.g. 'make the"):
+        parse_instruction(sentence)
 
 
 def test_a_negation_is_refused_rather_than_edited_toward():
