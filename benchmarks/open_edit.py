@@ -137,6 +137,8 @@ INSTRUCTIONS = (
     ("the old woman should have green eyes", "green eyes", "eyes"),
     ("shave the beard off", "clean-shaven jaw", "jaw"),
     ("make the hair #ff0000", "red hair", "hair"),
+    ("change the hair colour from brown to black", "black hair", "hair"),
+    ("make the mouth smile", "smiling mouth", "mouth"),
     ("give them long hair", "long hair", "hair"),
     ("lengthen the hair", "long hair", "hair"),
     ("shorten her hair", "short hair", "hair"),

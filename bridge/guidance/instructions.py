@@ -32,7 +32,7 @@ PARTS: dict[str, tuple[str, ...]] = {
     "nose": ("nose", "nostrils", "nostril"),
     "ears": ("ears", "ear"),
     "eyebrows": ("eyebrows", "eyebrow", "brows", "brow"),
-    "skin": ("skin", "complexion", "face"),
+    "skin": ("skin", "complexion", "face", "cheeks", "cheek"),
     "jaw": ("jaw", "chin", "jawline"),
 }
 """Part -> the words that name it; the first word of each is the part's mask prompt."""
@@ -79,6 +79,9 @@ VERB_STATES = {
     "soften": "soft",
     "fatten": "full",
     "glow": "glowing",
+    "raise": "raised",
+    "lift": "raised",
+    "lower": "lowered",
 }
 """Verbs that name the state they ask for ("open the mouth" -> "open mouth")."""
 FILLER = set(
@@ -88,7 +91,7 @@ FILLER = set(
     should must now just bit little some colour color colours colors shade tone look looking
     and also then more very really paint recolour recolor dye love on for in at get add put wish need i'll
     see show appear appears seem seems pair kind sort slightly somewhat much lot too even again
-    take""".split()
+    take swap switch alter modify adjust tweak transform update edit than""".split()
 )
 """Words that carry no part of the edit. "very" and "more" go too: CLIP reads "green eyes" and
 "very green eyes" alike, and the strength slider is how much."""
@@ -98,7 +101,7 @@ SUBJECTS = set(
 )
 """Whom the head belongs to ("give the woman blue eyes", "the character's hair"): not the edit, and
 nor are the words that describe them ("the old man", "the tall woman's hair")."""
-REMOVALS = {"remove", "removes", "delete", "erase", "rid", "shave", "lose"}
+REMOVALS = {"remove", "removes", "delete", "erase", "rid", "shave", "lose", "disappear", "vanish"}
 """Verbs that take something away: a part cannot be taken away, but what REMOVED_LOOK knows can."""
 TAKING = ({"take", "wipe", "cut", "shave"}, {"off", "away"})
 """...and "take ... off", "wipe ... away": a verb with its particle."""
@@ -108,6 +111,8 @@ REMOVED_LOOK = {
     "freckles": ("clear", "skin"),
     "freckled": ("clear", "skin"),
     "lipstick": ("natural", "lips"),
+    "moustache": ("clean-shaven", "mouth"),
+    "mustache": ("clean-shaven", "mouth"),
     "hair": ("bald", "hair"),
 }
 """What is left once this is taken away ("remove the beard" -> "clean-shaven jaw")."""
@@ -122,6 +127,9 @@ IMPLIED_NOUNS = {
     "heterochromia": "eyes",
     "beard": "jaw",
     "bearded": "jaw",
+    "moustache": "mouth",
+    "mustache": "mouth",
+    "tan": "skin",
 }
 """Words that name a change of one part without naming it -> the part noun the edit gets."""
 PLURALS = {
@@ -272,6 +280,14 @@ def _part_by_clip(clip, candidates: list[str]) -> tuple[int, str] | None:
     return index, parts[int(top.indices[index, 0])]
 
 
+def _without_origin(words: list[str]) -> list[str]:
+    """"from brown to black": what the part is now is not the edit."""
+    if "from" in words and "to" in words[words.index("from") :]:
+        start = words.index("from")
+        return words[:start] + words[words.index("to", start) :]
+    return words
+
+
 def _removed(text: str, words: list[str]) -> list[str]:
     """The words of a removal ("remove the beard") as the look it leaves ("clean-shaven jaw"), or
     one sentence when what goes is a part itself, something without a known look, or only some of
@@ -294,7 +310,7 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
         raise BridgeError("The instruction is empty; write what to change, e.g. 'make the eyes green'.")
     if len(text) > MAX_INSTRUCTION_CHARS:
         raise BridgeError(f"The instruction has {len(text)} characters; shorten it to at most {MAX_INSTRUCTION_CHARS}.")
-    words = [w for w in _without_subjects(_words(text)) if len(w) > 1]
+    words = [w for w in _without_origin(_without_subjects(_words(text))) if len(w) > 1]
     negation = next((w for w in words if w in NEGATIONS), None)
     if negation is not None:
         raise BridgeError(
@@ -326,7 +342,7 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
         found_by = "clip"
     noun = words[at]
     describing: list[str] = []
-    expression = EXPRESSIONS.get(noun)
+    expression = next((EXPRESSIONS[w] for w in words if w in EXPRESSIONS and _part_of_word(w) == part), None)  # "make the mouth smile"
     noun = PARTS[part][0] if expression else PLURALS.get(noun, noun)
     for i, word in enumerate(words):
         if i == at or _part_of_word(word) == part or _part_of_word(IMPLIED_NOUNS.get(word, "")) not in (None, part):

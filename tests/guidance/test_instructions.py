@@ -39,6 +39,14 @@ from bridge.guidance.instructions import PARTS, changes_shape, parse_instruction
         ("make the eyes #ff0000ff", "red eyes", "eyes", "eyes"),
         ("give the man a strip of white hair", "strip white hair", "hair", "hair"),
         ("cut the hair off", "bald hair", "hair", "hair"),
+        ("change the hair colour from brown to black", "black hair", "hair", "hair"),
+        ("swap the eye colour to hazel", "hazel eyes", "eyes", "eyes"),
+        ("raise the eyebrows", "raised eyebrows", "eyebrows", "eyebrows"),
+        ("make the hair redder than it is", "redder hair", "hair", "hair"),
+        ("give her rosy cheeks", "rosy cheeks", "skin", "skin"),
+        ("give him a tan", "tan skin", "skin", "skin"),
+        ("remove the moustache", "clean-shaven mouth", "mouth", "mouth"),
+        ("make the mouth smile", "smiling mouth", "mouth", "mouth"),
     ],
 )
 def test_sentences_read_as_their_pair(sentence, edit, mask, part):
@@ -84,7 +92,7 @@ def test_sentences_without_a_part_or_a_change_get_one_sentence(sentence, bundled
 def test_an_unlisted_noun_is_looked_up_with_clip_or_refused(tiny_clip):
     """The CLIP fallback either names one of the parts or refuses in one sentence, for any CLIP
     (here a random tiny one, whose text similarities mean nothing)."""
-    for sentence in ("make the tresses red", "turn the peepers blue", "make the cheeks pink"):
+    for sentence in ("make the tresses red", "turn the peepers blue", "make the temples pink"):
         try:
             parsed = parse_instruction(sentence, tiny_clip)
         except BridgeError as error:
@@ -116,7 +124,14 @@ def test_only_prompts_of_colours_keep_the_shape(edit, shape):
 
 
 @pytest.mark.parametrize(
-    "sentence", ["remove the ears", "remove the grey hair", "get rid of the grey in his hair", "remove the beard and make the eyes blue"]
+    "sentence",
+    [
+        "remove the ears",
+        "make the eyebrows disappear",
+        "remove the grey hair",
+        "get rid of the grey in his hair",
+        "remove the beard and make the eyes blue",
+    ],
 )
 def test_taking_a_part_or_only_some_of_it_away_is_refused_with_what_to_say_instead(sentence):
     """A part cannot go, and "remove the grey hair" is not "bald hair" (what the removal of all of
