@@ -7,6 +7,7 @@ Every command reports user errors as one sentence on stderr (exit status 2) and 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import shlex
 import sys
@@ -1010,3 +1011,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("error: not enough memory for this; try a smaller resolution, grid or texture, or close other programs.", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        print(f"error: the disk is full ({error.filename or 'writing the output'}); free some space and run it again.", file=sys.stderr)
+        return 2

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import numbers
+import os
 import struct
 import zipfile
 import zlib
@@ -278,20 +279,24 @@ def validate(grid: FieldGrid) -> None:
 
 
 def _save(grid: FieldGrid, target, compress: bool) -> None:
-    """A validated grid as `.npz` into a file object."""
-    save = np.savez_compressed if compress else np.savez
-    save(
-        target,
-        format=np.array(FORMAT_NAME),
-        version=np.array(FORMAT_VERSION, dtype=np.int32),
-        density=grid.density,
-        rgb=grid.rgb,
-        masks=grid.masks,
-        level=np.array(grid.level, dtype=np.float64),
-        box_size=np.array(grid.box_size, dtype=np.float64),
-        box_centre=np.asarray(grid.box_centre, dtype=np.float64),
-        provenance=np.array(json.dumps(grid.provenance, sort_keys=True)),
-    )
+    """A validated grid as `.npz` into a file object: numpy's own npz layout (one .npy member per
+    array), written in a `with` so that a failed write (a full disk) closes the archive at once
+    (np.savez left it to the garbage collector, which then wrote to a closed file)."""
+    members = {
+        "format": np.array(FORMAT_NAME),
+        "version": np.array(FORMAT_VERSION, dtype=np.int32),
+        "density": grid.density,
+        "rgb": grid.rgb,
+        "masks": grid.masks,
+        "level": np.array(grid.level, dtype=np.float64),
+        "box_size": np.array(grid.box_size, dtype=np.float64),
+        "box_centre": np.asarray(grid.box_centre, dtype=np.float64),
+        "provenance": np.array(json.dumps(grid.provenance, sort_keys=True)),
+    }
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in members.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def to_bytes(grid: FieldGrid, compress: bool = False) -> bytes:
@@ -307,8 +312,17 @@ def write(grid: FieldGrid, path: str | Path, compress: bool = False) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     validate(grid)  # before the file is opened: a refused grid leaves no file behind
-    with path.open("wb") as file:
-        _save(grid, file, compress)
+    if path.is_symlink() or (path.exists() and not path.is_file()):  # a link, a pipe, a device: written through
+        with path.open("wb") as file:
+            _save(grid, file, compress)
+        return path
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("wb") as file:
+            _save(grid, file, compress)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)  # a failed write (a full disk) leaves no half-written file
     return path
 
 

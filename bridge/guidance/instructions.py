@@ -281,7 +281,7 @@ def _part_by_clip(clip, candidates: list[str]) -> tuple[int, str] | None:
 
 
 def _without_origin(words: list[str]) -> list[str]:
-    """"from brown to black": what the part is now is not the edit."""
+    """ "from brown to black": what the part is now is not the edit."""
     if "from" in words and "to" in words[words.index("from") :]:
         start = words.index("from")
         return words[:start] + words[words.index("to", start) :]

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bridge.errors import BridgeError
-from bridge.service.logs import internal_error
+from bridge.service.logs import internal_error, resource_problem
 from bridge.service.security import private_file, private_folder, write_private
 
 log = logging.getLogger(__name__)
@@ -126,8 +126,13 @@ class JobStore:
         return self.folder / job_id
 
     def save(self, job: Job) -> None:
+        """Write the job's record; when the disk will not take it (full), the record in memory still
+        answers and the worker goes on (a restart then finds the older record on disk)."""
         with self._lock:
-            write_private(private_folder(self.folder_of(job.id)) / "job.json", json.dumps(job.public()).encode())
+            try:
+                write_private(private_folder(self.folder_of(job.id)) / "job.json", json.dumps(job.public()).encode())
+            except OSError as error:
+                log.warning("could not write the record of job %s (%s)", job.id, error)
 
     def new(self, kind: str, request: dict) -> Job:
         job = Job(uuid.uuid4().hex[:16], kind, request)
@@ -248,9 +253,9 @@ class Worker:
                 outcome = (CANCELLED, "cancelled", None)
             except BridgeError as error:
                 outcome = (FAILED, "failed", str(error))
-            except Exception as error:  # a bug: keep serving, say where to look
+            except Exception as error:  # out of memory or disk, or a bug: keep serving, say what to do
                 log.exception("job %s failed", job.id)
-                outcome = (FAILED, "failed", internal_error(error))
+                outcome = (FAILED, "failed", resource_problem(error, self.store.folder) or internal_error(error))
             finally:
                 context.discard()  # before the state: whoever sees the job ended finds no half-written results
             self._finish(job, *outcome, results=results)

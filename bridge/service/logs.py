@@ -3,6 +3,7 @@ sentence a user sees names (the terminal, or the add-on's log file, gets the sam
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.handlers
 import os
@@ -49,3 +50,12 @@ def internal_error(error: BaseException) -> str:
     what = str(error).splitlines()[0][:200] if str(error) else ""
     where = f"the traceback is in {_log_file}" if _log_file else "the traceback is in the bridge's output"
     return f"Internal error ({type(error).__name__}{': ' + what if what else ''}); {where}. Please report it."
+
+
+def resource_problem(error: BaseException, folder: Path) -> str | None:
+    """The sentence for running out of memory or of disk space (writing into `folder`), else None."""
+    if isinstance(error, MemoryError):
+        return "The bridge ran out of memory for this job; try a smaller grid or texture, or close other programs."
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"The disk holding {folder} is full; free some space (finished jobs can be deleted) and run the job again."
+    return None

@@ -177,3 +177,38 @@ def test_size_limits(grid, monkeypatch):
     _refused(data, "KiB of arrays")
     monkeypatch.setattr(fieldgrid, "MAX_FILE_BYTES", 1_000)
     _refused(data, "larger than")
+
+
+def test_a_write_that_fails_leaves_nothing_behind_and_says_so_cleanly(grid, tmp_path, monkeypatch):
+    """A full disk: np.savez left its archive to the garbage collector ("Exception ignored ... seek
+    of closed file" at exit) and a half-written .npz where the grid was to be."""
+    import errno
+    import subprocess
+    import sys
+
+    real = np.lib.format.write_array
+
+    def fill_up(stream, array, **kw):
+        if array.dtype == np.uint8:  # the rgb member, half way through the archive
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(stream, array, **kw)
+
+    monkeypatch.setattr(np.lib.format, "write_array", fill_up)
+    with pytest.raises(OSError, match="No space"):
+        mesh_export.write(grid, tmp_path / "grid.npz")
+    assert list(tmp_path.iterdir()) == [], "neither the grid nor a partial file"
+    monkeypatch.undo()
+    mesh_export.write(grid, tmp_path / "grid.npz")
+    assert mesh_export.read(tmp_path / "grid.npz").density.shape == grid.density.shape
+    if Path("/dev/full").exists():  # a device is written through (never replaced), and says it is full
+        done = subprocess.run(
+            [sys.executable, "-m", "bridge", "grid", "--seed", "1", "--res", "16", "--out", "/dev/full"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (
+            done.returncode == 2
+            and done.stderr.strip() == "error: the disk is full (writing the output); free some space and run it again."
+        )
+        assert Path("/dev/full").is_char_device()

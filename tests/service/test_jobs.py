@@ -159,3 +159,47 @@ def test_a_bug_behind_a_request_answers_one_sentence_naming_the_log(tmp_path, br
     assert answer["detail"] == f"Internal error (KeyError: 'a bug in the engine'); the traceback is in {bridge_log}. Please report it."
     written = bridge_log.read_text()
     assert "POST /v1/heads failed" in written and "KeyError: 'a bug in the engine'" in written
+
+
+def test_running_out_of_memory_or_disk_says_what_to_do(tmp_path, bridge_log):
+    import errno
+
+    store = JobStore(tmp_path / "jobs", result_days=7)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    worker = Worker(store, {"memory": _write_then(MemoryError()), "disk": _write_then(full)}, max_queued=8)
+    worker.start()
+    try:
+        jobs = {kind: worker.submit(kind, {}) for kind in ("memory", "disk")}
+        deadline = time.monotonic() + 30
+        while any(job.state not in FINISHED for job in jobs.values()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert jobs["memory"].error.startswith("The bridge ran out of memory for this job; try a smaller grid")
+    assert jobs["disk"].error.startswith(f"The disk holding {store.folder} is full")
+    assert all(store.folder_of(job.id).joinpath("job.json").is_file() and job.results == {} for job in jobs.values())
+
+
+def test_a_disk_that_takes_no_more_records_does_not_stop_the_worker(tmp_path, monkeypatch):
+    """The worker saved the job's record outside any try: a full disk there killed its thread and
+    every later job stayed queued for ever."""
+    import errno
+
+    from bridge.service import jobs as jobs_module
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    store = JobStore(tmp_path / "jobs", result_days=7)
+    worker = Worker(store, {"done": _write_then(None), "disk": _write_then(OSError(errno.ENOSPC, "No space left on device"))}, 8)
+    worker.start()
+    try:
+        monkeypatch.setattr(jobs_module, "write_private", full)
+        first, second = worker.submit("disk", {}), worker.submit("done", {})
+        deadline = time.monotonic() + 30
+        while second.state not in FINISHED and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert first.state == FAILED and "is full" in first.error
+    assert second.state == DONE, "the worker went on to the next job"
