@@ -11,6 +11,7 @@ from torch import Tensor
 
 from bridge.errors import BridgeError
 from mesh_export.fieldgrid import provenance_problem
+from mesh_export.files import write_whole
 
 FORMAT = "text-edit/head"
 FORMAT_VERSION = 1
@@ -31,11 +32,8 @@ def write_head(path: Path, ws: Tensor, description: dict, generator_sha256: str)
         "description": description,
         "ws": [[round(float(v), 6) for v in row] for row in ws.tolist()],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(document) + "\n")
-    partial.replace(path)
-    return path
+    text = (json.dumps(document) + "\n").encode()
+    return write_whole(path, lambda file: file.write(text))
 
 
 def read_head(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None = None) -> tuple[Tensor, dict]:

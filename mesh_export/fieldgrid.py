@@ -19,7 +19,6 @@ import io
 import json
 import math
 import numbers
-import os
 import struct
 import zipfile
 import zlib
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .files import write_whole
 
 FORMAT_NAME = "text-edit-fieldgrid"
 FORMAT_VERSION = 1
@@ -308,22 +309,9 @@ def to_bytes(grid: FieldGrid, compress: bool = False) -> bytes:
 
 
 def write(grid: FieldGrid, path: str | Path, compress: bool = False) -> Path:
-    """Write the grid to `path` (conventionally `.npz`), straight to the file; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the grid to `path` (conventionally `.npz`), whole or not at all; returns the path."""
     validate(grid)  # before the file is opened: a refused grid leaves no file behind
-    if path.is_symlink() or (path.exists() and not path.is_file()):  # a link, a pipe, a device: written through
-        with path.open("wb") as file:
-            _save(grid, file, compress)
-        return path
-    partial = path.with_name(path.name + ".partial")
-    try:
-        with partial.open("wb") as file:
-            _save(grid, file, compress)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)  # a failed write (a full disk) leaves no half-written file
-    return path
+    return write_whole(path, lambda file: _save(grid, file, compress))
 
 
 # ---------------------------------------------------------------- reading

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .coords import METRES_PER_FIELD_UNIT, blender_to_gltf
+from .files import write_whole
 from .pipeline import TexturedMesh
 
 MASK_ATTRIBUTE_PREFIX = "_MASK_"
@@ -127,11 +128,9 @@ def _finish_tree(tree: dict, provenance: dict) -> None:
 
 
 def write_glb(mesh: TexturedMesh, path: str | Path, scale: float = METRES_PER_FIELD_UNIT) -> Path:
-    """Write the mesh to `path` as .glb; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(glb_bytes(mesh, scale))
-    return path
+    """Write the mesh to `path` as .glb, whole or not at all; returns the path."""
+    data = glb_bytes(mesh, scale)
+    return write_whole(path, lambda file: file.write(data))
 
 
 def read_glb_arrays(data: bytes) -> dict[str, np.ndarray]:

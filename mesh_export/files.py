@@ -1,0 +1,28 @@
+"""Files written whole or not at all: a full disk or a crash never leaves half a grid, mesh or head
+file where the artist expects one."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def write_whole(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Run `write` on PATH.partial and move it onto `path` when it is complete (the partial file is
+    removed if writing fails). A link, a pipe or a device is written through, never replaced."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        with path.open("wb") as file:
+            write(file)
+        return path
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with partial.open("wb") as file:
+            write(file)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
