@@ -1,8 +1,10 @@
-"""Hostile input, all three groups of issue 24, through the real entry points: `python -m benchmarks hostile`.
+"""Hostile input, the three groups of issue 24 and pictures, through the real entry points: `python -m benchmarks hostile`.
 
 - checkpoint: every file of benchmarks/hostile_checkpoint.py through `inspect-eg3d FILE` and
   `import-eg3d FILE --out DIR`; fieldgrid: every file of benchmarks/hostile_fieldgrid.py through
-  `export --field FILE --out X.glb`; in each group also a valid file with an --out that cannot be
+  `export --field FILE --out X.glb`; picture: every file of benchmarks/hostile_picture.py through
+  `head-from-image FILE --out X.json` (odd pictures must give a head, broken ones one sentence,
+  memory bounded by the working copy); in the first two groups also a valid file with an --out that cannot be
   written (a file where a folder is wanted, a folder where a file is). Each command is `bridge.cli.main(argv)` in one long-lived child
   per group (a fresh `python -m bridge` costs seconds of torch import), its stderr captured at the
   file descriptor, one case after another; a child that dies is restarted after the case that killed
@@ -68,6 +70,8 @@ QUICK_CHECKPOINT = (
     "binbytes8_200_gib",
     "z_dim_30000",
 )
+FRESH_PICTURE = ("greyscale_6000_squared.png", "header_20000_squared.png")
+QUICK_PICTURE = ("empty_file.png", "header_20000_squared.png", "exif_damaged.jpg", "sixteen_bit_grey.png")
 QUICK_FIELDGRID = ("deflate_bomb_256_cubed", "provenance_100k_deep", "object_dtype_pickle", "header_huge_shape", "density_nan")
 RESULTS = ("field.npz", "preview.png", "mask.png")
 
@@ -316,6 +320,24 @@ def _fieldgrid_cases(folder: Path, out: Path, quick: bool) -> list[Case]:
     (out / "a_folder.glb").mkdir(parents=True, exist_ok=True)
     cases.append(Case("fieldgrid", "export:valid_out_is_a_folder", ["export", "--field", str(valid), "--out", str(out / "a_folder.glb")]))
     return cases
+
+
+def _picture_cases(folder: Path, out: Path, quick: bool) -> list[Case]:
+    from benchmarks.hostile_picture import hostile_picture_files
+
+    files = hostile_picture_files(folder)
+    if quick:
+        files = [(name, path, refuse) for name, path, refuse in files if name in QUICK_PICTURE]
+    return [
+        Case(
+            "picture",
+            f"head-from-image:{name}",
+            ["head-from-image", str(path), "--out", str(out / "heads" / f"{name}.json")],
+            output=out / "heads" / f"{name}.json",
+            must_refuse=refuse,
+        )
+        for name, path, refuse in files
+    ]
 
 
 def _fresh_copy(case: Case, out: Path) -> Case:
@@ -568,6 +590,7 @@ def run(quick: bool = False) -> dict:
         work.mkdir()
         checkpoint_cases = _checkpoint_cases(root / "checkpoints", out, quick)
         fieldgrid_cases = _fieldgrid_cases(root / "fieldgrids", out, quick)
+        picture_cases = _picture_cases(root / "pictures", out, quick)
         inputs = {p for p in root.rglob("*")}
         checkpoint = _cli_group(
             checkpoint_cases,
@@ -583,23 +606,31 @@ def run(quick: bool = False) -> dict:
             out,
             ("mesh_export", "mesh_export.gltf", "mesh_export.pipeline"),
         )
+        picture = _cli_group(
+            picture_cases,
+            [f"head-from-image:{name}" for name in FRESH_PICTURE[: 1 if quick else None]],
+            work,
+            out,
+            ("torch", "bridge.images", "bridge.invert", "bridge.prior.model"),
+        )
         service = _service(root / "service")
         markers = sorted(
             str(p.relative_to(root))
             for p in root.rglob("*")
             if "ran" in p.name and p not in inputs and not str(p.relative_to(root)).startswith("service")
         )
-    groups = {"checkpoint": checkpoint, "fieldgrid": fieldgrid, "service": service}
-    failures = checkpoint["failures"] + fieldgrid["failures"] + service["failures"]
+    groups = {"checkpoint": checkpoint, "fieldgrid": fieldgrid, "picture": picture, "service": service}
+    failures = checkpoint["failures"] + fieldgrid["failures"] + picture["failures"] + service["failures"]
     failures += [f"payload marker {marker} exists: code from a file ran" for marker in markers]
     return {
         "cases": sum(g["cases"] for g in groups.values()),
         "cases_by_group": {name: g["cases"] for name, g in groups.items()},
-        "fresh_cli_runs": checkpoint["fresh_runs"] + fieldgrid["fresh_runs"],
-        "tracebacks": checkpoint["tracebacks"] + fieldgrid["tracebacks"] + service["log_tracebacks"],
+        "fresh_cli_runs": checkpoint["fresh_runs"] + fieldgrid["fresh_runs"] + picture["fresh_runs"],
+        "tracebacks": checkpoint["tracebacks"] + fieldgrid["tracebacks"] + picture["tracebacks"] + service["log_tracebacks"],
         "tracebacks_by_group": {
             "checkpoint": checkpoint["tracebacks"],
             "fieldgrid": fieldgrid["tracebacks"],
+            "picture": picture["tracebacks"],
             "service_log": service["log_tracebacks"],
         },
         "failures": failures,
@@ -614,6 +645,8 @@ def run(quick: bool = False) -> dict:
             checkpoint["fresh_peak_rss_mb"],
             fieldgrid["worker_peak_rss_mb"],
             fieldgrid["fresh_peak_rss_mb"],
+            picture["worker_peak_rss_mb"],
+            picture["fresh_peak_rss_mb"],
         ),
         "cli_rss_mb": {
             name: {
@@ -626,11 +659,11 @@ def run(quick: bool = False) -> dict:
                     "largest_rss_growth_mb",
                 )
             }
-            for name, g in (("checkpoint", checkpoint), ("fieldgrid", fieldgrid))
+            for name, g in (("checkpoint", checkpoint), ("fieldgrid", fieldgrid), ("picture", picture))
         },
         "server_max_rss_mb": service["server_max_rss_mb"],
-        "refused": {"checkpoint": checkpoint["refused"], "fieldgrid": fieldgrid["refused"]},
-        "accepted": {"checkpoint": checkpoint["accepted"], "fieldgrid": fieldgrid["accepted"]},
+        "refused": {"checkpoint": checkpoint["refused"], "fieldgrid": fieldgrid["refused"], "picture": picture["refused"]},
+        "accepted": {"checkpoint": checkpoint["accepted"], "fieldgrid": fieldgrid["accepted"], "picture": picture["accepted"]},
         "service_scenarios": service["scenarios"],
         "seconds": round(time.perf_counter() - started, 1),
         "quick": quick,
