@@ -139,7 +139,9 @@ class Mesher:
 def _in_thread(grid: bytes | Path, options, progress: Progress, span: tuple[float, float]) -> mesh_export.TexturedMesh:
     low, high = span
     field = mesh_export.read(grid) if isinstance(grid, Path) else mesh_export.read_bytes(grid)
-    return mesh_export.grid_to_mesh(field, options, progress=lambda stage, fraction: progress(low + (high - low) * fraction, stage))
+    return mesh_export.grid_to_mesh(
+        field, options, progress=lambda stage, fraction: progress(low + (high - low) * fraction, stage), cache=worker.SURFACES
+    )
 
 
 MESHER = Mesher()

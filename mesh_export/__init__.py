@@ -25,7 +25,7 @@ from .fieldgrid import (
     validate,
     write,
 )
-from .pipeline import ExportOptions, TexturedMesh, grid_to_mesh
+from .pipeline import ExportOptions, SurfaceCache, TexturedMesh, grid_to_mesh
 
 
 def write_glb(mesh, path, scale: float = METRES_PER_FIELD_UNIT):
@@ -42,6 +42,7 @@ __all__ = [
     "ExportOptions",
     "FieldGrid",
     "FieldGridError",
+    "SurfaceCache",
     "TexturedMesh",
     "blender_to_gltf",
     "field_to_blender",

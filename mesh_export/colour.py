@@ -8,6 +8,9 @@ seams do not bleed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
@@ -39,28 +42,82 @@ def uv_to_pixel(uvs: np.ndarray, texture_size: int) -> np.ndarray:
     return np.stack([uvs[..., 0] * texture_size - 0.5, (1.0 - uvs[..., 1]) * texture_size - 0.5], axis=-1)
 
 
-def bake_texture(
-    grid: FieldGrid, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, texture_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bake the grid's colour into a square texture.
+LAYOUT_MAX_SIZE = 2048
+"""Textures up to this size can be kept as a TextureLayout (~40 bytes per texel); larger ones are
+baked a rasterised piece at a time (an 8192^2 layout would be 2.7 GB)."""
 
-    vertices (M, 3) field points, faces (F, 3), uvs (M, 2) in [0, 1] (v up).
-    -> texture (T, T, 3) uint8 (row 0 = top, v = 1) and covered (T, T) bool (texels inside a triangle).
-    """
-    pixels = uv_to_pixel(uvs, texture_size)
-    texture = np.zeros((texture_size, texture_size, 3), dtype=np.uint8)
-    covered = np.zeros((texture_size, texture_size), dtype=bool)
+
+@dataclass(frozen=True, eq=False)
+class TextureLayout:
+    """Where a mesh's texels lie on its surface, which depends on the mesh and its UVs only: a grid
+    with other colours on the same surface is baked from it without rasterising again.
+
+    texels: (K,) int64 flat index (row * size + column) of each covered texel, each once (where
+    triangles share a texel, the last one's point, as a bake writes them); points: (K, 3) float64
+    field points; fill: (size * size,) int32, for every texel the flat index of the nearest covered
+    texel (None when all or none are covered)."""
+
+    size: int
+    texels: np.ndarray
+    points: np.ndarray
+    fill: np.ndarray | None
+
+
+def _covered_pieces(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(flat texel indices, field points) of the covered texels, a rasterised piece at a time, in triangle order."""
+    pixels = uv_to_pixel(uvs, size)
     corners = vertices.astype(np.float64)
-    for coverage in cover_in_chunks(pixels[faces]):  # a piece at a time: an 8192^2 texture took 8 GB at once
-        inside = ((coverage.ij >= 0) & (coverage.ij < texture_size)).all(axis=1)
+    for coverage in cover_in_chunks(pixels[faces]):
+        inside = ((coverage.ij >= 0) & (coverage.ij < size)).all(axis=1)
         face, ij, bary = coverage.face[inside], coverage.ij[inside], coverage.bary[inside]
-        points = np.einsum("kc,kcj->kj", bary, corners[faces[face]])
-        texture[ij[:, 1], ij[:, 0]] = np.rint(sample_rgb(grid, points) * 255.0)
-        covered[ij[:, 1], ij[:, 0]] = True
-    if covered.any() and not covered.all():
-        nearest = distance_transform_edt(~covered, return_distances=False, return_indices=True)
-        texture = texture[nearest[0], nearest[1]]
-    return texture, covered
+        yield ij[:, 1] * size + ij[:, 0], np.einsum("kc,kcj->kj", bary, corners[faces[face]])
+
+
+def _nearest_covered(covered: np.ndarray) -> np.ndarray | None:
+    """(T, T) bool -> (T * T,) int32 flat index of the nearest covered texel, or None if there is nothing to fill."""
+    if not covered.any() or covered.all():
+        return None
+    rows, columns = distance_transform_edt(~covered, return_distances=False, return_indices=True)
+    return (rows * covered.shape[1] + columns).astype(np.int32).ravel()
+
+
+def _colours(grid: FieldGrid, points: np.ndarray) -> np.ndarray:
+    return np.rint(sample_rgb(grid, points) * 255.0)
+
+
+def texture_layout(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: int) -> TextureLayout:
+    """The TextureLayout of a mesh (vertices (M, 3) field points, faces (F, 3), uvs (M, 2)) for a size^2 texture."""
+    pieces = list(_covered_pieces(vertices, faces, uvs, size))
+    texels = np.concatenate([t for t, _ in pieces]) if pieces else np.zeros(0, np.int64)
+    points = np.concatenate([p for _, p in pieces]) if pieces else np.zeros((0, 3))
+    owner = np.full(size * size, -1, dtype=np.int64)
+    owner[texels] = np.arange(len(texels))  # the last triangle to cover a texel owns it, as in a bake
+    kept = owner[owner >= 0]
+    return TextureLayout(size, texels[kept], points[kept], _nearest_covered((owner >= 0).reshape(size, size)))
+
+
+def bake_with(layout: TextureLayout, grid: FieldGrid) -> np.ndarray:
+    """The grid's colour baked through a layout -> (size, size, 3) uint8 (row 0 = top)."""
+    texture = np.zeros((layout.size * layout.size, 3), dtype=np.uint8)
+    texture[layout.texels] = _colours(grid, layout.points)
+    if layout.fill is not None:
+        texture = texture[layout.fill]
+    return texture.reshape(layout.size, layout.size, 3)
+
+
+def bake_texture(grid: FieldGrid, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, texture_size: int) -> np.ndarray:
+    """Bake the grid's colour into a square texture: vertices (M, 3) field points, faces (F, 3),
+    uvs (M, 2) in [0, 1] (v up) -> (T, T, 3) uint8 (row 0 = top, v = 1). A piece at a time: memory
+    follows the texture, not its coverage."""
+    texture = np.zeros((texture_size * texture_size, 3), dtype=np.uint8)
+    covered = np.zeros(texture_size * texture_size, dtype=bool)
+    for texels, points in _covered_pieces(vertices, faces, uvs, texture_size):
+        texture[texels] = _colours(grid, points)
+        covered[texels] = True
+    fill = _nearest_covered(covered.reshape(texture_size, texture_size))
+    if fill is not None:
+        texture = texture[fill]
+    return texture.reshape(texture_size, texture_size, 3)
 
 
 def sample_texture(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .colour import bake_texture, sample_masks, sample_rgb
+from .colour import LAYOUT_MAX_SIZE, TextureLayout, bake_texture, bake_with, sample_masks, sample_rgb, texture_layout
 from .coords import METRES_PER_FIELD_UNIT, field_to_blender
 from .fieldgrid import FieldGrid, FieldGridError
 from .surface import EG3D_BORDER_FRACTION, SurfaceOptions, extract_surface
@@ -83,18 +83,58 @@ class TexturedMesh:
 Progress = Callable[[str, float], None]
 
 
+@dataclass(frozen=True, eq=False)
+class _Meshed:
+    """What a mesh takes from its grid's density alone (and the options): the surface, its UV atlas
+    and its texture layout."""
+
+    density: np.ndarray
+    placement: tuple
+    options: ExportOptions
+    surface: Any
+    welded: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray
+    chart_count: int
+    layout: TextureLayout | None
+
+
+class SurfaceCache:
+    """The last few meshed densities. A texture-only edit keeps its head's density exactly (the
+    sparse sampler then evaluates the same voxels, so the grids' density arrays are equal): its mesh
+    is the earlier one re-coloured, without marching cubes, the UV atlas or rasterising the texture
+    again. Pass one to grid_to_mesh where one process meshes edit after edit (the add-on's mesher)."""
+
+    MAX_VOXELS = 257**3
+    """Larger grids are not kept (a 512^3 density is 0.5 GB)."""
+
+    def __init__(self, entries: int = 2):
+        self.entries = entries
+        self._meshed: list[_Meshed] = []
+
+    def find(self, grid: FieldGrid, options: ExportOptions) -> _Meshed | None:
+        placement = _placement(grid)
+        for meshed in self._meshed:
+            if meshed.options == options and meshed.placement == placement and np.array_equal(meshed.density, grid.density):
+                return meshed
+        return None
+
+    def keep(self, meshed: _Meshed) -> None:
+        if meshed.density.size <= self.MAX_VOXELS:
+            self._meshed = [meshed, *self._meshed[: self.entries - 1]]
+
+
+def _placement(grid: FieldGrid) -> tuple:
+    return (grid.density.shape, float(grid.level), float(grid.box_size), tuple(float(c) for c in grid.box_centre))
+
+
 def _report(progress: Progress | None, stage: str, fraction: float) -> None:
     if progress is not None:
         progress(stage, fraction)
 
 
-def grid_to_mesh(grid: FieldGrid, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> TexturedMesh:
-    """Surface, colours, masks, UV atlas and texture of `grid`, in field space.
-
-    `progress(stage, fraction)` is called between stages (it may raise to cancel).
-    Raises FieldGridError when the grid holds no surface at its level, or one that is not finite.
-    """
-    started = time.perf_counter()
+def _mesh_surface(grid: FieldGrid, options: ExportOptions, progress: Progress | None) -> _Meshed:
+    """Marching cubes, the UV atlas and the texture layout: everything that depends on the density only."""
     _report(progress, "surface", 0.0)
     surface = extract_surface(
         grid,
@@ -104,14 +144,38 @@ def grid_to_mesh(grid: FieldGrid, options: ExportOptions = ExportOptions(), prog
             max_triangles=options.max_triangles,
         ),
     )
+    layout = None
     if options.texture_size:
         _report(progress, "uv atlas", 0.4)
         atlas = build_atlas(surface.vertices, surface.faces, options.texture_size)
-        welded, faces, uvs = atlas.vertex_source.astype(np.int32), atlas.faces, atlas.uvs
-        chart_count = atlas.chart_count
+        welded, faces, uvs, chart_count = atlas.vertex_source.astype(np.int32), atlas.faces, atlas.uvs, atlas.chart_count
+        if options.texture_size <= LAYOUT_MAX_SIZE:
+            _report(progress, "texture layout", 0.6)
+            layout = texture_layout(surface.vertices[welded], faces, uvs, options.texture_size)
     else:
         welded = np.arange(len(surface.vertices), dtype=np.int32)
         faces, uvs, chart_count = surface.faces, np.zeros((len(surface.vertices), 0), dtype=np.float32), 0
+    density = grid.density.copy() if grid.density.size <= SurfaceCache.MAX_VOXELS else grid.density
+    return _Meshed(density, _placement(grid), options, surface, welded, faces, uvs, chart_count, layout)
+
+
+def grid_to_mesh(
+    grid: FieldGrid, options: ExportOptions = ExportOptions(), progress: Progress | None = None, cache: SurfaceCache | None = None
+) -> TexturedMesh:
+    """Surface, colours, masks, UV atlas and texture of `grid`, in field space; with a `cache`, the
+    surface of an earlier grid with the same density is re-coloured instead of meshed again.
+
+    `progress(stage, fraction)` is called between stages (it may raise to cancel).
+    Raises FieldGridError when the grid holds no surface at its level, or one that is not finite.
+    """
+    started = time.perf_counter()
+    meshed = cache.find(grid, options) if cache is not None else None
+    reused = meshed is not None
+    if meshed is None:
+        meshed = _mesh_surface(grid, options, progress)
+        if cache is not None:
+            cache.keep(meshed)
+    surface, welded, faces, uvs = meshed.surface, meshed.welded, meshed.faces, meshed.uvs
     _report(progress, "colours and masks", 0.6)
     colours = sample_rgb(grid, surface.vertices)[welded]
     masks = sample_masks(grid, surface.vertices)[welded]
@@ -119,7 +183,10 @@ def grid_to_mesh(grid: FieldGrid, options: ExportOptions = ExportOptions(), prog
     texture = None
     if options.texture_size:
         _report(progress, "texture", 0.7)
-        texture, _ = bake_texture(grid, vertices, faces, uvs, options.texture_size)
+        if meshed.layout is not None:
+            texture = bake_with(meshed.layout, grid)
+        else:
+            texture = bake_texture(grid, vertices, faces, uvs, options.texture_size)
     normals = surface.normals[welded]
     arrays = {"vertices": vertices, "normals": normals, "colours": colours, "uvs": uvs, "masks": masks}
     bad = [name for name, array in arrays.items() if not np.isfinite(array).all()]
@@ -137,7 +204,8 @@ def grid_to_mesh(grid: FieldGrid, options: ExportOptions = ExportOptions(), prog
             "box_size": grid.box_size,
             "box_centre": [float(c) for c in grid.box_centre],
             "triangles": int(len(faces)),
-            "charts": chart_count,
+            "charts": meshed.chart_count,
+            "surface_reused": reused,
             "seconds": round(time.perf_counter() - started, 3),
         },
     }

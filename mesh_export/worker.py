@@ -8,6 +8,9 @@ holding the GIL keeps the main thread's timers from running. The protocol is pla
          or {"id": N, "error": SENTENCE}; the mesh is written to PATH as an .npz of TexturedMesh's arrays
          with its provenance as JSON (`save_mesh` / `load_mesh`).
 
+The helper keeps the surfaces it made last (`SURFACES`): the next grid with the same density (a
+colour edit of the same head) is re-coloured, not meshed again.
+
 `python -c "import mesh_export.worker as w; w.serve()"` with mesh_export's folder on sys.path.
 """
 
@@ -21,9 +24,11 @@ from typing import IO
 import numpy as np
 
 from .fieldgrid import FieldGridError, read
-from .pipeline import ExportOptions, TexturedMesh, grid_to_mesh
+from .pipeline import ExportOptions, SurfaceCache, TexturedMesh, grid_to_mesh
 
 ARRAYS = ("vertices", "faces", "normals", "colours", "uvs", "masks", "welded")
+SURFACES = SurfaceCache()
+"""The helper meshes edit after edit of the same heads: a colour edit re-colours the last surface."""
 
 
 def save_mesh(mesh: TexturedMesh, path: Path) -> None:
@@ -50,7 +55,7 @@ def handle(request: dict, send) -> None:
         send({"id": ident, "stage": stage, "fraction": fraction})
 
     try:
-        mesh = grid_to_mesh(read(Path(request["grid"])), ExportOptions(**request.get("options", {})), progress=progress)
+        mesh = grid_to_mesh(read(Path(request["grid"])), ExportOptions(**request.get("options", {})), progress=progress, cache=SURFACES)
         save_mesh(mesh, Path(request["mesh"]))
     except (FieldGridError, ValueError, OSError, MemoryError) as error:
         send({"id": ident, "error": str(error) or type(error).__name__})

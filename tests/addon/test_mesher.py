@@ -100,8 +100,9 @@ def test_cancel_kills_the_helper_mid_request_and_the_next_edit_gets_a_new_one(ad
             helper.interrupt()
 
         threading.Thread(target=cancelled_soon).start()
+        slower = mesh_export.ExportOptions(texture_size=2048)  # not the kept surface's options: meshed from scratch
         with pytest.raises(tasks.Cancelled):
-            helper.mesh(grid_bytes, options, tasks.Progress(lambda *a: None, cancel), (0, 1))
+            helper.mesh(grid_bytes, slower, tasks.Progress(lambda *a: None, cancel), (0, 1))
         assert helper.process is None and not helper.failed
         assert len(helper.mesh(grid_bytes, mesh_export.ExportOptions(texture_size=0), progress(tasks, []), (0, 1)).faces)
     finally:
@@ -115,3 +116,26 @@ def test_without_a_helper_meshing_runs_in_the_thread(addon, grid_bytes):
     helper = mesher.Mesher(python="/nonexistent/python")
     mesh = helper.mesh(grid_bytes, mesh_export.ExportOptions(texture_size=0), progress(tasks, []), (0, 1))
     assert helper.failed and len(mesh.faces) > 1000
+
+
+def test_the_helper_re_colours_the_surface_it_kept_when_the_density_is_the_same(addon, grid_bytes):
+    """A colour edit of the same head: the helper skips the surface and UV atlas, same mesh as from scratch."""
+    mesher, tasks = addon
+    from text_edit import mesh_export
+
+    grid = mesh_export.read_bytes(grid_bytes)
+    recoloured = mesh_export.FieldGrid.from_arrays(
+        grid.density, 1 - grid.rgb.astype(np.float32) / 255, level=grid.level, box_size=grid.box_size
+    )
+    options, helper = mesh_export.ExportOptions(texture_size=512), mesher.Mesher()
+    try:
+        first = helper.mesh(grid_bytes, options, progress(tasks, []), (0, 1))
+        stages: list = []
+        again = helper.mesh(mesh_export.to_bytes(recoloured), options, progress(tasks, stages), (0, 1))
+    finally:
+        helper.stop()
+    assert not first.provenance["mesh_export"]["surface_reused"] and again.provenance["mesh_export"]["surface_reused"]
+    assert "uv atlas" not in [stage for _, stage in stages]
+    fresh = mesh_export.grid_to_mesh(recoloured, options)
+    for name in ("vertices", "faces", "uvs", "colours", "texture"):
+        assert np.array_equal(getattr(again, name), getattr(fresh, name)), name
