@@ -175,7 +175,8 @@ def grid_to_mesh(
         meshed = _mesh_surface(grid, options, progress)
         if cache is not None:
             cache.keep(meshed)
-    surface, welded, faces, uvs = meshed.surface, meshed.welded, meshed.faces, meshed.uvs
+    surface = meshed.surface
+    welded, faces, uvs = meshed.welded.copy(), meshed.faces.copy(), meshed.uvs.copy()  # the kept ones stay as they were
     _report(progress, "colours and masks", 0.6)
     colours = sample_rgb(grid, surface.vertices)[welded]
     masks = sample_masks(grid, surface.vertices)[welded]
