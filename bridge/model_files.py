@@ -74,6 +74,28 @@ def write_atomically(path: Path, tensors: dict[str, Tensor]) -> None:
     partial.replace(path)
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """A small text file (a checkpoint's record) there whole or not at all."""
+    partial = Path(path).with_name(Path(path).name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def save_atomically(path: Path, state) -> None:
+    """torch.save, there whole or not at all (an optimiser's state)."""
+    partial = Path(path).with_name(Path(path).name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def read_shard(path: Path) -> dict[str, Tensor]:
+    """A data shard's tensors, or one sentence when the file is damaged (it is made again once deleted)."""
+    try:
+        return load_file(str(path))
+    except Exception:  # noqa: BLE001 -- safetensors raises its own errors for cut or foreign files
+        raise BridgeError(f"The data file {path} is damaged; delete it and run the command again (it is made again).") from None
+
+
 def shard_path(folder: Path, index: int) -> Path:
     """Where a trainer keeps data shard `index` of its run folder."""
     return Path(folder) / "data" / f"shard_{index:05d}.safetensors"
@@ -177,10 +199,10 @@ def _kind(form: str) -> str:
 def save_checkpoint(folder: Path, module: nn.Module, optimiser: torch.optim.Optimizer, step: int, config, history: list) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(folder / f"{CHECKPOINT}.safetensors"))
-    torch.save(optimiser.state_dict(), folder / f"{CHECKPOINT}_optimiser.pt")
+    write_atomically(folder / f"{CHECKPOINT}.safetensors", module.state_dict())
+    save_atomically(folder / f"{CHECKPOINT}_optimiser.pt", optimiser.state_dict())
     state = {"step": step, "config": _settings(config), "history": history}
-    (folder / f"{CHECKPOINT}.json").write_text(json.dumps(state) + "\n")
+    write_text_atomically(folder / f"{CHECKPOINT}.json", json.dumps(state) + "\n")
 
 
 def load_checkpoint(folder: Path, module: nn.Module, optimiser: torch.optim.Optimizer, config) -> tuple[int, list] | None:
@@ -189,16 +211,25 @@ def load_checkpoint(folder: Path, module: nn.Module, optimiser: torch.optim.Opti
     meta = Path(folder) / f"{CHECKPOINT}.json"
     if not meta.is_file():
         return None
-    state = json.loads(meta.read_text())
-    found = {k: v for k, v in (state.get("config") or {}).items() if k not in FREE_ON_RESUME}
+    damaged = (
+        f"The checkpoint in {folder} is damaged or incomplete; delete its checkpoint files (or use a new --out folder) to start again."
+    )
+    try:
+        state = json.loads(meta.read_text())
+        found = {k: v for k, v in (state.get("config") or {}).items() if k not in FREE_ON_RESUME}
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        raise BridgeError(damaged) from None
     if found != _settings(config):
         raise BridgeError(
             f"The checkpoint in {folder} was made with other settings; use a new --out folder or the same settings to resume."
         )
     device = next(module.parameters()).device
-    module.load_state_dict(load_file(str(Path(folder) / f"{CHECKPOINT}.safetensors"), device=str(device)))
-    optimiser.load_state_dict(torch.load(Path(folder) / f"{CHECKPOINT}_optimiser.pt", weights_only=True))
-    return state["step"], state["history"]
+    try:
+        module.load_state_dict(load_file(str(Path(folder) / f"{CHECKPOINT}.safetensors"), device=str(device)))
+        optimiser.load_state_dict(torch.load(Path(folder) / f"{CHECKPOINT}_optimiser.pt", weights_only=True))
+        return int(state["step"]), list(state["history"])
+    except Exception:  # noqa: BLE001 -- a missing file, a cut safetensors, another model's tensors, a broken record
+        raise BridgeError(damaged) from None
 
 
 def _settings(config) -> dict:

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import Tensor
 
 from bridge.errors import BridgeError
 from bridge.field.renderer import render_orbit
 from bridge.invert.encoder import EncoderConfig, ImageEncoder
-from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, shard_path, write_atomically
+from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, read_shard, shard_path, write_atomically
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class EncoderData:
 
     @classmethod
     def load(cls, folder: Path, config: EncoderTrainingConfig) -> "EncoderData":
-        shards = [load_file(str(shard_path(folder, i))) for i in range(-(-config.heads // config.shard_heads))]
+        shards = [read_shard(shard_path(folder, i)) for i in range(-(-config.heads // config.shard_heads))]
         return cls(*(torch.cat([s[k] for s in shards]) for k in ("w", "pictures", "yaw", "pitch")), config.views)
 
 

@@ -36,7 +36,7 @@ from bridge.field.triplane import sample_planes
 from bridge.guidance.captions import mask_prompt_ensemble
 from bridge.guidance.relevance import PSEUDO_LABEL_OPTIONS, pseudo_label, relevance_above, relevance_maps
 from bridge.lenerf.open_model import OpenEditModel, mask_embedding
-from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, shard_path, write_atomically
+from bridge.model_files import ResumableTrainer, TrainingProgress, check_data_settings, read_shard, shard_path, write_atomically
 
 MASK_VOCABULARY = ("eyes", "irises", "hair", "haircut", "mouth", "lips", "nose", "ears", "eyebrows", "skin")
 """The part prompts whose relevance the mask field learns; other wordings are answered through
@@ -234,7 +234,7 @@ def make_data(source, clip, config: OpenTrainingConfig, folder: Path, on_progres
         if not path.is_file():
             write_atomically(path, make_shard(source, clip, config, index))
         if not labels.is_file():
-            shard = load_file(str(path))
+            shard = read_shard(path)
             made = {}
             if "rgb" in shard:
                 views, known = view_labels(clip, shard["rgb"], shard["opacity"])
@@ -263,7 +263,7 @@ class OpenData:
         surface (features computed here from the head's planes), where an opened mouth or a removed
         part is empty in the edited head and the mask must still say "mouth"."""
         count = -(-config.heads // config.shard_heads)
-        shards = [load_file(str(shard_path(folder, i))) for i in range(count)]
+        shards = [read_shard(shard_path(folder, i)) for i in range(count)]
         labels = [load_file(str(label_path(folder, i))) for i in range(count)]
         labelled = [s for s in shards if "rgb" in s]
         labels = [t for t in labels if "labels" in t]

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 
 from bridge.errors import BridgeError
@@ -42,6 +42,7 @@ from bridge.lenerf import losses
 from bridge.lenerf.edit_module import EditModule, EditSpec
 from bridge.lenerf.fusion import ACTIVE_SIGMA, EditedField, PlaneFeatures
 from bridge.lenerf.modules import EditModules, ModuleConfig
+from bridge.model_files import save_atomically, write_atomically, write_text_atomically
 
 GEOMETRY_LABELS = ("both", "target")
 LatentSampler = Callable[[int, torch.Generator], Tensor]
@@ -120,7 +121,7 @@ class EditTrainer:
         base = render_config or generator.config.render
         self.renderer = VolumeRenderer(replace(base, depth_samples=config.samples, importance_samples=config.samples))
         self.clip_loss = ClipEditLoss(clip, spec.edit if edit_target is None else edit_target, clip_loss)
-        self.settings = json.loads(json.dumps({"config": asdict(config), "clip_loss": asdict(clip_loss)}))
+        self.settings = json.loads(json.dumps({"spec": asdict(spec), "config": asdict(config), "clip_loss": asdict(clip_loss)}))
         """What a checkpoint must have been made with to be resumed."""
         self.mask_prompts = mask_prompt_ensemble(spec.mask)
         mapper_params = list(self.modules.mapper.parameters())
@@ -261,27 +262,42 @@ class EditTrainer:
 
     def save_checkpoint(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous() for k, v in self.modules.state_dict().items()}, str(folder / "checkpoint.safetensors"))
-        torch.save({name: o.state_dict() for name, o in self.optimisers.items()}, folder / "checkpoint_optimisers.pt")
+        write_atomically(folder / "checkpoint.safetensors", self.modules.state_dict())
+        save_atomically(folder / "checkpoint_optimisers.pt", {name: o.state_dict() for name, o in self.optimisers.items()})
         state = {"step": self.step, **self.settings, "rng": self.rng.get_state().tolist(), "history": self.history}
-        (folder / "checkpoint.json").write_text(json.dumps(state) + "\n")
+        write_text_atomically(folder / "checkpoint.json", json.dumps(state) + "\n")
 
     def resume(self, folder: Path) -> bool:
         """Continue from `folder`'s checkpoint if it was made with the same config; True if it did."""
         meta = folder / "checkpoint.json"
         if not meta.is_file():
             return False
-        state = json.loads(meta.read_text())
+        damaged = f"The checkpoint in {folder} is damaged or incomplete; delete its checkpoint files (or use a new --out folder) to train from the start."
+        try:
+            state = json.loads(meta.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise BridgeError(damaged) from None
+        if not isinstance(state, dict):
+            raise BridgeError(damaged)
+        started = state.get("spec")
+        if started != self.settings["spec"]:
+            was = f" for {started.get('edit')!r} on {started.get('mask')!r}" if isinstance(started, dict) else ""
+            raise BridgeError(
+                f"The checkpoint in {folder} is the training of another edit{was}; use a new --out folder (or name) for this one."
+            )
         if any(state.get(name) != value for name, value in self.settings.items()):
             raise BridgeError(
                 f"The checkpoint in {folder} was made with other training settings; use a new --out folder or the same settings to resume."
             )
-        self.modules.load_state_dict(load_file(str(folder / "checkpoint.safetensors")))
-        optimisers = torch.load(folder / "checkpoint_optimisers.pt", weights_only=True)
-        for name, optimiser in self.optimisers.items():
-            optimiser.load_state_dict(optimisers[name])
-        self.rng.set_state(torch.tensor(state["rng"], dtype=torch.uint8))
-        self.step, self.history = state["step"], state["history"]
+        try:
+            self.modules.load_state_dict(load_file(str(folder / "checkpoint.safetensors")))
+            optimisers = torch.load(folder / "checkpoint_optimisers.pt", weights_only=True)
+            for name, optimiser in self.optimisers.items():
+                optimiser.load_state_dict(optimisers[name])
+            self.rng.set_state(torch.tensor(state["rng"], dtype=torch.uint8))
+            self.step, self.history = int(state["step"]), list(state["history"])
+        except Exception:  # noqa: BLE001 -- a missing file, a cut safetensors, another module's tensors, a broken record
+            raise BridgeError(damaged) from None
         return True
 
     # --- the whole run -----------------------------------------------------------------------

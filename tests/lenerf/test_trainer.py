@@ -30,7 +30,7 @@ def generator():
     return TriPlaneGenerator(TINY).eval()
 
 
-def _trainer(generator, clip, config=FAST, geometry=False):
+def _trainer(generator, clip, config=FAST, geometry=False, edit="blue eyes"):
     def sample_ws(batch, rng):
         return generator.map(torch.randn(batch, TINY.z_dim, generator=rng), None)
 
@@ -40,7 +40,7 @@ def _trainer(generator, clip, config=FAST, geometry=False):
         generator,
         sample_ws,
         clip,
-        EditSpec("blue eyes", "eyes", geometry=geometry),
+        EditSpec(edit, "eyes", geometry=geometry),
         config,
         clip_loss=ClipLossConfig(augment_copies=1),
     )
@@ -91,6 +91,28 @@ def test_cancel_stops_before_the_next_step_and_resume_continues(generator, tiny_
         "level": PSEUDO_LABEL_LEVEL,
         "baseline": None,
     }  # how its labels were made
+
+
+def test_a_checkpoint_of_another_edit_or_a_damaged_one_is_refused_in_one_sentence(generator, tiny_clip, tmp_path):
+    """Another edit's checkpoint was resumed as this one (a "green eyes" run went on from "blue
+    eyes"' steps), and a damaged checkpoint was a JSONDecodeError or a torch traceback."""
+    from bridge.errors import BridgeError
+
+    trainer = _trainer(generator, tiny_clip)
+    assert trainer.train(tmp_path, "gen-sha", should_stop=lambda: trainer.step >= 1) is None
+    with pytest.raises(BridgeError, match="the training of another edit for 'blue eyes' on 'eyes'"):
+        _trainer(generator, tiny_clip, edit="green eyes").resume(tmp_path)
+    with pytest.raises(BridgeError, match="other training settings"):
+        _trainer(generator, tiny_clip, config=EditTrainingConfig(steps=4, heads=1, resolution=16, samples=6, learning_rate=0.5)).resume(
+            tmp_path
+        )
+    (tmp_path / "checkpoint_optimisers.pt").unlink()
+    with pytest.raises(BridgeError, match="damaged or incomplete"):
+        _trainer(generator, tiny_clip).resume(tmp_path)
+    (tmp_path / "checkpoint.json").write_text("not json")
+    with pytest.raises(BridgeError, match="damaged or incomplete"):
+        _trainer(generator, tiny_clip).resume(tmp_path)
+    assert not list(tmp_path.glob("*.partial")), "checkpoints are written whole"
 
 
 def test_edit_module_round_trip_and_generator_check(generator, tiny_clip, tmp_path):
