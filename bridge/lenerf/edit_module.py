@@ -95,7 +95,7 @@ class EditModule:
             raise EditModuleError(f"{tensors} does not match its checksum (damaged or replaced); train the edit again.")
         if generator_sha256 and metadata.get("generator_sha256") != generator_sha256:
             raise EditModuleError(
-                f"The edit {metadata['spec'].get('edit')!r} ({folder.name}) was trained for another generator; "
+                f"The edit in {folder.name} was trained for another generator; "
                 "train it again for this one with `python -m bridge train-edit`."
             )
         try:
@@ -156,14 +156,18 @@ class EditLibrary:
             for folder in sorted(p for p in root.iterdir() if (p / METADATA).is_file()):
                 try:
                     metadata = read_metadata(folder)
-                    spec = metadata.get("spec", {})
+                    spec = metadata.get("spec", {}) if isinstance(metadata, dict) else None
+                    if not (isinstance(spec, dict) and all(isinstance(spec.get(k, ""), str) for k in ("edit", "mask"))):
+                        raise EditModuleError(
+                            f"{folder / METADATA} does not describe an edit (its spec is not the prompts); train it again"
+                        )
                     problem = None
                     if self.generator_sha256 and metadata.get("generator_sha256") != self.generator_sha256:
                         problem = "trained for another generator"
                     found.append(
                         LibraryEntry(folder.name, folder, spec.get("edit", ""), spec.get("mask", ""), bool(spec.get("geometry")), problem)
                     )
-                except EditModuleError as error:
+                except EditModuleError as error:  # one odd folder is one unusable entry, never a broken library
                     found.append(LibraryEntry(folder.name, folder, problem=str(error)))
         return found
 

@@ -27,7 +27,7 @@ from bridge.field.occupancy import Occupancy
 from bridge.head_file import MAX_LATENT_ABS
 from bridge.images import Picture, decode_picture, save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
-from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditSpec
+from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditModuleError, EditSpec, read_metadata
 from bridge.prior.model import HeadPrior
 from bridge.service.jobs import JobContext
 from bridge.service.security import private_file, private_folder, write_private
@@ -253,8 +253,12 @@ class Engine:
         for entry in self.library.entries():
             figures = {}
             if entry.problem is None:
-                training = json.loads((entry.folder / "edit.json").read_text()).get("training", {})
-                figures = {k: training.get(k) for k in ("steps_done", "minutes_this_run", "seconds_per_step")}
+                try:
+                    training = read_metadata(entry.folder).get("training")
+                except EditModuleError:  # changed since it was listed
+                    training = None
+                if isinstance(training, dict):
+                    figures = {k: training.get(k) for k in ("steps_done", "minutes_this_run", "seconds_per_step")}
             out.append(
                 {
                     "name": entry.name,

@@ -25,6 +25,7 @@ from pathlib import Path
 from bridge.errors import BridgeError
 from bridge.service.logs import internal_error, resource_problem
 from bridge.service.security import private_file, private_folder, write_private
+from mesh_export.fieldgrid import FieldGridError
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class Worker:
             if job.state == QUEUED:
                 self.queue.remove(job.id)
                 self._finish(job, CANCELLED, "cancelled")
-            elif job.state == RUNNING:
+            elif job.state == RUNNING and job.id in self.cancels:  # not if it finished a moment ago
                 self.cancels[job.id].set()
                 job.stage = "cancelling"
                 self.store.save(job)
@@ -251,7 +252,7 @@ class Worker:
                 outcome = (DONE, "done", None)
             except Cancelled:
                 outcome = (CANCELLED, "cancelled", None)
-            except BridgeError as error:
+            except (BridgeError, FieldGridError) as error:  # what the user can act on (a grid a job could not make, too)
                 outcome = (FAILED, "failed", str(error))
             except Exception as error:  # out of memory or disk, or a bug: keep serving, say what to do
                 log.exception("job %s failed", job.id)

@@ -190,3 +190,34 @@ def test_a_flood_of_idle_connections_is_bounded_and_the_bridge_recovers(bridge):
     time.sleep(0.5)
     assert bridge.call("GET", "/v1/health")[0] == 200
     assert "Traceback" not in _log(bridge)
+
+
+def test_a_foreign_edit_module_file_is_one_unusable_entry_not_a_broken_library(bridge):
+    """An edit.json whose spec is not the prompts, or whose training record is a list, made
+    GET /v1/modules, every prompt edit and every training answer 500."""
+    import shutil
+
+    from bridge.lenerf.edit_module import BUNDLED_LIBRARY
+
+    for name, change in (
+        ("odd_spec", {"spec": "blue eyes"}),
+        ("odd_training", {"training": [1, 2]}),
+        ("odd_prompt", {"spec": {"edit": 5}}),
+    ):
+        folder = bridge.cache / "modules" / name
+        shutil.copytree(BUNDLED_LIBRARY / "blue_eyes", folder)
+        metadata = json.loads((folder / "edit.json").read_text())
+        (folder / "edit.json").write_text(json.dumps({**metadata, **change}))
+    bridge.start()
+    status, modules = bridge.call("GET", "/v1/modules")
+    assert status == 200, modules
+    by_name = {m["name"]: m for m in modules["modules"]}
+    assert not by_name["odd_spec"]["usable"] and "does not describe an edit" in by_name["odd_spec"]["problem"]
+    assert not by_name["odd_prompt"]["usable"] and by_name["blue_eyes"]["usable"]
+    status, head = bridge.call("POST", "/v1/heads", {"seed": 1})
+    status, job = bridge.call(
+        "POST", "/v1/jobs/edit", {"head": head["id"], "steps": [{"edit": "green eyes", "mask": "eyes"}], "grid": 64, "previews": False}
+    )
+    assert status == 202, job
+    assert bridge.wait(job["id"])["state"] == "done"
+    assert "Traceback" not in _log(bridge)
