@@ -241,10 +241,19 @@ class Engine:
         meta = self.heads_dir / f"{head_id}.json"
         if not meta.is_file():
             raise NotFound(f"No head {head_id!r}; create one with POST /v1/heads.")
+        damaged = BridgeError(f"The stored head {head_id} is damaged; create it again.")
         try:
-            return Head(head_id, json.loads(meta.read_text()), load_file(str(self.heads_dir / f"{head_id}.safetensors"))["ws"])
-        except Exception:
-            raise BridgeError(f"The stored head {head_id} is damaged; create it again.") from None
+            description, ws = json.loads(meta.read_text()), load_file(str(self.heads_dir / f"{head_id}.safetensors"))["ws"]
+        except Exception:  # noqa: BLE001 -- a cut or foreign file of either kind
+            raise damaged from None
+        generator = self.source.generator
+        if (
+            not isinstance(description, dict)
+            or tuple(ws.shape) != (generator.num_ws, generator.config.w_dim)
+            or not bool(torch.isfinite(ws).all() and (ws.abs() <= MAX_LATENT_ABS).all())
+        ):
+            raise damaged  # a record changed by hand: a list, ws of another shape, NaN
+        return Head(head_id, description, ws.float())
 
     # --- the library -------------------------------------------------------------------------
 

@@ -221,3 +221,21 @@ def test_a_foreign_edit_module_file_is_one_unusable_entry_not_a_broken_library(b
     assert status == 202, job
     assert bridge.wait(job["id"])["state"] == "done"
     assert "Traceback" not in _log(bridge)
+
+
+def test_a_stored_head_changed_by_hand_is_one_sentence(bridge):
+    """A head record that is a list answered 500; ws of another shape or NaN failed jobs as internal errors."""
+    import torch
+    from safetensors.torch import save_file
+
+    bridge.start()
+    heads = [bridge.call("POST", "/v1/heads", {"seed": seed})[1]["id"] for seed in (1, 2, 3)]
+    (bridge.cache / "heads" / f"{heads[0]}.json").write_text("[1, 2]")
+    save_file({"ws": torch.zeros(3, 3)}, str(bridge.cache / "heads" / f"{heads[1]}.safetensors"))
+    save_file({"ws": torch.full((12, 256), float("nan"))}, str(bridge.cache / "heads" / f"{heads[2]}.safetensors"))
+    for head in heads:
+        status, body = bridge.call("GET", f"/v1/heads/{head}")
+        assert status == 400 and body["detail"] == f"The stored head {head} is damaged; create it again.", (status, body)
+        status, body = bridge.call("POST", "/v1/jobs/edit", {"head": head, "steps": [], "grid": 64})
+        assert status == 400 and "damaged" in body["detail"], (status, body)
+    assert "Traceback" not in _log(bridge)
