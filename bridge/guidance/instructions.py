@@ -18,6 +18,7 @@ without being listed.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import torch
@@ -91,7 +92,8 @@ FILLER = set(
     should must now just bit little some colour color colours colors shade tone look looking
     and also then more very really paint recolour recolor dye love on for in at get add put wish need i'll
     see show appear appears seem seems pair kind sort slightly somewhat much lot too even again
-    take swap switch alter modify adjust tweak transform update edit than""".split()
+    take swap switch alter modify adjust tweak transform update edit than replace cut ones one
+    ok okay thanks thank bye hey hi hello maybe lol pls plz possible as times nothing else no yes""".split()
 )
 """Words that carry no part of the edit. "very" and "more" go too: CLIP reads "green eyes" and
 "very green eyes" alike, and the strength slider is how much."""
@@ -116,7 +118,8 @@ REMOVED_LOOK = {
     "hair": ("bald", "hair"),
 }
 """What is left once this is taken away ("remove the beard" -> "clean-shaven jaw")."""
-NEGATIONS = {"not", "don't", "dont", "doesn't", "never", "isn't", "aren't", "shouldn't"}
+NEGATIONS = {"not", "don't", "dont", "doesn't", "never", "isn't", "aren't", "shouldn't", "less", "undo", "revert"}
+"""...and "less blue" (CLIP reads it as blue), "undo the red hair" (it would edit toward red)."""
 EXPRESSIONS = {"smile": "smiling", "smiles": "smiling", "grin": "grinning", "frown": "frowning", "pout": "pouting", "laugh": "laughing"}
 """Part words that are a state of their part ("make her smile" -> "smiling mouth")."""
 IMPLIED_NOUNS = {
@@ -201,8 +204,10 @@ class Instruction:
 def _words(sentence: str) -> list[str]:
     """Lower-case words; a possessive's "'s" goes ("the man's hair" -> "man", "hair"), and a hex
     colour ("#2e8b57") becomes the name of the nearest colour CLIP knows by name."""
-    text = re.sub(r"#([0-9a-f]{8}|[0-9a-f]{6}|[0-9a-f]{4}|[0-9a-f]{3})\b", lambda m: f" {_hex_colour_name(m.group(1))} ", sentence.lower())
-    words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.replace("\u2019", "'"))
+    text = unicodedata.normalize("NFKC", sentence).lower()  # full-width letters as ASCII ones
+    text = re.sub("[\u200b-\u200d\u2060\ufeff]", "", text)  # zero-width characters split no word
+    text = re.sub(r"#([0-9a-f]{8}|[0-9a-f]{6}|[0-9a-f]{4}|[0-9a-f]{3})\b", lambda m: f" {_hex_colour_name(m.group(1))} ", text)
+    words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text.replace("\u2019", "'"))  # letters of any script: "rosé" stays whole
     return [w[:-2] if w.endswith("'s") and w not in FILLER else w for w in words]
 
 
@@ -281,10 +286,18 @@ def _part_by_clip(clip, candidates: list[str]) -> tuple[int, str] | None:
 
 
 def _without_origin(words: list[str]) -> list[str]:
-    """ "from brown to black": what the part is now is not the edit."""
-    if "from" in words and "to" in words[words.index("from") :]:
+    """What the part is now is not the edit: "from brown to black", "green instead of blue", and a
+    colour before the part noun when another follows it ("make the brown eyes blue")."""
+    if "from" in words:  # "from brown to black", "to red from brown": the span after "from" (to its "to") is the old look
         start = words.index("from")
-        return words[:start] + words[words.index("to", start) :]
+        end = words.index("to", start) if "to" in words[start:] else len(words)
+        words = words[:start] + [w for w in words[start:end] if _part_of_word(w) is not None] + words[end:]
+    if "instead" in words:  # what follows "instead (of)" is the old look; a part noun there still names the part
+        start = words.index("instead")
+        words = words[:start] + [w for w in words[start + 1 :] if _part_of_word(w) is not None]
+    noun = next((i for i, w in enumerate(words) if _part_of_word(w) is not None), None)
+    if noun is not None and any(w in COLOUR_WORDS for w in words[noun + 1 :]):
+        words = [w for i, w in enumerate(words) if not (i < noun and w in COLOUR_WORDS)]
     return words
 
 
@@ -295,7 +308,7 @@ def _removed(text: str, words: list[str]) -> list[str]:
     gone = next((w for w in words if w in REMOVED_LOOK), None)
     look, noun = REMOVED_LOOK.get(gone, (None, None))
     part = _part_of_word(noun) if noun else None
-    verbs = REMOVALS | TAKING[0] | TAKING[1]
+    verbs = REMOVALS | TAKING[0] | TAKING[1] | {"no"}
     rest = [w for w in words if w not in verbs and w != gone and w not in FILLER and _part_of_word(w) != part]
     if gone is None or rest:
         example = next((f"make the {p} {EXAMPLE_CHANGE[p]}" for p in map(_part_of_word, words) if p), "make the eyes green")
@@ -316,7 +329,8 @@ def parse_instruction(sentence: str, clip=None) -> Instruction:
         raise BridgeError(
             f"The instruction {text[:60]!r} says what not to do ({negation!r}); say what the part should become, e.g. 'make the eyes green'."
         )
-    if any(w in REMOVALS for w in words) or (set(words) & TAKING[0] and set(words) & TAKING[1]):
+    no_more = any(a == "no" and b in REMOVED_LOOK for a, b in zip(words, words[1:]))  # "give him no beard"
+    if no_more or any(w in REMOVALS for w in words) or (set(words) & TAKING[0] and set(words) & TAKING[1]):
         words = _removed(text, words)
     found_by = "grammar"
     implied = next((IMPLIED_NOUNS[w] for w in words if w in IMPLIED_NOUNS), None)

@@ -47,6 +47,15 @@ from bridge.guidance.instructions import PARTS, changes_shape, parse_instruction
         ("give him a tan", "tan skin", "skin", "skin"),
         ("remove the moustache", "clean-shaven mouth", "mouth", "mouth"),
         ("make the mouth smile", "smiling mouth", "mouth", "mouth"),
+        ("make the brown eyes blue", "blue eyes", "eyes", "eyes"),
+        ("replace the blue eyes with green ones", "green eyes", "eyes", "eyes"),
+        ("make the eyes green instead of blue", "green eyes", "eyes", "eyes"),
+        ("change the hair to red from brown", "red hair", "hair", "hair"),
+        ("give him no beard", "clean-shaven jaw", "jaw", "jaw"),
+        ("hey, make the hair red ok thanks bye", "red hair", "hair", "hair"),
+        ("make the hair ros\u00e9", "ros\u00e9 hair", "hair", "hair"),
+        ("make the eyes gr\u200been", "green eyes", "eyes", "eyes"),
+        ("make the \uff48\uff41\uff49\uff52 red", "red hair", "hair", "hair"),
     ],
 )
 def test_sentences_read_as_their_pair(sentence, edit, mask, part):
@@ -137,6 +146,13 @@ def test_taking_a_part_or_only_some_of_it_away_is_refused_with_what_to_say_inste
     """A part cannot go, and "remove the grey hair" is not "bald hair" (what the removal of all of
     it would leave)."""
     with pytest.raises(BridgeError, match="takes something away.*e.g. 'make the"):
+        parse_instruction(sentence)
+
+
+@pytest.mark.parametrize("sentence", ["make the eyes less blue", "undo the red hair"])
+def test_less_and_undo_are_refused_like_a_negation(sentence):
+    """CLIP reads "less blue" as blue, and "undo the red hair" would edit toward red."""
+    with pytest.raises(BridgeError, match="says what not to do"):
         parse_instruction(sentence)
 
 
