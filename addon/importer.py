@@ -14,6 +14,7 @@ that object's mesh, material image and properties instead of adding a copy. The 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from ..bridge.errors import BridgeError
 from .prepared import PreparedMesh
 from .work import EditOutcome, step_label
 
@@ -69,10 +71,39 @@ def model_camera(scene: bpy.types.Scene) -> dict:
         return {}
 
 
+STEP_TEXT = ("module", "edit", "mask", "instruction", "mask_module")
+
+
+def _valid_step(step) -> bool:
+    """A step as the add-on stores it: prompts or a module name as text, a finite strength."""
+    if not isinstance(step, dict) or not all(isinstance(step.get(k, ""), str) for k in STEP_TEXT):
+        return False
+    strength = step.get("strength", 1.0)
+    return isinstance(strength, (int, float)) and not isinstance(strength, bool) and math.isfinite(strength)
+
+
 def stack_of(obj: bpy.types.Object | None) -> list[dict]:
+    """The edit stack stored on a head object; one sentence (BridgeError) when it was changed into
+    something that is not one (the custom property is the artist's to edit)."""
     if obj is None or STACK not in obj:
         return []
-    return json.loads(obj[STACK])
+    try:
+        steps = json.loads(obj[STACK])
+    except (TypeError, ValueError):
+        steps = None
+    if not (isinstance(steps, list) and all(_valid_step(step) for step in steps)):
+        raise BridgeError(
+            f"The edit stack stored on {obj.name} (its {STACK} property) is damaged; make the head again or fix the property."
+        )
+    return steps
+
+
+def stack_or_none(obj: bpy.types.Object | None) -> list[dict] | None:
+    """stack_of for drawing and polling, which must not raise: None when the stored stack is damaged."""
+    try:
+        return stack_of(obj)
+    except BridgeError:
+        return None
 
 
 def object_name(key: str, steps: list[dict]) -> str:

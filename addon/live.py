@@ -68,7 +68,7 @@ class LiveStrength:
         from .operators import current_head, start_edit
 
         obj = context.active_object
-        if obj is None or _active_head_key(context) != self.head_key or not importer.stack_of(obj):
+        if obj is None or _active_head_key(context) != self.head_key or not importer.stack_or_none(obj):
             self.wanted = self.sent = None  # the head went away or another became active: stop here
             self.release_pending = False
             return False

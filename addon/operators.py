@@ -67,7 +67,15 @@ def head_of(obj) -> HeadSpec:
             return HeadSpec(latent=rows, picture=str(latent.get("picture_sha256", "")))
         except (ValueError, KeyError, TypeError):
             raise BridgeError(f"The picture head stored on {obj.name} is damaged; make it again with Head from image.") from None
-    return HeadSpec(int(obj["text_edit_seed"]), json.loads(obj.get("text_edit_params", "{}")))
+    try:
+        seed, params = int(obj["text_edit_seed"]), json.loads(obj.get("text_edit_params", "{}"))
+    except (KeyError, TypeError, ValueError):
+        params = None
+    if not isinstance(params, dict) or not 0 <= seed < 2**31:
+        raise BridgeError(
+            f"The head stored on {obj.name} (its text_edit_seed or text_edit_params property) is damaged; make the head again or fix the property."
+        )
+    return HeadSpec(seed, params)
 
 
 def panel_head(settings) -> HeadSpec:
@@ -345,7 +353,7 @@ class TEXT_EDIT_OT_remove_last(_Operator):
     @classmethod
     def poll(cls, context):
         obj = context.active_object
-        return not RUNNER.busy and obj is not None and bool(importer.stack_of(obj))
+        return not RUNNER.busy and obj is not None and bool(importer.stack_or_none(obj))
 
     def start(self, context) -> None:
         head, stack = current_head(context)

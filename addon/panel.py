@@ -51,10 +51,12 @@ class VIEW3D_PT_text_edit(bpy.types.Panel):
         if obj is not None and importer.HEAD_KEY in obj:
             column = box.column(align=True)
             column.label(text=f"Active: {obj[importer.HEAD_KEY]}")
-            stack = importer.stack_of(obj)
-            for index, step in enumerate(stack, 1):
+            stack = importer.stack_or_none(obj)
+            for index, step in enumerate(stack or [], 1):
                 column.label(text=f"{index}. {step_label(step)} x{step.get('strength', 1.0):g}", icon="MODIFIER")
-            if not stack:
+            if stack is None:
+                column.label(text="Its stored edit stack is damaged", icon="ERROR")
+            elif not stack:
                 column.label(text="No edits yet", icon="BLANK1")
             if stack:
                 box.prop(context.window_manager, "text_edit_live_strength", slider=True)

@@ -118,3 +118,43 @@ result(report)
     assert "No answer from the bridge" in report["killed"], report["killed"]
     assert report["head_kept"] and report["busy"] is False
     assert "No answer from the bridge" in report["after"]
+
+
+def test_head_properties_changed_by_hand_give_one_sentence(blender):
+    """The custom properties on a head object are the artist's to edit: a stack that is not one,
+    a strength that is text, a seed that is not a number gave tracebacks in the panel, in polls
+    and in Edit."""
+    body = (
+        ATTEMPT
+        + r"""
+importer = importlib.import_module('bl_ext.user_default.text_edit.addon.importer')
+operators = importlib.import_module('bl_ext.user_default.text_edit.addon.operators')
+bpy.ops.wm.read_homefile(use_empty=True)
+mesh = bpy.data.meshes.new("head")
+obj = bpy.data.objects.new("head 3", mesh)
+bpy.context.scene.collection.objects.link(obj)
+bpy.context.view_layer.objects.active = obj
+obj[importer.HEAD_KEY], obj["text_edit_seed"] = "seed 3", 3
+report = {}
+for name, stack in (("junk", "junk"), ("number", 5), ("list_of_int", "[1]"), ("text_strength", '[{"module": "blue_eyes", "strength": "x"}]')):
+    obj[importer.STACK] = stack
+    report[name] = {"drawn": importer.stack_or_none(obj), "poll": bpy.ops.text_edit.remove_last.poll(), "edit": attempt(bpy.ops.text_edit.edit)}
+obj[importer.STACK] = '[{"module": "blue_eyes", "strength": 0.5}]'
+report["good"] = importer.stack_or_none(obj)
+obj["text_edit_seed"] = "abc"
+report["seed"] = attempt(bpy.ops.text_edit.edit)
+obj["text_edit_seed"], obj["text_edit_params"] = 3, "{"
+report["params"] = attempt(bpy.ops.text_edit.edit)
+result(report)
+"""
+    )
+    done, report = blender.run(body)
+    assert done.returncode == 0 and report, done.stdout[-2000:] + done.stderr[-2000:]
+    for name in ("junk", "number", "list_of_int", "text_strength"):
+        case = report[name]
+        assert case["drawn"] is None and case["poll"] is False, (name, case)
+        assert "edit stack stored on head 3" in case["edit"] and "damaged" in case["edit"] and "Traceback" not in case["edit"], case
+    assert report["good"] == [{"module": "blue_eyes", "strength": 0.5}]
+    for name in ("seed", "params"):
+        assert "head stored on head 3" in report[name] and "Traceback" not in report[name], report[name]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
