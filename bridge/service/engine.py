@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, 
 from bridge.prior.model import HeadPrior
 from bridge.service.jobs import JobContext
 from bridge.service.security import private_file, private_folder, write_private
+from bridge.service.settings import LIMITS
 
 PREVIEW_SIZE = 64
 """Side of each preview picture (before | after | mask) of a generator without super-resolution:
@@ -108,6 +108,8 @@ class Engine:
         self.heads_dir = private_folder(Path(cache) / "heads")
         self.modules_dir = private_folder(Path(cache) / "modules")
         self.pictures_dir = private_folder(Path(cache) / "pictures")
+        for folder in (self.heads_dir, self.pictures_dir):
+            _forget_older_than(folder, LIMITS.result_days)
         self.library = EditLibrary(BUNDLED_LIBRARY, self.modules_dir, generator_sha256=self.source.sha256)
         self._modules: dict[str, EditModule] = {}
         self.open_model_dir = open_model
@@ -167,9 +169,17 @@ class Engine:
         return self._store_head(ws, description)
 
     def _store_head(self, ws: torch.Tensor, description: dict) -> Head:
-        head = Head(uuid.uuid4().hex[:16], description, ws.contiguous())
-        save_file({"ws": head.ws}, str(self.heads_dir / f"{head.id}.safetensors"))
-        private_file(self.heads_dir / f"{head.id}.safetensors")
+        """A head named by what it is: the same seed, parameters or latent again (the add-on asks for
+        its head before every edit, the live slider at every step) is the same two files, not new ones."""
+        import hashlib
+
+        ws = ws.detach().float().cpu().contiguous()
+        text = json.dumps(description, sort_keys=True).encode()
+        head = Head(hashlib.sha256(text + ws.numpy().tobytes()).hexdigest()[:16], description, ws)
+        tensors = self.heads_dir / f"{head.id}.safetensors"
+        partial = tensors.with_name(tensors.name + ".partial")
+        save_file({"ws": head.ws}, str(partial))
+        private_file(partial).replace(tensors)
         write_private(self.heads_dir / f"{head.id}.json", json.dumps(head.description).encode())
         return head
 
@@ -438,7 +448,12 @@ class Engine:
 
     def run_head(self, ctx: JobContext) -> None:
         ctx.progress(0.01, "encoding the picture")
-        head = self.head_from_picture(ctx.job.request, ctx)
+        try:
+            head = self.head_from_picture(ctx.job.request, ctx)
+        finally:  # the picture was kept for this job only
+            kept = re.fullmatch(r"sha256:([0-9a-f]{64})", ctx.job.request.get("picture", ""))
+            if kept:
+                (self.pictures_dir / kept.group(1)).unlink(missing_ok=True)
         ctx.progress(0.97, "rendering the head")
         with torch.no_grad():
             ws = head.ws[None].to(self.device)
@@ -480,6 +495,17 @@ class Engine:
             ctx.check()
         self._modules.pop(name, None)
         ctx.job.info = {"module": name, "steps_done": trainer.step, "recipe": recipe.name}
+
+
+def _forget_older_than(folder: Path, days: float) -> None:
+    """Delete the files of `folder` not written for `days` (heads and pictures kept for jobs)."""
+    cutoff = time.time() - days * 86400
+    for path in folder.iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            pass
 
 
 @contextmanager

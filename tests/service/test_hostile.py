@@ -239,3 +239,28 @@ def test_a_stored_head_changed_by_hand_is_one_sentence(bridge):
         status, body = bridge.call("POST", "/v1/jobs/edit", {"head": head, "steps": [], "grid": 64})
         assert status == 400 and "damaged" in body["detail"], (status, body)
     assert "Traceback" not in _log(bridge)
+
+
+def test_the_cache_does_not_grow_with_every_edit(bridge):
+    """The add-on asks for its head before every edit (the live slider at every step): each was a
+    new pair of files, kept for ever, as were pictures kept for head jobs."""
+    stale = bridge.cache / "heads" / "0123456789abcdef.json"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("{}")
+    os.utime(stale, (time.time() - 30 * 86400,) * 2)
+    bridge.start()
+    assert not stale.exists(), "files older than the results' days are deleted at start"
+    ids = {bridge.call("POST", "/v1/heads", {"seed": 7, "params": {"hair_length": 0.5}})[1]["id"] for _ in range(5)}
+    assert len(ids) == 1 and len(list((bridge.cache / "heads").iterdir())) == 2, "one head, one pair of files"
+    assert bridge.call("POST", "/v1/heads", {"seed": 8})[1]["id"] not in ids
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 150, 120)).save(buffer, "PNG")
+    status, job = bridge.call("POST", "/v1/jobs/head", {"picture": base64.b64encode(buffer.getvalue()).decode(), "refine": 0})
+    assert status == 202, job
+    assert bridge.wait(job["id"])["state"] == "done"
+    assert list((bridge.cache / "pictures").iterdir()) == [], "the picture was kept for its job only"
