@@ -18,6 +18,8 @@ from bridge.arguments import count, degrees, minutes, positive, seed_number
 from bridge.errors import BridgeError
 
 MAX_THREADS = 256
+MAX_RELEVANCE_PROMPT_CHARS = 100
+"""As a mask prompt anywhere else."""
 MAX_RELEVANCE_REFINE = 200
 """Sharpening rounds of `relevance --refine` (the edit engine uses 12; 200 take about 7 s)."""
 
@@ -362,6 +364,8 @@ def cmd_relevance(args: argparse.Namespace) -> int:
         raise BridgeError(f"--refine takes 0 to {MAX_RELEVANCE_REFINE} rounds, not {args.refine}.")
     if not all(prompt.strip() for prompt in args.prompt):
         raise BridgeError("A --prompt is empty; name the part to find, e.g. --prompt eyes.")
+    if any(len(prompt) > MAX_RELEVANCE_PROMPT_CHARS for prompt in args.prompt):
+        raise BridgeError(f"A --prompt names a part in at most {MAX_RELEVANCE_PROMPT_CHARS} characters.")
     image = load_image(args.image, PICTURE_SIDE)  # the cheap check first
     clip = load_clip(args.clip)
     maps = relevance_maps(clip, image[None], args.prompt, args.negative or None, last_blocks=args.last_blocks, refine=args.refine)
@@ -504,6 +508,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
         raise BridgeError(
             'Say what to edit: --module NAME, --edit "green eyes" --mask eyes, --instruction "make the eyes green" or --image-prompt PICTURE --mask hair.'
         )
+    if len(args.mask_module or []) > len(args.module or []):
+        raise BridgeError("Each --mask-module goes with the --module before it (its attention field masks that module's edit).")
     stacked = len(args.module or []) + wants_prompt(args)
     if stacked > LIMITS.stack_steps:
         raise BridgeError(f"An edit stacks at most {LIMITS.stack_steps} steps (--module and a prompt), not {stacked}.")
@@ -631,7 +637,11 @@ def cmd_client(args: argparse.Namespace) -> int:
             print(f"instruction {args.instruction!r} -> edit {pair['edit']!r} on {pair['mask']!r}")
             steps.append({"edit": pair["edit"], "mask": pair["mask"], "strength": args.strength})
         elif args.edit or args.mask:
-            steps.append({"edit": args.edit or "", "mask": args.mask or "", "strength": args.strength})
+            if not (args.edit and args.mask and args.edit.strip() and args.mask.strip()):
+                raise BridgeError(
+                    'A prompt edit needs both --edit (what to change) and --mask (where), e.g. --edit "green eyes" --mask eyes.'
+                )
+            steps.append({"edit": args.edit, "mask": args.mask, "strength": args.strength})
         if not steps:
             raise BridgeError('Say what to edit: --module NAME, --edit "green eyes" --mask eyes, or --instruction "make the eyes green".')
         head = client.create_head(seed=args.seed)

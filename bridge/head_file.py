@@ -42,7 +42,7 @@ def read_head(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None 
     try:
         if path.stat().st_size > MAX_BYTES:
             raise BridgeError(f"{path} is larger than any head file ({MAX_BYTES >> 20} MB); give the head file that head-from-image wrote.")
-        document = json.loads(path.read_text())
+        document = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad writes a byte-order mark
     except FileNotFoundError:
         raise BridgeError(f"No head file at {path}; make one with `python -m bridge head-from-image`.") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:

@@ -182,7 +182,8 @@ class PromptEdit:
 
 
 def check_prompt(text: str, what: str, limit: int = MAX_PROMPT_CHARS) -> str:
-    text = " ".join(str(text).split())
+    """The prompt with its whitespace folded and control characters left out, or one sentence."""
+    text = " ".join("".join(c for c in str(text) if c.isprintable() or c.isspace()).split())
     if not text:
         raise BridgeError(f"The {what} prompt is empty; type what to change (e.g. 'green eyes') and where (e.g. 'eyes').")
     if len(text) > limit:

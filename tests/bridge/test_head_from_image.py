@@ -250,3 +250,13 @@ print(read)
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "photo.jpg")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and int(done.stdout) > 100, done.stderr[-2000:]
     assert done.stderr == "", done.stderr[:500]
+
+
+def test_a_head_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows Notepad starts a UTF-8 file with a byte-order mark: "not a head file (JSONDecodeError)"."""
+    prior = HeadPrior.load()
+    code = HeadCode.from_seed(4)
+    path = write_head(tmp_path / "head.json", prior.ws(code.params[None], code.noise[None])[0], {"source": "seed"}, prior.sha256)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    ws, description = read_head(path, prior.generator.num_ws, prior.generator.config.w_dim, prior.sha256)
+    assert ws.shape == (prior.generator.num_ws, prior.generator.config.w_dim) and description == {"source": "seed"}

@@ -160,3 +160,11 @@ def test_a_negation_is_refused_rather_than_edited_toward():
     """CLIP reads "not red hair" as red hair: the user is told, nothing is edited toward red."""
     with pytest.raises(BridgeError, match="not to do"):
         parse_instruction("the hair should not be red")
+
+
+def test_a_prompt_of_control_characters_only_is_empty():
+    from bridge.lenerf.open_model import check_prompt
+
+    with pytest.raises(BridgeError, match="prompt is empty"):
+        check_prompt("\u0000\u0001\u0007", "edit")
+    assert check_prompt("green\u0000 eyes", "edit") == "green eyes"
