@@ -510,6 +510,8 @@ def cmd_edit(args: argparse.Namespace) -> int:
         )
     if len(args.mask_module or []) > len(args.module or []):
         raise BridgeError("Each --mask-module goes with the --module before it (its attention field masks that module's edit).")
+    if args.head is not None and args.seed is not None:
+        raise BridgeError("Give either --seed or --head (a head file), not both.")
     stacked = len(args.module or []) + wants_prompt(args)
     if stacked > LIMITS.stack_steps:
         raise BridgeError(f"An edit stacks at most {LIMITS.stack_steps} steps (--module and a prompt), not {stacked}.")
@@ -527,10 +529,11 @@ def cmd_edit(args: argparse.Namespace) -> int:
         head_ws, head = read_head(args.head, prior.generator.num_ws, prior.generator.config.w_dim, prior.sha256)
         ws, head_provenance = head_ws[None], {"head_file": args.head.name, "head": head}
     else:
-        code = _head_code(args.seed)
+        seed = args.seed or 0
+        code = _head_code(seed)
         with torch.no_grad():
             ws = prior.ws(code.params[None], code.noise[None])
-        head_provenance = {"seed": args.seed, "head": describe(code.params)}
+        head_provenance = {"seed": seed, "head": describe(code.params)}
     started = time.perf_counter()
     with torch.no_grad():
         field, edited_ws = apply_edits(prior.generator, ws, steps)
@@ -868,7 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train_edit)
 
     p = commands.add_parser("edit", help="apply edit modules to a prior head; write its field grid (.npz) and a preview")
-    p.add_argument("--seed", type=seed_number, default=0, help="head seed")
+    p.add_argument("--seed", type=seed_number, default=None, help="head seed (default 0)")
     p.add_argument("--head", type=Path, default=None, help="a head file (from head-from-image) instead of a seed")
     p.add_argument("--module", action="append", default=None, help="edit module folder or library name; repeat to stack")
     p.add_argument("--mask-module", action="append", default=None, help="take the mask of this module instead (partial edit)")

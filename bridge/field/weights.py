@@ -8,6 +8,7 @@ is wrong.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -53,6 +54,9 @@ def save_generator(generator: TriPlaneGenerator, path: Path, extra: dict | None 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in generator.state_dict().items()}
+    for target in (path, metadata_path(path)):  # a folder there would take one of the pair and refuse the other
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "a folder is in the way", str(target))
     weights, described = path.with_name(f".partial-{path.name}"), path.with_name(f".partial-{metadata_path(path).name}")
     try:  # both written under temporary names, then moved into place: never half a pair
         save_file(state, str(weights))

@@ -170,6 +170,7 @@ def test_training_and_other_counts_that_cannot_be_meant_are_refused_while_parsin
         (("relevance", "--image", "x.png", "--prompt", "eyes " * 100, "--out", str(tmp_path / "r.png")), "at most 100 characters"),
         (("client", "--token", "t", "edit", "--edit", "green eyes"), "needs both --edit"),
         (("edit", "--edit", "green eyes", "--mask", "eyes", "--mask-module", "blue_eyes", "--out", out), "goes with the --module"),
+        (("edit", "--seed", "1", "--head", "head.json", "--module", "blue_eyes", "--out", out), "either --seed or --head"),
     ):
         result = _bridge(*args)
         assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, (args, result.stderr)

@@ -150,3 +150,12 @@ def test_a_seed_is_the_head_eg3d_gen_samples_makes_and_noise_modes_are_eg3ds(tmp
         assert torch.equal(quiet.planes(ws[None]), quiet.planes(ws[None])) and not torch.equal(quiet.planes(ws[None]), const[0])
     with pytest.raises(BridgeError, match="noise modes are const, random, none"):
         EG3DHeads.load(weights, noise_mode="loud")
+
+
+def test_a_folder_in_the_way_of_the_metadata_leaves_no_half_pair(tmp_path):
+    """generator.json being a folder: the .safetensors was moved into place, then the .json refused."""
+    path = write_checkpoint(random_generator(TINY), tmp_path / "network-snapshot-000000.pkl")
+    (tmp_path / "out" / "generator.json").mkdir(parents=True)
+    with pytest.raises(WeightsError, match="give --out a folder you can write to"):
+        import_checkpoint(path, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["generator.json"]
