@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +178,7 @@ class Engine:
         text = json.dumps(description, sort_keys=True).encode()
         head = Head(hashlib.sha256(text + ws.numpy().tobytes()).hexdigest()[:16], description, ws)
         tensors = self.heads_dir / f"{head.id}.safetensors"
-        partial = tensors.with_name(tensors.name + ".partial")
+        partial = tensors.with_name(f"{tensors.name}.{uuid.uuid4().hex[:8]}.partial")  # the same head asked for twice at once
         save_file({"ws": head.ws}, str(partial))
         private_file(partial).replace(tensors)
         write_private(self.heads_dir / f"{head.id}.json", json.dumps(head.description).encode())

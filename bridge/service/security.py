@@ -15,6 +15,7 @@ import hmac
 import os
 import secrets
 import stat
+import uuid
 from pathlib import Path
 
 from ..errors import BridgeError
@@ -91,7 +92,7 @@ def private_file(path: Path) -> Path:
 def write_private(path: Path, data: bytes) -> None:
     """Write `data` to `path` (owner-only) in one step: a temporary file beside it, then os.replace."""
     path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
+    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # two writers of one path never share it
     with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
         file.write(data)
     os.replace(private_file(temporary), path)

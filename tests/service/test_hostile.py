@@ -253,6 +253,12 @@ def test_the_cache_does_not_grow_with_every_edit(bridge):
     ids = {bridge.call("POST", "/v1/heads", {"seed": 7, "params": {"hair_length": 0.5}})[1]["id"] for _ in range(5)}
     assert len(ids) == 1 and len(list((bridge.cache / "heads").iterdir())) == 2, "one head, one pair of files"
     assert bridge.call("POST", "/v1/heads", {"seed": 8})[1]["id"] not in ids
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:  # the same head asked for at once: one name, no writer in another's way
+        answers = list(pool.map(lambda _: bridge.call("POST", "/v1/heads", {"seed": 9}), range(16)))
+    assert {status for status, _ in answers} == {201} and len({body["id"] for _, body in answers}) == 1, answers[:2]
+    assert not [p.name for p in (bridge.cache / "heads").iterdir() if not p.name.endswith((".json", ".safetensors"))]
     import base64
     import io
 
