@@ -295,6 +295,9 @@ def _without_origin(words: list[str]) -> list[str]:
     if "instead" in words:  # what follows "instead (of)" is the old look; a part noun there still names the part
         start = words.index("instead")
         words = words[:start] + [w for w in words[start + 1 :] if _part_of_word(w) is not None]
+    describing = [w for w in words if w not in FILLER and _part_of_word(w) is None]
+    if len(describing) > 1:  # "the eyes are too blue, make them green": what is "too" so is the part now
+        words = [w for i, w in enumerate(words) if not (i and words[i - 1] == "too")]
     noun = next((i for i, w in enumerate(words) if _part_of_word(w) is not None), None)
     if noun is not None and any(w in COLOUR_WORDS for w in words[noun + 1 :]):
         words = [w for i, w in enumerate(words) if not (i < noun and w in COLOUR_WORDS)]
