@@ -68,6 +68,10 @@ def test_non_finite_numbers_are_refused_naming_the_field(bridge):
     assert status == 400 and len(body["detail"]) < 600 and "Unknown head parameter" in body["detail"], body
     status, body = bridge.call("POST", "/v1/heads", {"seed": 1, "params": {"hair_length": "long" * 2000}})
     assert status == 400 and body["detail"].startswith("hair_length is a number in [0.0, 1.0], not 'longlong") and len(body["detail"]) < 200
+    status, body = bridge.call("POST", "/v1/heads", raw_body=b"[" * 200_000 + b"]" * 200_000)
+    assert status == 422 and "nested too deep" in body["detail"], body
+    status, body = bridge.call("POST", "/v1/jobs/edit", {"head": "0123456789abcdef", "steps": [], "grid": 512, "sampling": "dense"})
+    assert status == 422 and "dense sampling" in body["detail"][0]["msg"], body
     status, body = bridge.call("POST", "/v1/heads", {"seed": -1})  # ordinary errors do not echo the value either
     assert status == 422 and body["detail"][0]["loc"] == ["body", "seed"] and "input" not in body["detail"][0]
     assert bridge.call("GET", "/v1/jobs")[1]["jobs"] == []
