@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from bridge.errors import BridgeError
 from bridge.field.weights import file_sha256
+from mesh_export.files import write_whole
 
 CHECKPOINT = "checkpoint"
 FREE_ON_RESUME = ("time_limit_minutes",)
@@ -67,25 +68,8 @@ def write_model_folder(folder: Path, tensors_name: str, metadata_name: str, modu
 
 def write_atomically(path: Path, tensors: dict[str, Tensor]) -> None:
     """A safetensors file that is there whole or not at all (a data shard, a model's tensors)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(partial))
-    partial.replace(path)
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """A small text file (a checkpoint's record) there whole or not at all."""
-    partial = Path(path).with_name(Path(path).name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
-def save_atomically(path: Path, state) -> None:
-    """torch.save, there whole or not at all (an optimiser's state)."""
-    partial = Path(path).with_name(Path(path).name + ".partial")
-    torch.save(state, partial)
-    partial.replace(path)
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    write_whole(path, lambda file: file.write(data))
 
 
 def read_shard(path: Path) -> dict[str, Tensor]:
@@ -200,9 +184,9 @@ def save_checkpoint(folder: Path, module: nn.Module, optimiser: torch.optim.Opti
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_atomically(folder / f"{CHECKPOINT}.safetensors", module.state_dict())
-    save_atomically(folder / f"{CHECKPOINT}_optimiser.pt", optimiser.state_dict())
+    write_whole(folder / f"{CHECKPOINT}_optimiser.pt", lambda file: torch.save(optimiser.state_dict(), file))
     state = {"step": step, "config": _settings(config), "history": history}
-    write_text_atomically(folder / f"{CHECKPOINT}.json", json.dumps(state) + "\n")
+    write_whole(folder / f"{CHECKPOINT}.json", lambda file: file.write((json.dumps(state) + "\n").encode()))
 
 
 def load_checkpoint(folder: Path, module: nn.Module, optimiser: torch.optim.Optimizer, config) -> tuple[int, list] | None:

@@ -4,13 +4,14 @@ file where the artist expects one."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 
 def write_whole(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Run `write` on PATH.partial and move it onto `path` when it is complete (the partial file is
+    """Run `write` on a PATH.*.partial file and move it onto `path` when it is complete (the partial file is
     removed if writing fails). A link, a pipe or a device is written through, never replaced."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -18,7 +19,7 @@ def write_whole(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         with path.open("wb") as file:
             write(file)
         return path
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.partial")  # two writers of one path never share it
     try:
         with partial.open("wb") as file:
             write(file)

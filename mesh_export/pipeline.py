@@ -120,8 +120,8 @@ class SurfaceCache:
         return None
 
     def keep(self, meshed: _Meshed) -> None:
-        if meshed.density.size <= self.MAX_VOXELS:
-            self._meshed = [meshed, *self._meshed[: self.entries - 1]]
+        if meshed.density.size <= self.MAX_VOXELS:  # its own copy: the caller's grid may change
+            self._meshed = [replace(meshed, density=meshed.density.copy()), *self._meshed[: self.entries - 1]]
 
 
 def _placement(grid: FieldGrid) -> tuple:
@@ -155,8 +155,7 @@ def _mesh_surface(grid: FieldGrid, options: ExportOptions, progress: Progress | 
     else:
         welded = np.arange(len(surface.vertices), dtype=np.int32)
         faces, uvs, chart_count = surface.faces, np.zeros((len(surface.vertices), 0), dtype=np.float32), 0
-    density = grid.density.copy() if grid.density.size <= SurfaceCache.MAX_VOXELS else grid.density
-    return _Meshed(density, _placement(grid), options, surface, welded, faces, uvs, chart_count, layout)
+    return _Meshed(grid.density, _placement(grid), options, surface, welded, faces, uvs, chart_count, layout)
 
 
 def grid_to_mesh(

@@ -42,7 +42,8 @@ from bridge.lenerf import losses
 from bridge.lenerf.edit_module import EditModule, EditSpec
 from bridge.lenerf.fusion import ACTIVE_SIGMA, EditedField, PlaneFeatures
 from bridge.lenerf.modules import EditModules, ModuleConfig
-from bridge.model_files import save_atomically, write_atomically, write_text_atomically
+from bridge.model_files import write_atomically
+from mesh_export.files import write_whole
 
 GEOMETRY_LABELS = ("both", "target")
 LatentSampler = Callable[[int, torch.Generator], Tensor]
@@ -263,9 +264,10 @@ class EditTrainer:
     def save_checkpoint(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         write_atomically(folder / "checkpoint.safetensors", self.modules.state_dict())
-        save_atomically(folder / "checkpoint_optimisers.pt", {name: o.state_dict() for name, o in self.optimisers.items()})
+        optimisers = {name: o.state_dict() for name, o in self.optimisers.items()}
+        write_whole(folder / "checkpoint_optimisers.pt", lambda file: torch.save(optimisers, file))
         state = {"step": self.step, **self.settings, "rng": self.rng.get_state().tolist(), "history": self.history}
-        write_text_atomically(folder / "checkpoint.json", json.dumps(state) + "\n")
+        write_whole(folder / "checkpoint.json", lambda file: file.write((json.dumps(state) + "\n").encode()))
 
     def resume(self, folder: Path) -> bool:
         """Continue from `folder`'s checkpoint if it was made with the same config; True if it did."""

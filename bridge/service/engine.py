@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 import mesh_export
 from bridge import __version__
@@ -30,7 +29,7 @@ from bridge.lenerf.apply import EditStep, apply_edits
 from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary, EditModule, EditModuleError, EditSpec, read_metadata
 from bridge.prior.model import HeadPrior
 from bridge.service.jobs import JobContext
-from bridge.service.security import private_file, private_folder, write_private
+from bridge.service.security import private_folder, write_private
 from bridge.service.settings import LIMITS
 
 PREVIEW_SIZE = 64
@@ -177,10 +176,7 @@ class Engine:
         ws = ws.detach().float().cpu().contiguous()
         text = json.dumps(description, sort_keys=True).encode()
         head = Head(hashlib.sha256(text + ws.numpy().tobytes()).hexdigest()[:16], description, ws)
-        tensors = self.heads_dir / f"{head.id}.safetensors"
-        partial = tensors.with_name(f"{tensors.name}.{uuid.uuid4().hex[:8]}.partial")  # the same head asked for twice at once
-        save_file({"ws": head.ws}, str(partial))
-        private_file(partial).replace(tensors)
+        write_private(self.heads_dir / f"{head.id}.safetensors", save({"ws": head.ws}))
         write_private(self.heads_dir / f"{head.id}.json", json.dumps(head.description).encode())
         return head
 
