@@ -92,7 +92,7 @@ FILLER = set(
     should must now just bit little some colour color colours colors shade tone look looking
     and also then more very really paint recolour recolor dye love on for in at get add put wish need i'll
     see show appear appears seem seems pair kind sort slightly somewhat much lot too even again
-    take swap switch alter modify adjust tweak transform update edit than replace cut ones one
+    take swap switch alter modify adjust tweak transform update edit than replace cut ones one prefer prefers
     ok okay thanks thank bye hey hi hello maybe lol pls plz possible as times nothing else no yes""".split()
 )
 """Words that carry no part of the edit. "very" and "more" go too: CLIP reads "green eyes" and

@@ -51,6 +51,7 @@ from bridge.guidance.instructions import PARTS, changes_shape, parse_instruction
         ("the eyes are too blue, make them green", "green eyes", "eyes", "eyes"),
         ("the hair is too long, make it short", "short hair", "hair", "hair"),
         ("make the hair too red", "red hair", "hair", "hair"),
+        ("I'd prefer her eyes to be more of a hazel colour", "hazel eyes", "eyes", "eyes"),
         ("replace the blue eyes with green ones", "green eyes", "eyes", "eyes"),
         ("make the eyes green instead of blue", "green eyes", "eyes", "eyes"),
         ("change the hair to red from brown", "red hair", "hair", "hair"),
