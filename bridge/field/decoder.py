@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bridge.field.layers import EqualizedLinear
+from bridge.field.layers import EqualizedLinear, softplus
 
 
 class OSGDecoder(nn.Module):
@@ -26,6 +26,13 @@ class OSGDecoder(nn.Module):
 
     def decode(self, mean_features: Tensor) -> dict[str, Tensor]:
         """The mean of the three planes' features (B, M, C) -> the decoder's outputs."""
-        x = self.fc1(F.softplus(self.fc0(mean_features)))
+        x = self.fc1(softplus(self.fc0(mean_features)))
         features = torch.sigmoid(x[..., 1:]) * (1 + 2 * 0.001) - 0.001
         return {"sigma": x[..., :1], "features": features, "rgb": features[..., :3]}
+
+    def sigma(self, mean_features: Tensor) -> Tensor:
+        """Only the raw density (B, M, 1): the first output, without the features' work. Equal to
+        decode's to float rounding, not bit for bit."""
+        weight = self.fc1.weight[:1] * self.fc1.weight_gain
+        bias = None if self.fc1.bias is None else self.fc1.bias[:1] * self.fc1.bias_gain
+        return F.linear(softplus(self.fc0(mean_features)), weight, bias)

@@ -4,7 +4,7 @@
 cell is occupied if any corner has density above EMPTY_BELOW, grown by one cell on every side (so
 density between corners reaches at least a cell's width past what the corners saw). `skipping`
 wraps a one-head field so that only points in occupied cells are evaluated; every other point is
-empty (raw density SKIPPED_SIGMA, zero colour, features and masks), which a render composites as
+empty (raw density OUTSIDE_BOX_SIGMA, zero colour, features and masks), which a render composites as
 nothing. A previewed head costs the samples near it instead of every sample along every ray.
 """
 
@@ -16,12 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from bridge.field.renderer import evaluated_where
+
 Field = Callable[[Tensor], dict[str, Tensor]]
 
 CELLS = 32
 EMPTY_BELOW = -8.0
 """Raw density under which a point adds nothing a picture shows (softplus(-9) ~ 1e-4 per unit)."""
-SKIPPED_SIGMA = -100.0
 
 
 class Occupancy:
@@ -65,15 +66,6 @@ class Occupancy:
             keep = self(points)
             if points.shape[0] != 1 or keep.all():
                 return field(points)
-            if not keep.any():
-                keep = keep.clone()
-                keep[0, 0] = True  # one real sample gives every channel its shape
-            inner = field(points[keep][None])
-            out = {}
-            for name, value in inner.items():
-                full = value.new_full((*points.shape[:2], value.shape[-1]), SKIPPED_SIGMA if name == "sigma" else 0.0)
-                full[keep] = value[0]
-                out[name] = full
-            return out
+            return evaluated_where(field, points, keep)
 
         return evaluate

@@ -10,6 +10,7 @@ together.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,9 +19,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bridge.field.cameras import CAMERA_RADIUS, FFHQ_PIVOT, focal_length, intrinsics_matrix, orbit_pose, ray_bundle
+from bridge.field.layers import softplus
 
 Field = Callable[[Tensor], dict[str, Tensor]]
 OUTSIDE_BOX_SIGMA = -100.0
+STOP_GROUP = 8
+"""Coarse samples evaluated at a time when rays may stop: smaller groups stop closer to the surface."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class RenderConfig:
     perturb: bool = False
     """Jitter the stratified samples and draw importance samples at random (training)."""
     rays_per_chunk: int = 4096
+    stop_transmittance: float = 1e-5
+    """Stop sampling a ray where the light left along it falls under this (renders without
+    gradients, one head at a time); 0 samples every ray to its end, as EG3D does."""
     camera_radius: float = CAMERA_RADIUS
     camera_pivot: tuple[float, float, float] = FFHQ_PIVOT
     focal: float = focal_length()
@@ -65,7 +72,7 @@ def _march(depths: Tensor, sigma: Tensor, channels: dict[str, Tensor], density_b
     """depths, sigma: (B, R, S, 1); channels (B, R, S, k) -> composites (B, R, k) and weights (B, R, S-1, 1)."""
     deltas = depths[:, :, 1:] - depths[:, :, :-1]
     sigma_mid = (sigma[:, :, :-1] + sigma[:, :, 1:]) / 2
-    density = F.softplus(sigma_mid + density_bias)
+    density = softplus(sigma_mid + density_bias)
     alpha = 1 - torch.exp(-density * deltas)
     transmittance = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :, :1]), 1 - alpha + 1e-10], dim=2), dim=2)
     weights = alpha * transmittance[:, :, :-1]
@@ -118,15 +125,51 @@ class VolumeRenderer:
     def __init__(self, config: RenderConfig = RenderConfig()):
         self.config = config
 
-    def _evaluate(self, field: Field, origins: Tensor, directions: Tensor, depths: Tensor) -> dict[str, Tensor]:
-        """depths (B, R, S, 1) -> field outputs reshaped to (B, R, S, k)."""
+    def _evaluate(self, field: Field, origins: Tensor, directions: Tensor, depths: Tensor, keep: Tensor | None = None) -> dict[str, Tensor]:
+        """depths (B, R, S, 1) -> field outputs reshaped to (B, R, S, k). Where `keep` (B, R, S) is
+        False the field is not evaluated: those samples are empty (one head only)."""
         batch, rays, samples, _ = depths.shape
         points = (origins.unsqueeze(2) + directions.unsqueeze(2) * depths).reshape(batch, rays * samples, 3)
-        out = field(points)
+        out = field(points) if keep is None else evaluated_where(field, points, keep.reshape(batch, -1))
         if self.config.clamp_to_box:
             outside = (points.abs() > self.config.box_size / 2).any(dim=-1, keepdim=True)
             out = dict(out, sigma=out["sigma"].masked_fill(outside, OUTSIDE_BOX_SIGMA))
         return {name: value.reshape(batch, rays, samples, -1) for name, value in out.items()}
+
+    def _stops_rays(self, origins: Tensor) -> bool:
+        cfg = self.config
+        return cfg.stop_transmittance > 0 and not cfg.perturb and origins.shape[0] == 1 and not torch.is_grad_enabled()
+
+    def _optical_depth(self, depths: Tensor, sigma: Tensor) -> Tensor:
+        """(B, R, S, 1) each -> (B, R, S): the optical depth from the first sample to each, as _march integrates it."""
+        density = softplus((sigma[:, :, :-1, 0] + sigma[:, :, 1:, 0]) / 2 + self.config.density_bias)
+        steps = density * (depths[:, :, 1:, 0] - depths[:, :, :-1, 0])
+        return torch.cat([torch.zeros_like(steps[:, :, :1]), torch.cumsum(steps, dim=2)], dim=2)
+
+    def _evaluate_front_to_back(self, field: Field, origins: Tensor, directions: Tensor, depths: Tensor) -> dict[str, Tensor]:
+        """The coarse samples, STOP_GROUP at a time, each group only on the rays that light still reaches."""
+        limit = -math.log(self.config.stop_transmittance)
+        batch, rays = origins.shape[:2]
+        groups: list[dict[str, Tensor]] = []
+        optical = torch.zeros(batch, rays, device=origins.device)
+        last: tuple[Tensor, Tensor] | None = None  # the previous group's last depth and sigma
+        for start in range(0, depths.shape[2], STOP_GROUP):
+            group_depths = depths[:, :, start : start + STOP_GROUP]
+            alive = (optical < limit)[:, :, None].expand(-1, -1, group_depths.shape[2])
+            group = self._evaluate(field, origins, directions, group_depths, None if bool(alive.all()) else alive)
+            marched_depths, marched_sigma = group_depths, group["sigma"]
+            if last is not None:
+                marched_depths = torch.cat([last[0], group_depths], dim=2)
+                marched_sigma = torch.cat([last[1], group["sigma"]], dim=2)
+            optical = optical + self._optical_depth(marched_depths, marched_sigma)[:, :, -1]
+            last = group_depths[:, :, -1:], group["sigma"][:, :, -1:]
+            groups.append(group)
+            if not bool((optical < limit).any()):
+                remaining = depths[:, :, start + STOP_GROUP :]
+                if remaining.shape[2]:
+                    groups.append(self._evaluate(field, origins, directions, remaining, torch.zeros(remaining.shape[:3], dtype=torch.bool)))
+                break
+        return {name: torch.cat([group[name] for group in groups], dim=2) for name in groups[0]}
 
     def render_rays(self, field: Field, origins: Tensor, directions: Tensor) -> dict[str, Tensor]:
         """origins, directions (B, R, 3) -> composites (B, R, k), "depth" and "opacity" (B, R, 1)."""
@@ -137,7 +180,12 @@ class VolumeRenderer:
         depths = (start + (end - start) * steps).expand(batch, rays, -1, -1)
         if cfg.perturb:
             depths = depths + torch.rand_like(depths) * (end - start) / (cfg.depth_samples - 1)
-        coarse = self._evaluate(field, origins, directions, depths)
+        stops = self._stops_rays(origins)
+        coarse = (
+            self._evaluate_front_to_back(field, origins, directions, depths)
+            if stops
+            else self._evaluate(field, origins, directions, depths)
+        )
         if cfg.importance_samples == 0:
             out, _ = self._composite(depths, coarse)
             return out
@@ -148,7 +196,8 @@ class VolumeRenderer:
             mids = 0.5 * (depths[:, :, 1:] + depths[:, :, :-1]).reshape(batch * rays, -1)
             fine_depths = _sample_pdf(mids, smooth[:, 1:-1], cfg.importance_samples, not cfg.perturb)
             fine_depths = fine_depths.reshape(batch, rays, -1, 1)
-        fine = self._evaluate(field, origins, directions, fine_depths)
+            keep = self._lit(depths, coarse["sigma"], fine_depths) if stops else None
+        fine = self._evaluate(field, origins, directions, fine_depths, keep)
         all_depths = torch.cat([depths, fine_depths], dim=2)
         all_depths, order = torch.sort(all_depths, dim=2)
         merged = {}
@@ -157,6 +206,14 @@ class VolumeRenderer:
             merged[name] = values.gather(2, order.expand(-1, -1, -1, values.shape[-1]))
         out, _ = self._composite(all_depths, merged)
         return out
+
+    def _lit(self, depths: Tensor, sigma: Tensor, fine_depths: Tensor) -> Tensor:
+        """(B, R, F) bool: the importance samples that light reaches, by the coarse samples'
+        optical depth at the start of the coarse interval before theirs (one interval to spare,
+        since the coarse samples can see a thin surface as thicker than it is)."""
+        optical = self._optical_depth(depths, sigma)
+        interval = torch.searchsorted(depths[..., 0].contiguous(), fine_depths[..., 0].contiguous()) - 2
+        return optical.gather(2, interval.clamp_min(0)) < -math.log(self.config.stop_transmittance)
 
     def _ray_limits(self, origins: Tensor, directions: Tensor) -> tuple[Tensor | float, Tensor | float]:
         """Where sampling starts and ends on each ray: the config's fixed range, or (B, R, 1, 1)
@@ -202,6 +259,21 @@ class VolumeRenderer:
         return {
             name: torch.cat(parts, dim=1).reshape(batch, resolution, resolution, -1).permute(0, 3, 1, 2) for name, parts in pieces.items()
         }
+
+
+def evaluated_where(field: Field, points: Tensor, keep: Tensor) -> dict[str, Tensor]:
+    """points (1, M, 3), keep (1, M) -> the field where kept; elsewhere empty (raw density
+    OUTSIDE_BOX_SIGMA, every other channel zero)."""
+    if not keep.any():
+        keep = keep.clone()
+        keep[0, 0] = True  # one real sample gives every channel its shape
+    inner = field(points[keep][None])
+    out = {}
+    for name, value in inner.items():
+        full = value.new_full((*points.shape[:2], value.shape[-1]), OUTSIDE_BOX_SIGMA if name == "sigma" else 0.0)
+        full[keep] = value[0]
+        out[name] = full
+    return out
 
 
 def render_orbit(

@@ -59,33 +59,49 @@ class EditedField:
         self.mask_override = mask_override
         """A constant m for every point (tests and the "without AFN" comparison use 0 or 1)."""
 
-    def _attention(self, source: Tensor, source_points: Tensor, target: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
-        """m at every point, and the source's raw density there.
+    def _attention(
+        self, source: Tensor, source_points: Tensor, target: Tensor, points: Tensor, source_sigma: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """m at every point, and where the attention network ran (None: everywhere).
 
         The attention network only runs where the source (or, for geometry edits, the target) has
         density: elsewhere m cannot change a render, and empty space is most of the samples along
         a ray. There m = 0."""
-        source_sigma = self.decoder.decode(source)["sigma"]
         if self.mask_override is not None:
-            return torch.full_like(points[..., :1], float(self.mask_override)), source_sigma
+            return torch.full_like(points[..., :1], float(self.mask_override)), None
         active = source_sigma[..., 0] > ACTIVE_SIGMA
         if not self.texture_only:
-            active = active | (self.decoder.decode(target)["sigma"][..., 0] > ACTIVE_SIGMA)
+            active = active | (self.decoder.sigma(target)[..., 0] > ACTIVE_SIGMA)
         mask = torch.zeros_like(points[..., :1])
         if active.any():
             latent = self.attention.embed(self.ws_source, self.ws_target)[:, None].expand(-1, points.shape[1], -1)
             m = self.attention(source[active], source_points[active], target[active], points[active], latent[active])
             mask = mask.masked_scatter(active[..., None], m)
-        return mask, source_sigma
+        return mask, active
 
     def _blend(self, points: Tensor) -> dict[str, Tensor]:
         source_points = points if self.deformation is None else self.deformation(points, self.ws_source, self.ws_target)
         source, earlier_masks = self.source.features(source_points)
         target, _ = self.target.features(points)
-        mask, source_sigma = self._attention(source, source_points, target, points)
+        decoded_source = self.decoder.decode(source)
+        mask, active = self._attention(source, source_points, target, points, decoded_source["sigma"])
         fused = torch.lerp(source, target, mask)
         masks = mask if earlier_masks is None else torch.cat([earlier_masks, mask], dim=-1)
-        return {"source_sigma": source_sigma, "fused": fused, "mask": mask, "masks": masks}
+        return {"decoded_source": decoded_source, "fused": fused, "active": active, "mask": mask, "masks": masks}
+
+    def _decoded_fused(self, blend: dict) -> dict[str, Tensor]:
+        """The decoder at the fused features. Where the attention network did not run, m = 0 and the
+        fused features are the source's (lerp with weight 0 is its start, exactly): its decoding is reused."""
+        active = blend["active"]
+        if active is None or bool(active.all()):
+            return self.decoder.decode(blend["fused"])
+        out = {name: value for name, value in blend["decoded_source"].items() if name != "rgb"}
+        if active.any():
+            inner = self.decoder.decode(blend["fused"][active])
+            for name in out:
+                out[name] = out[name].index_put((active,), inner[name])
+        out["rgb"] = out["features"][..., :3]
+        return out
 
     def features(self, points: Tensor) -> tuple[Tensor, Tensor]:
         """Fused plane features (B, M, C) and the masks of every step: the source of a following edit."""
@@ -94,9 +110,9 @@ class EditedField:
 
     def __call__(self, points: Tensor) -> dict[str, Tensor]:
         blend = self._blend(points)
-        out = self.decoder.decode(blend["fused"])
+        out = self._decoded_fused(blend)
         if self.texture_only:
-            out["sigma"] = blend["source_sigma"]
+            out["sigma"] = blend["decoded_source"]["sigma"]
         out["mask"] = blend["mask"]
         out["masks"] = blend["masks"]
         return out
@@ -104,7 +120,7 @@ class EditedField:
     def mask_field(self, points: Tensor) -> dict[str, Tensor]:
         """This edit's mask with the source's density (for rendering the 2D mask)."""
         blend = self._blend(points)
-        return {"sigma": blend["source_sigma"], "mask": blend["mask"]}
+        return {"sigma": blend["decoded_source"]["sigma"], "mask": blend["mask"]}
 
     def source_field(self, points: Tensor) -> dict[str, Tensor]:
         """The unedited source, read at the points themselves (no deformation)."""

@@ -18,10 +18,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bridge.field.layers import EqualizedLinear, normalize_2nd_moment
+from bridge.field.layers import EqualizedLinear, normalize_2nd_moment, softplus
 
 LEVEL_STARTS = (0, 4, 8)
 """First w index of the coarse, medium and fine groups (StyleCLIP; EG3D has 14 ws, the prior 12)."""
@@ -145,7 +144,7 @@ class AttentionFieldNetwork(nn.Module):
             dim=-1,
         )
         for layer in self.layers[:-1]:
-            x = F.softplus(layer(x))
+            x = softplus(layer(x))
         return torch.sigmoid(self.layers[-1](x))
 
 
@@ -170,7 +169,7 @@ class DeformationNetwork(nn.Module):
         latent = self.latents(ws_source, ws_target)[:, None].expand(-1, points.shape[1], -1)
         x = torch.cat([positional_encoding(points, self.frequencies), latent], dim=-1)
         for layer in self.layers[:-1]:
-            x = F.softplus(layer(x))
+            x = softplus(layer(x))
         return self.max_offset * torch.tanh(self.layers[-1](x))
 
     def forward(self, points: Tensor, ws_source: Tensor, ws_target: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from bridge.errors import BridgeError
-from bridge.field.layers import normalize_2nd_moment
+from bridge.field.layers import normalize_2nd_moment, softplus
 from bridge.field.weights import file_sha256
 from bridge.guidance.captions import mask_prompt_ensemble
 from bridge.guidance.instructions import canonical_mask, changes_shape
@@ -120,7 +120,7 @@ class PromptMaskField(nn.Module):
     def embed_points(self, features: Tensor, points: Tensor) -> Tensor:
         x = torch.cat([features, positional_encoding(points, self.frequencies)], dim=-1)
         for layer in self.layers[:-1]:
-            x = F.softplus(layer(x))
+            x = softplus(layer(x))
         return self.layers[-1](x)
 
     def logits(self, features: Tensor, points: Tensor, query: Tensor) -> Tensor:

@@ -95,3 +95,28 @@ def test_box_limited_rays_render_the_sphere_like_a_fixed_range():
     assert torch.allclose(boxed["opacity"], fixed["opacity"], atol=0.02)
     hit = fixed["opacity"][0, 0] > 0.99
     assert torch.allclose(boxed["depth"][0, 0][hit], fixed["depth"][0, 0][hit], atol=0.01)
+
+
+def test_rays_stop_once_no_light_is_left():
+    """Without gradients a ray is not sampled behind where its light ran out: the same picture
+    from fewer field evaluations."""
+    evaluated = {}
+
+    def counted(key):
+        def field(points):
+            evaluated[key] = evaluated.get(key, 0) + points.shape[1]
+            return sphere_field(points)
+
+        return field
+
+    pose = cameras.orbit_pose(0.0, 0.0, pivot=(0.0, 0.0, 0.0))
+    with torch.no_grad():
+        full = VolumeRenderer(RenderConfig(stop_transmittance=0.0)).render(counted("full"), pose, cameras.intrinsics_matrix(), 32)
+        stopped = VolumeRenderer(RenderConfig()).render(counted("stopped"), pose, cameras.intrinsics_matrix(), 32)
+    with_gradients = VolumeRenderer(RenderConfig()).render(counted("gradients"), pose, cameras.intrinsics_matrix(), 32)
+    assert evaluated["stopped"] < 0.85 * evaluated["full"] and evaluated["gradients"] == evaluated["full"]
+    for name in ("rgb", "opacity"):
+        assert (full[name] - stopped[name]).abs().max() < 1e-4, name
+        assert torch.equal(full[name], with_gradients[name]), name
+    hit, depth = _analytic_hits(pose, 32)
+    assert (full["depth"] - stopped["depth"])[0, 0][hit].abs().max() < 1e-4

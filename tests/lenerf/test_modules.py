@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bridge.field.generator import GeneratorConfig, TriPlaneGenerator
-from bridge.lenerf.fusion import EditedField, PlaneFeatures
+from bridge.lenerf.fusion import ACTIVE_SIGMA, EditedField, PlaneFeatures
 from bridge.lenerf.modules import EditModules, ModuleConfig, level_groups
 
 TINY = GeneratorConfig(
@@ -93,3 +93,23 @@ def test_texture_only_keeps_the_source_density(setup):
         assert torch.equal(field(points)["sigma"], field.source_field(points)["sigma"])
         assert torch.equal(field(points)["rgb"], field.target_field(points)["rgb"])
         assert torch.equal(field.mask_field(points)["sigma"], field.source_field(points)["sigma"])
+
+
+def test_the_fused_decoding_reuses_the_source_where_the_attention_did_not_run(setup):
+    """Points in empty space get m = 0 without the attention network; their outputs are the
+    source's decoding, which is what decoding the fused features everywhere gives."""
+    generator, modules, ws = setup
+    points = torch.rand(2, 400, 3) - 0.5
+    field = _field(generator, modules, ws)
+    with torch.no_grad():  # the untrained decoder's density is shifted so that half the points are empty
+        median = field.source_field(points)["sigma"].median()
+        generator.decoder.fc1.bias[0] -= (median - ACTIVE_SIGMA) / generator.decoder.fc1.bias_gain
+        blend = field._blend(points)
+        assert blend["active"].any() and not blend["active"].all()
+        everywhere = generator.decoder.decode(blend["fused"])
+        out = field(points)
+    for name in ("sigma", "features", "rgb"):
+        assert torch.allclose(out[name], everywhere[name], atol=1e-6), name
+    inactive = ~blend["active"]
+    assert torch.equal(out["rgb"][inactive], blend["decoded_source"]["rgb"][inactive])
+    assert torch.allclose(generator.decoder.sigma(blend["fused"]), everywhere["sigma"], atol=1e-5)

@@ -60,8 +60,11 @@ def test_two_processes_train_as_one_on_the_same_global_batch(tmp_path):
     assert "wrote the open edit model" in printed
     a, b = load_file(str(one / "model" / TENSORS)), load_file(str(two / "model" / TENSORS))
     assert a.keys() == b.keys()
+    # Adam's first steps move a weight by about the learning rate (1e-3) whatever its gradient's
+    # size, so the two runs' different summation orders show at ~1e-6; a wrong average of the
+    # gradients, or a process fitting only its own slice, differs by ~1e-3
     for name in a:
-        assert torch.allclose(a[name], b[name], atol=1e-6, rtol=1e-5), name
+        assert torch.allclose(a[name], b[name], atol=1e-5, rtol=1e-5), name
     prior = HeadPrior.load()
     model = OpenEditModel.load(one / "model", prior.sha256)
     torch.manual_seed(0)  # the command's --seed
