@@ -274,6 +274,17 @@ def import_steps(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: s
     return obj
 
 
+def attach_pictures(scene: bpy.types.Scene, key: str, field_job: str, preview_png: bytes) -> bpy.types.Object | None:
+    """An edit's pictures, arriving after its head: shown on the head's object while it is still
+    that edit's (a newer edit of the head brings its own)."""
+    obj = find_head(scene, key)
+    if obj is None or obj.get("text_edit_job") != field_job:
+        return None
+    preview = preview_image(f"Text Edit preview {key}", preview_png)
+    obj[PREVIEW] = preview.name if preview is not None else ""
+    return obj
+
+
 def import_outcome(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: str = "") -> bpy.types.Object:
     """Create or update the head's object from an edit's outcome, all at once; returns the object."""
     steps = import_steps(scene, outcome, bridge_version)

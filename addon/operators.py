@@ -18,7 +18,7 @@ from .connection import MANAGED, BridgeSettings, make_client
 from .mesher import MESHER
 from .properties import BRIDGE, RUNNER
 from .tasks import Task
-from .work import EditRequest, HeadSpec, run_edit, run_head_from_picture, run_training
+from .work import EditRequest, HeadSpec, fetch_pictures, run_edit, run_head_from_picture, run_training
 
 
 def connect(settings: BridgeSettings, online_access: bool) -> BridgeClient:
@@ -167,14 +167,22 @@ def start_edit(
     remote = RemoteJob(bridge, bool(bpy.app.online_access))
 
     def work(progress):
-        return run_edit(remote.connect(), request, progress, bridge.job_timeout_s, on_job=remote.started)
+        return run_edit(remote.connect(), request, progress, bridge.job_timeout_s, on_job=remote.started, pictures_later=_pictures_later())
 
-    RUNNER.start(Task(label, work, _importing(label, undo, then), remote.cancel))
+    RUNNER.start(Task(label, work, _importing(label, remote, bridge.job_timeout_s, undo, then), remote.cancel))
 
 
-def _importing(label: str, undo: bool = True, then: Callable[[], None] | None = None):
+def _pictures_later() -> bool:
+    """Heads are imported before their pictures arrive, except where tasks run synchronously
+    (background mode): a script wants the finished head, picture and CLIP's sentence included,
+    when the operator returns."""
+    return not RUNNER.background
+
+
+def _importing(label: str, remote: RemoteJob, timeout_s: float, undo: bool = True, then: Callable[[], None] | None = None):
     def done(outcome):
-        """The import, in parts over timer ticks (a generator; Runner spreads it)."""
+        """The import, in parts over timer ticks (a generator; Runner spreads it); then the
+        pictures, if the bridge is still rendering them, as a follow-up."""
         obj = yield from importer.import_steps(bpy.context.scene, outcome)
         _make_active(obj)
         BRIDGE.last_object = obj.name
@@ -182,10 +190,26 @@ def _importing(label: str, undo: bool = True, then: Callable[[], None] | None = 
             _undo_push(f"Text Edit: {label}")
         if then is not None:
             then()
+        if outcome.pictures_job is not None and remote.client is not None:
+            _follow_pictures(remote.client, outcome, timeout_s)
         said = outcome.job.get("info", {}).get("message")
         return f"{obj.name}: {len(obj.data.polygons)} triangles imported." + (f" {said}" if said else "")
 
     return done
+
+
+def _follow_pictures(client: BridgeClient, outcome, timeout_s: float) -> None:
+    """Show an edit's pictures on its head when the bridge has them, and CLIP's sentence in the panel."""
+    key, field_job = outcome.request.head.key, outcome.job.get("id", "")
+
+    def arrived(pictures: tuple[bytes, dict]) -> None:
+        preview, said = pictures
+        obj = importer.attach_pictures(bpy.context.scene, key, field_job, preview)
+        message = said.get("message")
+        if obj is not None and message and not RUNNER.busy and not RUNNER.status.failed:
+            RUNNER.status.message = f"{RUNNER.status.message} {message}".strip()
+
+    RUNNER.follow_up("the edit's pictures", lambda: fetch_pictures(client, outcome.pictures_job, timeout_s), arrived)
 
 
 def start_picture_head(
@@ -203,9 +227,10 @@ def start_picture_head(
             client, picture, refine, progress.within(0.0, 0.6), bridge.job_timeout_s, crop, yaw, pitch, on_job=remote.started
         )
         request = EditRequest(head, (), grid=grid, texture_size=texture_size)
-        return run_edit(client, request, progress.within(0.6, 1.0), bridge.job_timeout_s, on_job=remote.started)
+        progress = progress.within(0.6, 1.0)
+        return run_edit(client, request, progress, bridge.job_timeout_s, on_job=remote.started, pictures_later=_pictures_later())
 
-    RUNNER.start(Task(label, work, _importing(label), remote.cancel))
+    RUNNER.start(Task(label, work, _importing(label, remote, bridge.job_timeout_s), remote.cancel))
 
 
 def _make_active(obj) -> None:

@@ -8,6 +8,10 @@ event loop, so tasks run synchronously on the calling thread.
 An `on_done` may return a generator (the import does): its parts then run on the following
 timer ticks, as many per tick as fit in MAIN_THREAD_BUDGET_S, so no tick blocks Blender for long.
 
+A finished task may leave a follow-up (`Runner.follow_up`: an edit's pictures, which the bridge is
+still rendering when the head is imported): its work runs on a thread of its own and its result
+reaches the main thread on the same timer, without keeping the Runner busy.
+
 The timer callback's own duration is measured: `Runner.longest_callback_ms` is what the add-on
 benchmark reports as the longest main-thread stall while a job runs.
 """
@@ -19,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..bridge.errors import BridgeError
@@ -92,6 +97,8 @@ class Runner:
     _events: queue.Queue = field(default_factory=queue.Queue)
     _thread: threading.Thread | None = None
     _finishing: tuple[Task, Generator] | None = None
+    _follow_ups: queue.Queue = field(default_factory=queue.Queue)
+    _pending_follow_ups: int = 0
 
     def __post_init__(self) -> None:
         # One bound method object for the runner's life: bpy.app.timers knows callbacks by identity.
@@ -100,6 +107,10 @@ class Runner:
     @property
     def busy(self) -> bool:
         return self._task is not None or self._finishing is not None
+
+    @property
+    def following_up(self) -> bool:
+        return self._pending_follow_ups > 0
 
     def start(self, task: Task) -> None:
         if self.busy:
@@ -114,6 +125,27 @@ class Runner:
             return
         self._thread = threading.Thread(target=self._run, args=(task, progress), name=f"text-edit: {task.label}", daemon=True)
         self._thread.start()
+        self._ensure_timer()
+
+    def follow_up(self, label: str, work: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
+        """`work()` on a thread of its own, then `on_done(result)` on the main thread; the Runner
+        stays free for the next task meanwhile. A BridgeError in either only drops the follow-up
+        (what it completes is already in); in background mode both run now."""
+        if self.background:
+            _follow_up(label, on_done, work)
+            return
+        self._pending_follow_ups += 1
+
+        def run() -> None:
+            try:
+                self._follow_ups.put((label, on_done, work()))
+            except BaseException as error:  # noqa: BLE001 (delivered, and said, on the main thread)
+                self._follow_ups.put((label, None, error))
+
+        threading.Thread(target=run, name=f"text-edit: {label}", daemon=True).start()
+        self._ensure_timer()
+
+    def _ensure_timer(self) -> None:
         if self.register_timer is not None:
             self.register_timer(self.timer_callback)
             return
@@ -139,6 +171,7 @@ class Runner:
         if self._thread is not None:
             self._thread.join(timeout_s)
         self._task, self._thread, self._events, self._finishing = None, None, queue.Queue(), None
+        self._follow_ups, self._pending_follow_ups = queue.Queue(), 0
         self.on_change = lambda: None
 
     def wait(self, timeout_s: float | None = None) -> None:
@@ -173,11 +206,22 @@ class Runner:
                 self._advance(MAIN_THREAD_BUDGET_S)
             else:
                 self._drain()
+                self._deliver_follow_ups()
         finally:
             self.longest_callback_ms = max(self.longest_callback_ms, (time.perf_counter() - started) * 1000)
-        if not self.busy:
+        if not self.busy and not self.following_up:
             return None
         return FINISH_TICK_S if self._finishing is not None else POLL_S
+
+    def _deliver_follow_ups(self) -> None:
+        while True:
+            try:
+                label, on_done, result = self._follow_ups.get_nowait()
+            except queue.Empty:
+                return
+            self._pending_follow_ups -= 1
+            _follow_up(label, on_done, partial(_raise, result) if on_done is None else partial(_identity, result))
+            self.on_change()
 
     def _advance(self, budget_s: float) -> None:
         """Run parts of the finishing generator until `budget_s` is spent (all of it in background mode)."""
@@ -236,6 +280,29 @@ def _failure(task: Task, error: Exception) -> Status:
     return Status(
         message=f"Text Edit could not finish '{task.label}' ({type(error).__name__}: {error}); see the system console.", failed=True
     )
+
+
+def _follow_up(label: str, on_done: Callable[[Any], None] | None, work: Callable[[], Any]) -> None:
+    """Run a follow-up to its end: a BridgeError drops it; a bug is printed to the console."""
+    try:
+        result = work()
+        if on_done is not None:
+            on_done(result)
+    except BridgeError:
+        pass
+    except Exception:  # noqa: BLE001 (a follow-up completes a finished task: never an error in the panel)
+        import traceback
+
+        print(f"Text Edit: {label} could not be finished:")
+        traceback.print_exc()
+
+
+def _raise(error: BaseException):
+    raise error
+
+
+def _identity(value: Any) -> Any:
+    return value
 
 
 def _quietly(call: Callable[[], None]) -> None:

@@ -7,6 +7,7 @@ FieldGrid, and turn it into a textured, masked mesh in Blender's frame."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -104,6 +105,8 @@ class EditOutcome:
     preview_png: bytes
     prepared: PreparedMesh | None = None
     """What the import hands to bpy, made on the worker thread (`prepare(mesh)` when None)."""
+    pictures_job: str | None = None
+    """The bridge job still rendering this edit's pictures, when they follow the head (`fetch_pictures`)."""
 
     def __post_init__(self) -> None:
         if self.prepared is None:
@@ -166,8 +169,16 @@ def follow_job(client: BridgeClient, job: dict, progress: Progress, span: tuple[
 
 
 def run_edit(
-    client: BridgeClient, request: EditRequest, progress: Progress, timeout_s: float, on_job: Callable[[str], None] | None = None
+    client: BridgeClient,
+    request: EditRequest,
+    progress: Progress,
+    timeout_s: float,
+    on_job: Callable[[str], None] | None = None,
+    pictures_later: bool = False,
 ) -> EditOutcome:
+    """The edited head as a mesh ready for bpy. Its pictures are rendered by a second bridge job
+    while the field is meshed here; with `pictures_later` the outcome comes without waiting for
+    them and names that job (`EditOutcome.pictures_job`), otherwise they come with it."""
     progress(0.0, "creating the head")
     request = replace(request, steps=read_instructions(client, request.steps, progress))
     head = request.head.create_on(client)
@@ -203,17 +214,29 @@ def run_edit(
         if pictures is not None:
             _quietly_cancel(client, pictures["id"])
         raise
+    if pictures is not None and pictures_later:
+        progress(0.99, "importing")
+        return EditOutcome(request, mesh, job, b"", prepared, pictures_job=pictures["id"])
     preview = b""
     if pictures is not None:
-        try:
-            pictures = follow_job(client, client.job(pictures["id"]), progress, (0.98, 0.99), timeout_s)
-            preview = client.result(pictures["id"], "preview.png")
-        except BridgeError:  # the head is in hand: import it without its pictures
-            pictures = {}
-        said = {k: v for k, v in pictures.get("info", {}).items() if k in ("clip_gain", "message")}
+        preview, said = fetch_pictures(client, pictures["id"], timeout_s, progress, (0.98, 0.99))
         job = {**job, "info": {**job.get("info", {}), **said}}
     progress(0.99, "importing")
     return EditOutcome(request, mesh, job, preview, prepared)
+
+
+def fetch_pictures(
+    client: BridgeClient, job_id: str, timeout_s: float, progress: Progress | None = None, span: tuple[float, float] = (0.0, 1.0)
+) -> tuple[bytes, dict]:
+    """An edit's pictures job, once finished: its before | after | mask picture and what CLIP said
+    of the edit ("clip_gain", "message"); (b"", {}) if it failed (the head is in hand without them)."""
+    progress = progress or Progress(lambda *_: None, threading.Event())
+    try:
+        pictures = follow_job(client, client.job(job_id), progress, span, timeout_s)
+        preview = client.result(job_id, "preview.png")
+    except BridgeError:
+        return b"", {}
+    return preview, {k: v for k, v in pictures.get("info", {}).items() if k in ("clip_gain", "message")}
 
 
 def _quietly_cancel(client: BridgeClient, job_id: str) -> None:

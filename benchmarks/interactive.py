@@ -6,17 +6,18 @@ same process one after the other, so their ratio is measured side by side.
 
 - edit_to_mesh_s_128 / _256: the add-on's worker path (addon/work.py run_edit: the field job and
   the pictures job submitted together, the FieldGrid downloaded and meshed with UV atlas and
-  1024^2 texture while the bridge renders the pictures, arrays prepared for bpy) and then the
-  Blender object built (every import part run back to back): the first edit at that grid, meshed
+  1024^2 texture while the bridge renders the pictures, arrays prepared for bpy; the pictures
+  follow the head) and then the Blender object built (every import part run back to back): the first edit at that grid, meshed
   from scratch. `_dense`: the same with the field evaluated at every voxel. speedup_128 /
   speedup_256: dense over sparse, both first edits. `_again` (edit_to_mesh_s_128_again,
   edit_to_mesh_s_256_again, edit_to_mesh_s_128_dense_again, speedup_128_again): the same edit once
   more (median of 2 for sparse): a colour edit keeps the head's density, so the add-on's mesher
   re-colours the surface it kept (mesh_export.SurfaceCache) instead of meshing again, as for every
   colour edit of a head already in Blender. parts_s_128 (and _again): where the first (last) sparse
-  run's time went (field_job: submit to field done; download_and_mesh; pictures_wait: waiting for
-  the pictures job after the mesh was ready; import: the bpy part; bridge: the field job's own
-  stages on the bridge, in seconds).
+  run's time went (field_job: submit to field done; download_and_mesh; import: the bpy part;
+  pictures_after_import: how much later the pictures job's before | after picture reached the
+  head, as the add-on's follow-up attaches it (the head does not wait for it; the next edit
+  starts after it); bridge: the field job's own stages on the bridge, in seconds).
 - chamfer_voxels, colour_psnr_db_vs_dense, mask_max_abs_vs_dense: the sparse grid's mesh against
   the dense one's at 128^3 (mean two-way closest-vertex distance in voxels; colour and mask read at
   the dense mesh's vertices from each grid).
@@ -65,15 +66,18 @@ def edit_to_mesh(grid, sampling, strength=1.0, previews=True, texture=1024):
     marks.clear()
     started = time.perf_counter()
     request = work.EditRequest(work.HeadSpec(3), ({**steps[0], "strength": strength},), grid, texture, previews, sampling)
-    outcome = work.run_edit(client, request, progress, 600)
+    outcome = work.run_edit(client, request, progress, 600, pictures_later=True)
     prepared = time.perf_counter()
     importer.import_outcome(bpy.context.scene, outcome)
     done = time.perf_counter()
+    if outcome.pictures_job:  # as the add-on's follow-up does; the next edit starts after them
+        preview, _ = work.fetch_pictures(client, outcome.pictures_job, 600)
+        importer.attach_pictures(bpy.context.scene, request.head.key, outcome.job["id"], preview)
     stage_at = {stage: when for stage, when in marks}
     parts = {"field_job": stage_at.get("downloading the field", prepared) - started,
              "download_and_mesh": stage_at.get("preparing the import", prepared) - stage_at.get("downloading the field", started),
-             "pictures_wait": stage_at.get("importing", prepared) - stage_at.get("preparing the import", prepared),
-             "import": done - prepared}
+             "import": done - prepared,
+             "pictures_after_import": time.perf_counter() - done}
     breakdowns[grid, sampling] = {**{k: round(v, 3) for k, v in parts.items()}, "bridge": outcome.job.get("info", {}).get("stage_seconds")}
     field = mesh_export.read_bytes(client.result(outcome.job["id"], "field.npz"))
     return done - started, field

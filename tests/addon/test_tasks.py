@@ -145,3 +145,52 @@ def test_a_finishing_generator_runs_at_once_in_background_mode_and_its_error_is_
     runner.start(tasks.Task("edit", lambda progress: "head", done))
     assert not runner.busy and runner.status.failed
     assert runner.status.message.startswith("Text Edit could not finish 'edit' (ValueError: bad mesh)")
+
+
+def test_a_follow_up_completes_off_the_runner_and_leaves_it_free(tasks):
+    """An edit's pictures follow its head: their work runs on its own thread while the Runner
+    takes the next task, and the result reaches the main thread on the same timer."""
+    timers, seen = [], []
+    runner = tasks.Runner(register_timer=timers.append)
+    release = threading.Event()
+
+    def pictures():
+        release.wait(5)
+        return threading.current_thread() is threading.main_thread()
+
+    runner.follow_up(
+        "pictures",
+        pictures,
+        lambda on_main_thread: seen.append(("pictures", on_main_thread, threading.current_thread() is threading.main_thread())),
+    )
+    assert not runner.busy and runner.following_up
+    runner.start(tasks.Task("next edit", lambda progress: 7, lambda value: f"next edit: {value}"))
+    pump_until = time.monotonic() + 5
+    while runner.busy and time.monotonic() < pump_until:
+        timers[-1]()
+        time.sleep(0.01)
+    assert runner.status.message == "next edit: 7" and seen == [] and runner.following_up
+    assert timers[-1]() is not None, "the timer keeps running while a follow-up is out"
+    release.set()
+    pump(runner, timers)
+    assert seen == [("pictures", False, True)] and not runner.following_up
+
+
+def test_a_failed_follow_up_is_dropped(tasks, capsys):
+    from text_edit.bridge.errors import BridgeError
+
+    timers, seen = [], []
+    runner = tasks.Runner(register_timer=timers.append)
+
+    def refused():
+        raise BridgeError("the bridge has gone")
+
+    def buggy():
+        raise ValueError("a bug")
+
+    runner.follow_up("refused", refused, seen.append)
+    runner.follow_up("buggy", buggy, seen.append)
+    runner.follow_up("fine", lambda: 3, seen.append)
+    pump(runner, timers)
+    assert seen == [3] and not runner.status.failed and not runner.following_up
+    assert "buggy could not be finished" in capsys.readouterr().out

@@ -151,3 +151,43 @@ def test_any_prompt_and_a_sentence_edit_at_once_through_the_operators(blender, l
     assert (first["edit"], first["mask"]) == ("purple hair", "hair")
     assert (second["instruction"], second["edit"], second["mask"]) == ("make the eyes green", "green eyes", "eyes")
     assert report["heads"] == 1 and "green eyes" in report["edits"]
+
+
+PICTURES_LATER = r"""
+import time
+url = sys.argv[-1]
+bpy.ops.wm.read_homefile(use_empty=True)
+prefs.bridge_url = url
+settings = bpy.context.scene.text_edit
+settings.grid, settings.texture_size, settings.seed = 48, "512", 4
+assert bpy.ops.text_edit.connect() == {"FINISHED"}
+operators = importlib.import_module("bl_ext.user_default.text_edit.addon.operators")
+importer = text_edit.importer
+work = importlib.import_module("bl_ext.user_default.text_edit.addon.work")
+runner = text_edit.properties.RUNNER
+timers = []
+runner.background, runner.register_timer = False, timers.append  # pumped below as Blender's event loop would
+operators.start_edit(bpy.context, work.HeadSpec(4), [{"module": "blue_eyes", "strength": 1.0}], "pictures later")
+deadline = time.monotonic() + 300
+while runner.busy and time.monotonic() < deadline:
+    timers[-1]()
+    time.sleep(0.01)
+head = importer.find_head(bpy.context.scene, "seed 4")
+report = {"imported": head is not None, "preview_at_import": head[importer.PREVIEW], "following_up": runner.following_up}
+while timers[-1]() is not None and time.monotonic() < deadline:
+    time.sleep(0.01)
+report["preview"] = list(bpy.data.images[head[importer.PREVIEW]].size) if head[importer.PREVIEW] else None
+report["message"] = runner.status.message
+report["stale"] = importer.attach_pictures(bpy.context.scene, "seed 4", "another job", b"not used") is None
+report["still"] = head[importer.PREVIEW]
+result(report)
+"""
+
+
+def test_a_head_is_imported_before_its_pictures_which_then_attach_to_it(blender, live_bridge):
+    done, report = blender.run(PICTURES_LATER, live_bridge.url, env=bridge_env(live_bridge))
+    assert done.returncode == 0 and report, done.stdout[-3000:] + done.stderr[-3000:]
+    assert report["imported"] and report["preview_at_import"] == "" and report["following_up"]
+    assert report["preview"] and report["preview"][1] == 64 and report["preview"][0] > 3 * 64
+    assert "imported" in report["message"]
+    assert report["stale"] and report["still"], "pictures of an older edit do not replace the head's"
