@@ -42,7 +42,7 @@ def run(quick: bool = False) -> dict:
     if not torch.cuda.is_available():
         return {"device": "cpu", "error": "PyTorch sees no CUDA GPU here; run benchmarks/gpu.sh on a machine with one"}
     from bridge.field.grid import sample_grid
-    from bridge.field.occupancy import Occupancy
+    from bridge.field.occupancy import Occupancy, skipping_samples
     from bridge.lenerf.apply import EditStep, apply_edits
     from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary
     from bridge.prior.model import HeadPrior
@@ -58,9 +58,11 @@ def run(quick: bool = False) -> dict:
     def apply_render(skipping: bool):
         with torch.no_grad():
             field, edited_ws = apply_edits(prior.generator, ws, [EditStep(module, 1.0)])
+            config = None
             if skipping:
                 field = Occupancy.probe(field, box, device=device).skipping(field)
-            prior.view(field, edited_ws, 20.0, 128, ("rgb", "mask"))
+                config = skipping_samples(prior.render_config)
+            prior.view(field, edited_ws, 20.0, 128, ("rgb", "mask"), config)
 
     _figure(figures, "apply_render_ms_128", lambda: _timed_ms(lambda: apply_render(True)))
     _figure(figures, "apply_render_ms_128_full", lambda: _timed_ms(lambda: apply_render(False)))

@@ -27,8 +27,9 @@ same process one after the other, so their ratio is measured side by side.
 - slider_step_s: one step of the live strength slider (addon/live.py) while dragging: the same edit
   at another strength on its coarse grid (64^3, 512^2 texture, no previews), request to Blender
   object; median of 3.
-- apply_ms: on the bridge's side, one edit applied and one 128^2 view rendered with empty-space
-  skipping (median of 3); apply_ms_full: the same view evaluating every sample.
+- apply_ms: on the bridge's side, one edit applied and one 128^2 view rendered as the previews are,
+  skipping empty space with its samples moved to the coarse pass (`occupancy.skipping_samples`;
+  median of 3); apply_ms_full: the same view with the prior's own samples, evaluating every one.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ def _apply_ms(repeats: int = 3) -> dict:
     """One edit applied and one 128^2 view rendered, with and without empty-space skipping."""
     import torch
 
-    from bridge.field.occupancy import Occupancy
+    from bridge.field.occupancy import Occupancy, skipping_samples
     from bridge.lenerf.apply import EditStep, apply_edits
     from bridge.lenerf.edit_module import BUNDLED_LIBRARY, EditLibrary
     from bridge.prior.model import HeadPrior
@@ -172,9 +173,11 @@ def _apply_ms(repeats: int = 3) -> dict:
             for name in times:
                 started = time.perf_counter()
                 field, edited_ws = apply_edits(prior.generator, ws[None], [EditStep(module, 1.0)])
+                config = None
                 if name == "apply_ms":
                     field = Occupancy.probe(field, prior.render_config.box_size).skipping(field)
-                prior.view(field, edited_ws, 20.0, 128, ("rgb", "mask"))
+                    config = skipping_samples(prior.render_config)
+                prior.view(field, edited_ws, 20.0, 128, ("rgb", "mask"), config)
                 times[name].append(1000 * (time.perf_counter() - started))
     return {name: round(statistics.median(values), 1) for name, values in times.items()}
 

@@ -6,23 +6,32 @@ density between corners reaches at least a cell's width past what the corners sa
 wraps a one-head field so that only points in occupied cells are evaluated; every other point is
 empty (raw density OUTSIDE_BOX_SIGMA, zero colour, features and masks), which a render composites as
 nothing. A previewed head costs the samples near it instead of every sample along every ray.
+
+With empty space free, and a ray stopped behind the surface it reaches (the renderer's
+`stop_transmittance`), coarse samples cost little, so `skipping_samples` moves samples from the
+importance pass to the coarse one: closer to a converged render for less work (figures there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bridge.field.renderer import evaluated_where
+if TYPE_CHECKING:
+    from bridge.field.renderer import RenderConfig
 
 Field = Callable[[Tensor], dict[str, Tensor]]
 
 CELLS = 32
 EMPTY_BELOW = -8.0
 """Raw density under which a point adds nothing a picture shows (softplus(-9) ~ 1e-4 per unit)."""
+EMPTY_SIGMA = -100.0
+"""The raw density of a point that is not evaluated."""
 
 
 class Occupancy:
@@ -59,13 +68,42 @@ class Occupancy:
         hit = self.occupied.to(points.device)[index[..., 0], index[..., 1], index[..., 2]]
         return (hit & inside) if self.outside_empty else (hit | ~inside)
 
-    def skipping(self, field: Field) -> Field:
+    def skipping(self, field: Field) -> "SkippingField":
         """`field` evaluated only in occupied cells (one head: points (1, M, 3))."""
+        return SkippingField(self, field)
 
-        def evaluate(points: Tensor) -> dict[str, Tensor]:
-            keep = self(points)
-            if points.shape[0] != 1 or keep.all():
-                return field(points)
-            return evaluated_where(field, points, keep)
 
-        return evaluate
+class SkippingField:
+    """A one-head field evaluated only where its occupancy says it can have density. The renderer
+    asks `occupancy` itself when it also leaves out samples of its own (rays that have stopped),
+    so that one gather serves both."""
+
+    def __init__(self, occupancy: Occupancy, field: Field):
+        self.occupancy, self.field = occupancy, field
+
+    def __call__(self, points: Tensor) -> dict[str, Tensor]:
+        keep = self.occupancy(points)
+        if points.shape[0] != 1 or keep.all():
+            return self.field(points)
+        return evaluated_where(self.field, points, keep)
+
+
+def evaluated_where(field: Field, points: Tensor, keep: Tensor) -> dict[str, Tensor]:
+    """points (1, M, 3), keep (1, M) -> the field where kept; elsewhere empty (raw density
+    EMPTY_SIGMA, every other channel zero)."""
+    rows = keep[0].nonzero().squeeze(1)
+    if rows.numel() == 0:
+        rows = torch.zeros(1, dtype=torch.long, device=points.device)  # one real sample gives every channel its shape
+    inner = field(points.index_select(1, rows))
+    return {
+        name: value.new_full((*points.shape[:2], value.shape[-1]), EMPTY_SIGMA if name == "sigma" else 0.0).index_copy(1, rows, value)
+        for name, value in inner.items()
+    }
+
+
+def skipping_samples(config: RenderConfig) -> RenderConfig:
+    """The config's render with twice its coarse samples and a third of its importance samples, for
+    fields wrapped by `Occupancy.skipping`. Against a converged render (192 + 96 samples), on four
+    prior heads with their edits at 128^2 (2 CPU cores): 48 + 48 min / mean PSNR 48.1 / 55.5 dB in
+    800 ms; 96 + 16 51.2 / 56.7 dB in 590 ms (64 + 16: 46.0 / 51.9 dB, 490 ms)."""
+    return replace(config, depth_samples=2 * config.depth_samples, importance_samples=-(-config.importance_samples // 3))

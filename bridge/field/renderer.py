@@ -20,6 +20,7 @@ from torch import Tensor
 
 from bridge.field.cameras import CAMERA_RADIUS, FFHQ_PIVOT, focal_length, intrinsics_matrix, orbit_pose, ray_bundle
 from bridge.field.layers import softplus
+from bridge.field.occupancy import SkippingField, evaluated_where
 
 Field = Callable[[Tensor], dict[str, Tensor]]
 OUTSIDE_BOX_SIGMA = -100.0
@@ -130,6 +131,8 @@ class VolumeRenderer:
         False the field is not evaluated: those samples are empty (one head only)."""
         batch, rays, samples, _ = depths.shape
         points = (origins.unsqueeze(2) + directions.unsqueeze(2) * depths).reshape(batch, rays * samples, 3)
+        if keep is not None and isinstance(field, SkippingField):  # one gather for both reasons
+            keep, field = keep.reshape(batch, -1) & field.occupancy(points), field.field
         out = field(points) if keep is None else evaluated_where(field, points, keep.reshape(batch, -1))
         if self.config.clamp_to_box:
             outside = (points.abs() > self.config.box_size / 2).any(dim=-1, keepdim=True)
@@ -245,9 +248,14 @@ class VolumeRenderer:
         origins, directions = ray_bundle(cam2world, intrinsics, resolution)
         wanted = None if channels is None else set(channels) | {"sigma"}
 
-        def selected(points: Tensor) -> dict[str, Tensor]:
-            out = field(points)
-            return out if wanted is None else {k: v for k, v in out.items() if k in wanted}
+        def only_wanted(field: Field) -> Field:
+            if wanted is None:
+                return field
+            if isinstance(field, SkippingField):  # skipping stays outermost, where _evaluate sees it
+                return SkippingField(field.occupancy, only_wanted(field.field))
+            return lambda points: {k: v for k, v in field(points).items() if k in wanted}
+
+        selected = only_wanted(field)
 
         pieces: dict[str, list[Tensor]] = {}
         for start in range(0, origins.shape[1], self.config.rays_per_chunk):
@@ -259,21 +267,6 @@ class VolumeRenderer:
         return {
             name: torch.cat(parts, dim=1).reshape(batch, resolution, resolution, -1).permute(0, 3, 1, 2) for name, parts in pieces.items()
         }
-
-
-def evaluated_where(field: Field, points: Tensor, keep: Tensor) -> dict[str, Tensor]:
-    """points (1, M, 3), keep (1, M) -> the field where kept; elsewhere empty (raw density
-    OUTSIDE_BOX_SIGMA, every other channel zero)."""
-    if not keep.any():
-        keep = keep.clone()
-        keep[0, 0] = True  # one real sample gives every channel its shape
-    inner = field(points[keep][None])
-    out = {}
-    for name, value in inner.items():
-        full = value.new_full((*points.shape[:2], value.shape[-1]), OUTSIDE_BOX_SIGMA if name == "sigma" else 0.0)
-        full[keep] = value[0]
-        out[name] = full
-    return out
 
 
 def render_orbit(

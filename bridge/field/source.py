@@ -51,30 +51,43 @@ class HeadSource:
         return PICTURE_SIZE if superresolution is None else superresolution.layout.output_resolution
 
     def view(
-        self, field: Field, ws: Tensor, yaw_deg: float, size: int | None = None, channels: tuple[str, ...] = ("rgb",)
+        self,
+        field: Field,
+        ws: Tensor,
+        yaw_deg: float,
+        size: int | None = None,
+        channels: tuple[str, ...] = ("rgb",),
+        render_config: RenderConfig | None = None,
     ) -> dict[str, Tensor]:
         """A picture of each head of `field` (latents `ws`) from `yaw_deg` at eye level:
-        {name: (B, k, size, size)}. A generator with a super-resolution network renders at its
-        neural resolution and super-resolves the rgb, as EG3D makes its pictures."""
+        {name: (B, k, size, size)}, rendered with the generator's render config unless another is
+        given. A generator with a super-resolution network renders at its neural resolution and
+        super-resolves the rgb, as EG3D makes its pictures."""
         size = size or self.picture_size
+        config = render_config or self.render_config
         superresolution = self.generator.config.superresolution
         if superresolution is None:
-            return render_orbit(field, self.render_config, yaw_deg, 0.0, size, channels, batch=len(ws))
-        rendered = render_orbit(
-            field, self.render_config, yaw_deg, 0.0, superresolution.neural_resolution, (*channels, "features"), batch=len(ws)
-        )
+            return render_orbit(field, config, yaw_deg, 0.0, size, channels, batch=len(ws))
+        rendered = render_orbit(field, config, yaw_deg, 0.0, superresolution.neural_resolution, (*channels, "features"), batch=len(ws))
         out = {name: value for name, value in rendered.items() if name != "features" or "features" in channels}
         out["rgb"] = self.generator.super_resolve(rendered, ws)
         return {name: _resized(value, size) for name, value in out.items()}
 
     def before_after(
-        self, source: Field, edited: Field, ws: Tensor, edited_ws: Tensor, yaw_deg: float, size: int | None = None
+        self,
+        source: Field,
+        edited: Field,
+        ws: Tensor,
+        edited_ws: Tensor,
+        yaw_deg: float,
+        size: int | None = None,
+        render_config: RenderConfig | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The first head before and after an edit: (source | edited | the edit's mask over it) as
         one picture (3, H, 3W + gaps), the mask (H, W), and the before and after pictures (3, H, W).
         `edited` must give a "mask" channel."""
-        before = self.view(source, ws, yaw_deg, size)["rgb"][0]
-        after = self.view(edited, edited_ws, yaw_deg, size, ("rgb", "mask"))
+        before = self.view(source, ws, yaw_deg, size, render_config=render_config)["rgb"][0]
+        after = self.view(edited, edited_ws, yaw_deg, size, ("rgb", "mask"), render_config)
         mask = after["mask"][0, 0].clamp(0, 1)
         return sheet([before, after["rgb"][0], overlay(after["rgb"][0], mask)]), mask, before, after["rgb"][0]
 

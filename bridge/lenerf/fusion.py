@@ -73,33 +73,33 @@ class EditedField:
         if not self.texture_only:
             active = active | (self.decoder.sigma(target)[..., 0] > ACTIVE_SIGMA)
         mask = torch.zeros_like(points[..., :1])
-        if active.any():
-            latent = self.attention.embed(self.ws_source, self.ws_target)[:, None].expand(-1, points.shape[1], -1)
-            m = self.attention(source[active], source_points[active], target[active], points[active], latent[active])
-            mask = mask.masked_scatter(active[..., None], m)
-        return mask, active
+        rows = active.reshape(-1).nonzero().squeeze(1)  # the active points of all heads, as rows of (B * M, k)
+        if rows.numel():
+            latent = self.attention.embed(self.ws_source, self.ws_target).index_select(0, rows // points.shape[1])
+            m = self.attention(_rows(source, rows), _rows(source_points, rows), _rows(target, rows), _rows(points, rows), latent)
+            mask = _with_rows(mask, rows, m)
+        return mask, rows
 
     def _blend(self, points: Tensor) -> dict[str, Tensor]:
         source_points = points if self.deformation is None else self.deformation(points, self.ws_source, self.ws_target)
         source, earlier_masks = self.source.features(source_points)
         target, _ = self.target.features(points)
         decoded_source = self.decoder.decode(source)
-        mask, active = self._attention(source, source_points, target, points, decoded_source["sigma"])
+        mask, rows = self._attention(source, source_points, target, points, decoded_source["sigma"])
         fused = torch.lerp(source, target, mask)
         masks = mask if earlier_masks is None else torch.cat([earlier_masks, mask], dim=-1)
-        return {"decoded_source": decoded_source, "fused": fused, "active": active, "mask": mask, "masks": masks}
+        return {"decoded_source": decoded_source, "fused": fused, "rows": rows, "mask": mask, "masks": masks}
 
     def _decoded_fused(self, blend: dict) -> dict[str, Tensor]:
         """The decoder at the fused features. Where the attention network did not run, m = 0 and the
         fused features are the source's (lerp with weight 0 is its start, exactly): its decoding is reused."""
-        active = blend["active"]
-        if active is None or bool(active.all()):
-            return self.decoder.decode(blend["fused"])
+        rows, fused = blend["rows"], blend["fused"]
+        if rows is None or rows.numel() == fused.shape[0] * fused.shape[1]:
+            return self.decoder.decode(fused)
         out = {name: value for name, value in blend["decoded_source"].items() if name != "rgb"}
-        if active.any():
-            inner = self.decoder.decode(blend["fused"][active])
-            for name in out:
-                out[name] = out[name].index_put((active,), inner[name])
+        if rows.numel():
+            inner = self.decoder.decode(_rows(fused, rows))
+            out = {name: _with_rows(value, rows, inner[name]) for name, value in out.items()}
         out["rgb"] = out["features"][..., :3]
         return out
 
@@ -128,3 +128,13 @@ class EditedField:
 
     def target_field(self, points: Tensor) -> dict[str, Tensor]:
         return self.decoder.decode(self.target.features(points)[0])
+
+
+def _rows(values: Tensor, rows: Tensor) -> Tensor:
+    """(B, M, k) -> the given rows of its (B * M, k) view."""
+    return values.reshape(-1, values.shape[-1]).index_select(0, rows)
+
+
+def _with_rows(values: Tensor, rows: Tensor, new: Tensor) -> Tensor:
+    """(B, M, k) with the given rows of its (B * M, k) view replaced by `new` (a new tensor)."""
+    return values.reshape(-1, values.shape[-1]).index_copy(0, rows, new).reshape(values.shape)

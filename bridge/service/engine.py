@@ -22,7 +22,7 @@ import mesh_export
 from bridge import __version__
 from bridge.errors import BridgeError
 from bridge.field.grid import sample_grid
-from bridge.field.occupancy import Occupancy
+from bridge.field.occupancy import Occupancy, skipping_samples
 from bridge.head_file import MAX_LATENT_ABS
 from bridge.images import Picture, decode_picture, save_png, sheet
 from bridge.lenerf.apply import EditStep, apply_edits
@@ -420,10 +420,11 @@ class Engine:
         source_view = Occupancy.probe(source_field, box, device=self.device, outside_empty=clamped).skipping(source_field)
         ctx.check()
         size = PREVIEW_SIZE if self.source.generator.config.superresolution is None else None
+        config = skipping_samples(render_config)
         if steps:
-            picture, mask, before, after = self.source.before_after(source_view, edited_view, ws, edited_ws, yaw, size)
+            picture, mask, before, after = self.source.before_after(source_view, edited_view, ws, edited_ws, yaw, size, config)
         else:  # the unedited head: its picture, and an empty mask
-            picture = self.source.view(edited_view, ws, yaw, size)["rgb"][0]
+            picture = self.source.view(edited_view, ws, yaw, size, render_config=config)["rgb"][0]
             mask = torch.zeros(picture.shape[-2:])
         save_png(picture, ctx.add_result("preview.png", "image/png"))
         save_png(mask.expand(3, -1, -1).cpu(), ctx.add_result("mask.png", "image/png"))

@@ -105,11 +105,12 @@ def test_the_fused_decoding_reuses_the_source_where_the_attention_did_not_run(se
         median = field.source_field(points)["sigma"].median()
         generator.decoder.fc1.bias[0] -= (median - ACTIVE_SIGMA) / generator.decoder.fc1.bias_gain
         blend = field._blend(points)
-        assert blend["active"].any() and not blend["active"].all()
+        active = torch.zeros(2 * 400, dtype=torch.bool).index_fill(0, blend["rows"], True).reshape(2, 400)
+        assert active.any() and not active.all()
         everywhere = generator.decoder.decode(blend["fused"])
         out = field(points)
     for name in ("sigma", "features", "rgb"):
         assert torch.allclose(out[name], everywhere[name], atol=1e-6), name
-    inactive = ~blend["active"]
+    inactive = ~active
     assert torch.equal(out["rgb"][inactive], blend["decoded_source"]["rgb"][inactive])
     assert torch.allclose(generator.decoder.sigma(blend["fused"]), everywhere["sigma"], atol=1e-5)
