@@ -60,33 +60,40 @@ class EditedField:
         """A constant m for every point (tests and the "without AFN" comparison use 0 or 1)."""
 
     def _attention(
-        self, source: Tensor, source_points: Tensor, target: Tensor, points: Tensor, source_sigma: Tensor
-    ) -> tuple[Tensor, Tensor | None]:
-        """m at every point, and where the attention network ran (None: everywhere).
+        self, source: Tensor, source_points: Tensor, target: Tensor | None, points: Tensor, source_sigma: Tensor
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """m at every point, the rows (of the points flattened over heads) where the attention
+        network ran (None: everywhere), and the fused features. `target`: the target's features at
+        every point, or None to read them only at those rows (a texture-only edit of one head).
 
         The attention network only runs where the source (or, for geometry edits, the target) has
         density: elsewhere m cannot change a render, and empty space is most of the samples along
-        a ray. There m = 0."""
+        a ray. There m = 0 and the fused features are the source's (lerp with weight 0 is its
+        start, exactly)."""
         if self.mask_override is not None:
-            return torch.full_like(points[..., :1], float(self.mask_override)), None
+            mask = torch.full_like(points[..., :1], float(self.mask_override))
+            return mask, None, torch.lerp(source, target, mask)
         active = source_sigma[..., 0] > ACTIVE_SIGMA
         if not self.texture_only:
             active = active | (self.decoder.sigma(target)[..., 0] > ACTIVE_SIGMA)
         mask = torch.zeros_like(points[..., :1])
         rows = active.reshape(-1).nonzero().squeeze(1)  # the active points of all heads, as rows of (B * M, k)
-        if rows.numel():
-            latent = self.attention.embed(self.ws_source, self.ws_target).index_select(0, rows // points.shape[1])
-            m = self.attention(_rows(source, rows), _rows(source_points, rows), _rows(target, rows), _rows(points, rows), latent)
-            mask = _with_rows(mask, rows, m)
-        return mask, rows
+        if not rows.numel():
+            return mask, rows, source
+        at_rows = _rows(target, rows) if target is not None else self.target.features(_rows(points, rows)[None])[0][0]
+        latent = self.attention.embed(self.ws_source, self.ws_target).index_select(0, rows // points.shape[1])
+        source_rows, points_rows = _rows(source, rows), _rows(points, rows)
+        source_points_rows = points_rows if source_points is points else _rows(source_points, rows)
+        m = self.attention(source_rows, source_points_rows, at_rows, points_rows, latent)
+        return _with_rows(mask, rows, m), rows, _with_rows(source, rows, torch.lerp(source_rows, at_rows, m))
 
     def _blend(self, points: Tensor) -> dict[str, Tensor]:
         source_points = points if self.deformation is None else self.deformation(points, self.ws_source, self.ws_target)
         source, earlier_masks = self.source.features(source_points)
-        target, _ = self.target.features(points)
+        rows_only = self.texture_only and self.mask_override is None and points.shape[0] == 1
+        target = None if rows_only else self.target.features(points)[0]
         decoded_source = self.decoder.decode(source)
-        mask, rows = self._attention(source, source_points, target, points, decoded_source["sigma"])
-        fused = torch.lerp(source, target, mask)
+        mask, rows, fused = self._attention(source, source_points, target, points, decoded_source["sigma"])
         masks = mask if earlier_masks is None else torch.cat([earlier_masks, mask], dim=-1)
         return {"decoded_source": decoded_source, "fused": fused, "rows": rows, "mask": mask, "masks": masks}
 

@@ -133,16 +133,9 @@ class AttentionFieldNetwork(nn.Module):
         return self.latents(ws_source, ws_target)
 
     def forward(self, source_features: Tensor, source_points: Tensor, target_features: Tensor, points: Tensor, latent: Tensor) -> Tensor:
-        x = torch.cat(
-            [
-                source_features,
-                positional_encoding(source_points, self.frequencies),
-                target_features,
-                positional_encoding(points, self.frequencies),
-                latent,
-            ],
-            dim=-1,
-        )
+        encoded = positional_encoding(points, self.frequencies)
+        encoded_source = encoded if source_points is points else positional_encoding(source_points, self.frequencies)
+        x = torch.cat([source_features, encoded_source, target_features, encoded, latent], dim=-1)
         for layer in self.layers[:-1]:
             x = softplus(layer(x))
         return torch.sigmoid(self.layers[-1](x))
