@@ -324,6 +324,7 @@ class EditTrainer:
                 self.save_checkpoint(out_dir)
                 return None
             if c.time_limit_minutes and time.perf_counter() - started > 60 * c.time_limit_minutes:
+                self.save_checkpoint(out_dir)  # the same command again goes on from this step, not the last hundredth
                 break
             figures, images = self.train_step()
             if self.step % 10 == 0 or self.step == c.steps:

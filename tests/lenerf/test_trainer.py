@@ -93,6 +93,24 @@ def test_cancel_stops_before_the_next_step_and_resume_continues(generator, tiny_
     }  # how its labels were made
 
 
+def test_a_run_stopped_by_its_time_limit_resumes_from_its_last_step(generator, tiny_clip, tmp_path, monkeypatch):
+    """--minutes wrote the module but left the checkpoint at the last hundredth step, so the same
+    command again trained those steps a second time."""
+    import dataclasses
+
+    from bridge.lenerf import trainer as trainer_module
+
+    trainer = _trainer(generator, tiny_clip)
+    trainer.config = dataclasses.replace(trainer.config, time_limit_minutes=1.0, checkpoint_every=100)
+    ticks = iter([0.0, 0.0, 0.0])
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: next(ticks, 1e6))  # a step or two, then the limit
+    module = trainer.train(tmp_path, "gen-sha")
+    monkeypatch.undo()
+    assert module is not None and 1 <= trainer.step < FAST.steps
+    again = _trainer(generator, tiny_clip)
+    assert again.resume(tmp_path) and again.step == trainer.step
+
+
 def test_a_checkpoint_of_another_edit_or_a_damaged_one_is_refused_in_one_sentence(generator, tiny_clip, tmp_path):
     """Another edit's checkpoint was resumed as this one (a "green eyes" run went on from "blue
     eyes"' steps), and a damaged checkpoint was a JSONDecodeError or a torch traceback."""
