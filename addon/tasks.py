@@ -175,12 +175,13 @@ class Runner:
         self.on_change = lambda: None
 
     def wait(self, timeout_s: float | None = None) -> None:
-        """Block until the worker thread ends, then deliver its outcome (scripts and tests)."""
+        """Block until the worker thread ends, then deliver its outcome and its follow-ups (scripts and tests)."""
         if self._thread is not None:
             self._thread.join(timeout_s)
         self._drain()
         while self._finishing is not None:
             self._advance(float("inf"))
+        self._deliver_follow_ups(wait_s=timeout_s)
 
     def _report(self, fraction: float, stage: str, eta_s: float | None) -> None:
         self._events.put(("progress", (fraction, stage, eta_s)))
@@ -213,10 +214,18 @@ class Runner:
             return None
         return FINISH_TICK_S if self._finishing is not None else POLL_S
 
-    def _deliver_follow_ups(self) -> None:
+    def _deliver_follow_ups(self, wait_s: float | None = 0.0) -> None:
+        """Deliver the follow-ups that have finished; with `wait_s` other than 0, wait that long
+        (None: as long as it takes) for those still out."""
+        deadline = None if wait_s is None else time.monotonic() + wait_s
         while True:
             try:
-                label, on_done, result = self._follow_ups.get_nowait()
+                if wait_s == 0.0 or not self._pending_follow_ups:
+                    label, on_done, result = self._follow_ups.get_nowait()
+                else:
+                    label, on_done, result = self._follow_ups.get(
+                        timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
+                    )
             except queue.Empty:
                 return
             self._pending_follow_ups -= 1

@@ -194,3 +194,17 @@ def test_a_failed_follow_up_is_dropped(tasks, capsys):
     pump(runner, timers)
     assert seen == [3] and not runner.status.failed and not runner.following_up
     assert "buggy could not be finished" in capsys.readouterr().out
+
+
+def test_wait_delivers_the_follow_ups_too(tasks):
+    """A script's api.edit returns after Runner.wait: the head's pictures must be on it by then."""
+    timers, seen = [], []
+    runner = tasks.Runner(register_timer=timers.append)
+
+    def done(value):
+        runner.follow_up("pictures", lambda: time.sleep(0.2) or "picture", seen.append)
+        return "imported"
+
+    runner.start(tasks.Task("edit", lambda progress: 1, done))
+    runner.wait(5)
+    assert seen == ["picture"] and runner.status.message == "imported" and not runner.following_up
