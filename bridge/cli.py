@@ -57,6 +57,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     if not 16 <= args.res <= 1024:
         raise BridgeError(f"--res must be between 16 and 1024 pixels, got {args.res}.")
+    if (args.labels or args.analytic) and args.weights is not None:
+        which = "--labels" if args.labels else "--analytic"
+        raise BridgeError(f"{which} renders the procedural ground truth, which no weights change; leave --weights out.")
     code = _head_code(args.seed)
     with torch.no_grad():
         if args.labels or args.analytic:

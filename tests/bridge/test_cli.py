@@ -30,6 +30,13 @@ def test_render_labels_shows_the_part_map(tmp_path):
     assert len(colours) >= 4  # background, skin, hair, eyes at least
 
 
+def test_the_ground_truth_with_weights_is_refused_in_one_sentence(tmp_path):
+    """--labels and --analytic render the procedural truth: --weights beside them was silently ignored."""
+    result = _bridge("render", "--res", "32", "--labels", "--weights", str(tmp_path / "any.safetensors"), "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "leave --weights out" in result.stderr and result.stderr.count("\n") == 1
+
+
 def test_missing_weights_give_one_sentence_and_no_traceback(tmp_path):
     result = _bridge("render", "--res", "32", "--weights", str(tmp_path / "gone.safetensors"), "--out", str(tmp_path / "x.png"))
     assert result.returncode == 2
