@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 
-def _png_header_only(width: int, height: int) -> bytes:
+def png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width x height pixels and holds almost none (a decompression bomb's shape)."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
 
@@ -54,8 +54,8 @@ def hostile_picture_files(folder: Path) -> list[tuple[str, Path, bool]]:
     cases: list[tuple[str, bytes, bool]] = [
         ("empty_file.png", b"", True),
         ("text_file.png", b"this is a text file, not a picture\n" * 20, True),
-        ("header_20000_squared.png", _png_header_only(20000, 20000), True),
-        ("header_8_by_6000000.png", _png_header_only(8, 6_000_000), True),
+        ("header_20000_squared.png", png_header_only(20000, 20000), True),
+        ("header_8_by_6000000.png", png_header_only(8, 6_000_000), True),
         ("truncated.jpg", photo[: len(photo) // 3], True),
         ("tiny_4_by_4.png", _saved(Image.new("RGB", (4, 4)), "PNG"), True),
         (
@@ -69,7 +69,9 @@ def hostile_picture_files(folder: Path) -> list[tuple[str, Path, bool]]:
         ("see_through_background.png", _saved(Image.fromarray(rgba), "PNG"), False),
         ("palette_see_through.png", _saved(face.convert("P"), "PNG", transparency=0), False),
         ("cmyk.jpg", _saved(face.convert("CMYK"), "JPEG"), False),
-        ("thin_8_by_20000.png", _saved(Image.new("RGB", (20000, 8), (120, 90, 60)), "PNG"), False),
+        ("thin_8_by_20000.png", _saved(Image.new("RGB", (20000, 8), (120, 90, 60)), "PNG"), True),
+        ("header_8_by_4990000.png", png_header_only(4_990_000, 8), True),
+        ("long_16_to_1.png", _saved(Image.new("RGB", (2048, 128), (120, 90, 60)), "PNG"), False),
         ("animated_300_frames.gif", _saved(frames[0], "GIF", save_all=True, append_images=frames[1:]), False),
     ]
     files = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import shlex
 import sys
 import time
@@ -1007,9 +1008,23 @@ def _check_output_paths(args: argparse.Namespace) -> None:
             raise BridgeError(f"--{name} {path} is a folder; name the file to write.")
         if name in pictures and path.suffix.lower() not in Image.registered_extensions():
             raise BridgeError(f"--{name} {path} needs a picture extension (.png or .jpg).")
+        _check_writable(name, path)
     folder = getattr(args, "out", None) if getattr(args, "command", None) in FOLDER_OUTPUTS else None
     if isinstance(folder, Path) and folder.exists() and not folder.is_dir():
         raise BridgeError(f"--out {folder} is a file; name a folder to write into.")
+    if isinstance(folder, Path):
+        _check_writable("out", folder)
+
+
+def _check_writable(name: str, path: Path) -> None:
+    """The path, if it exists, or else the nearest folder above it that does (the rest is made) takes writing."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != path.absolute() and not existing.is_dir():
+        raise BridgeError(f"--{name} {path}: {existing} is a file, not a folder; choose another path.")
+    if not os.access(existing, os.W_OK):
+        raise BridgeError(f"--{name} {path}: {existing} cannot be written to; choose another path.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1031,7 +1046,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: not enough memory for this; try a smaller resolution, grid or texture, or close other programs.", file=sys.stderr)
         return 2
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            raise
-        print(f"error: the disk is full ({error.filename or 'writing the output'}); free some space and run it again.", file=sys.stderr)
+        if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            print(f"error: the disk is full ({error.filename or 'writing the output'}); free some space and run it again.", file=sys.stderr)
+        elif error.filename:
+            print(f"error: cannot use {error.filename} ({error.strerror or error}); choose another path.", file=sys.stderr)
+        else:
+            print(f"error: {error.strerror or error}; check the paths given and run it again.", file=sys.stderr)
         return 2

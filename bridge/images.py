@@ -24,6 +24,10 @@ def to_pil(image: Tensor) -> Image.Image:
 
 MAX_IMAGE_PIXELS = 40_000_000
 """Larger pictures are refused before they are decoded (a 20000^2 PNG would take 4.8 GB as floats)."""
+MAX_ASPECT = 16
+"""Pictures longer than this many times their width (or wider than tall) are refused: a head fills
+a square, and an 8 x 5,000,000 strip would pass the pixel limit yet never shrink (its short side
+stays >= 8), 460 MB as floats."""
 PICTURE_SIDE = 2048
 """Pictures are worked on with their longer side at most this many pixels (a 40 MP photo as floats
 is 480 MB; a head is made from a square of a few hundred pixels)."""
@@ -80,6 +84,8 @@ def load_picture(path: Path, max_side: int | None = PICTURE_SIDE) -> Picture:
     """An image file -> Picture; unreadable files raise BridgeError."""
     from bridge.errors import BridgeError
 
+    if Path(path).exists() and not Path(path).is_file() and not Path(path).is_dir():  # a pipe or device would block or never end
+        raise BridgeError(f"{path} is not a regular file; give a PNG or JPEG file.")
     try:
         with open(path, "rb") as handle:
             return decode_picture(handle, f"the image {path}", max_side)
@@ -148,6 +154,11 @@ def _working_copy(image: Image.Image, what: str, max_side: int | None) -> Pictur
         )
     if min(image.width, image.height) < 8:
         raise BridgeError(f"{what.capitalize()} is {image.width} x {image.height} pixels; use one at least 8 pixels on each side.")
+    if max(image.width, image.height) > MAX_ASPECT * min(image.width, image.height):
+        raise BridgeError(
+            f"{what.capitalize()} is {image.width} x {image.height} pixels, too long and thin for a head; "
+            f"crop it to at most {MAX_ASPECT}:1, a square around the face is best."
+        )
     rgb = _as_rgb(_upright(image))
     size = rgb.size
     sha256 = _channels_sha256([rgb.getchannel(band).tobytes() for band in range(3)], (3, size[1], size[0]))

@@ -54,7 +54,14 @@ class GeneratorConfig:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
+        if not isinstance(data, dict):
+            raise ValueError("the generator config is not a JSON object")
         values = dict(data)
+        for f in dataclasses.fields(cls):
+            if f.type == "int" and f.name in values:
+                value = values[f.name]
+                if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1 << 20:
+                    raise ValueError(f"{f.name} must be a whole number from 0 to {1 << 20}, not {str(value)[:40]!r}")
         if "render" in values:
             values["render"] = RenderConfig.from_dict(values["render"])
         if values.get("superresolution") is not None:

@@ -170,7 +170,11 @@ class VolumeRenderer:
             if not bool((optical < limit).any()):
                 remaining = depths[:, :, start + STOP_GROUP :]
                 if remaining.shape[2]:
-                    groups.append(self._evaluate(field, origins, directions, remaining, torch.zeros(remaining.shape[:3], dtype=torch.bool)))
+                    groups.append(
+                        self._evaluate(
+                            field, origins, directions, remaining, torch.zeros(remaining.shape[:3], dtype=torch.bool, device=depths.device)
+                        )
+                    )
                 break
         return {name: torch.cat([group[name] for group in groups], dim=2) for name in groups[0]}
 

@@ -105,15 +105,18 @@ def load_generator(
         raise WeightsError(f"The weights file {path} does not match its checksum (damaged or replaced); {hint}.")
     try:
         config = GeneratorConfig.from_dict(metadata["config"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise WeightsError(f"The generator config in {metadata_path(path)} is invalid ({error}); {hint}.") from None
+        with torch.device("meta"):  # shapes only: a config far larger than its file allocates nothing
+            expected = TriPlaneGenerator(config).state_dict()
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise WeightsError(f"The generator config in {metadata_path(path)} is invalid ({reason}); {hint}.") from None
     try:
         state = load_file(str(path), device=str(device))
     except (SafetensorError, OSError, RuntimeError) as error:
         raise WeightsError(f"The weights file {path} cannot be read ({error}); {hint}.") from None
-    generator = TriPlaneGenerator(config)
-    problems = state_mismatch(generator.state_dict(), state)
+    problems = state_mismatch(expected, state)
     if problems:
         raise WeightsError(f"The weights in {path} do not fit its config ({problems}); {hint}.")
+    generator = TriPlaneGenerator(config)
     generator.load_state_dict(state)
     return generator.to(device).eval().requires_grad_(False), metadata

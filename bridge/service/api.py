@@ -215,8 +215,8 @@ def create_app(engine: Engine, store: JobStore, worker: Worker, token: str, host
     def submit_head(body: PictureHeadJobRequest) -> dict[str, Any]:
         engine.encoder()
         request = body.model_dump()
-        request["picture"] = engine.keep_picture(request["picture"])  # refused now if bad; the job lists its hash only
-        return worker.submit("head", request).public()
+        request["picture"], picture = engine.checked_picture(request["picture"])  # the job lists its hash only
+        return worker.submit("head", request, inputs={"picture": picture}).public()
 
     @app.get("/v1/heads/{head_id}")
     async def get_head(head_id: JobId) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,9 +108,8 @@ class Engine:
         self._clip = None
         self.heads_dir = private_folder(Path(cache) / "heads")
         self.modules_dir = private_folder(Path(cache) / "modules")
-        self.pictures_dir = private_folder(Path(cache) / "pictures")
-        for folder in (self.heads_dir, self.pictures_dir):
-            _forget_older_than(folder, LIMITS.result_days)
+        _forget_older_than(self.heads_dir, LIMITS.result_days)
+        shutil.rmtree(Path(cache) / "pictures", ignore_errors=True)  # head jobs' pictures, before they went in the job's folder
         self.library = EditLibrary(BUNDLED_LIBRARY, self.modules_dir, generator_sha256=self.source.sha256)
         self._modules: dict[str, EditModule] = {}
         self.open_model_dir = open_model
@@ -196,28 +196,24 @@ class Engine:
                 raise NotFound(str(error)) from None
         return self._encoder
 
-    def keep_picture(self, text: str) -> str:
-        """A request's base64 picture, checked and kept in the cache until its job runs -> its key."""
+    @staticmethod
+    def checked_picture(text: str) -> tuple[str, bytes]:
+        """A request's base64 picture, checked now (a bad one is refused before it is queued) ->
+        (the key its job lists instead, its bytes to keep with the job)."""
         import base64
         import hashlib
 
         picture_from_base64(text)
         data = base64.b64decode(text)
-        digest = hashlib.sha256(data).hexdigest()
-        write_private(self.pictures_dir / digest, data)
-        return f"sha256:{digest}"
+        return f"sha256:{hashlib.sha256(data).hexdigest()}", data
 
     def head_from_picture(self, request: dict, ctx: JobContext | None = None) -> Head:
         """A head from the picture of a request (base64 `picture`, optional `crop`, `yaw`, `pitch`,
         `refine` steps; progress and cancel through `ctx`)."""
         from bridge.invert import head_from_picture
 
-        kept = re.fullmatch(r"sha256:([0-9a-f]{64})", request["picture"])
-        if kept:
-            path = self.pictures_dir / kept.group(1)
-            if not path.is_file():
-                raise BridgeError("The job's picture is gone from the cache; send it again.")
-            picture = decode_picture(path.read_bytes())
+        if ctx is not None and re.fullmatch(r"sha256:[0-9a-f]{64}", request["picture"]):  # kept with its job
+            picture = decode_picture(ctx.input("picture"))
         else:
             picture = picture_from_base64(request["picture"])
         refine = int(request.get("refine") or 0)
@@ -446,12 +442,7 @@ class Engine:
 
     def run_head(self, ctx: JobContext) -> None:
         ctx.progress(0.01, "encoding the picture")
-        try:
-            head = self.head_from_picture(ctx.job.request, ctx)
-        finally:  # the picture was kept for this job only
-            kept = re.fullmatch(r"sha256:([0-9a-f]{64})", ctx.job.request.get("picture", ""))
-            if kept:
-                (self.pictures_dir / kept.group(1)).unlink(missing_ok=True)
+        head = self.head_from_picture(ctx.job.request, ctx)
         ctx.progress(0.97, "rendering the head")
         with torch.no_grad():
             ws = head.ws[None].to(self.device)

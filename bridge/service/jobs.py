@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -34,6 +35,8 @@ FINISHED = (DONE, FAILED, CANCELLED)
 PARTIAL = ".partial-"
 """The prefix of a result file being written."""
 LOST = "The bridge stopped while this job was {state} (it was killed or crashed); submit it again."
+INPUT = "input-"
+"""The prefix of a file a job was submitted with (a picture); deleted when the job ends, however it ends."""
 
 
 class QueueFull(BridgeError):
@@ -106,6 +109,13 @@ class JobContext:
         self._pending.clear()
         return results
 
+    def input(self, name: str) -> bytes:
+        """A file the job was submitted with (`Worker.submit(inputs=...)`)."""
+        try:
+            return (self.folder / f"{INPUT}{name}").read_bytes()
+        except OSError:
+            raise BridgeError(f"The job's {name} is gone from the bridge's cache; submit the job again.") from None
+
     def discard(self) -> None:
         """Delete results written but not committed (the job failed or was cancelled)."""
         for _, temporary in self._pending.values():
@@ -152,7 +162,7 @@ class JobStore:
         """Load the jobs of earlier runs: lost ones become failed, expired ones are deleted."""
         for meta in sorted(self.folder.glob("*/job.json")):
             try:
-                job = Job(**json.loads(meta.read_text()))
+                job = _recorded_job(json.loads(meta.read_text()), meta.parent.name)
             except (OSError, ValueError, TypeError):
                 log.warning("dropping an unreadable job record %s", meta)
                 shutil.rmtree(meta.parent, ignore_errors=True)
@@ -175,6 +185,24 @@ class JobStore:
         for job in list(self.jobs.values()):
             if job.state in FINISHED and (job.finished or 0) < limit:
                 self.delete(job.id)
+
+
+def _recorded_job(record, folder_name: str) -> Job:
+    """A job record read back from disk, every field of the type the bridge wrote (a damaged or
+    hand-edited record raises ValueError): a record is trusted with its folder's deletion."""
+    if not isinstance(record, dict) or record.get("id") != folder_name or not re.fullmatch(r"[0-9a-f]{16}", folder_name):
+        raise ValueError("not this folder's job record")
+    job = Job(**record)
+    number, text = (int, float), str
+    fields = {
+        "kind": (text,), "request": (dict,), "state": (text,), "created": number, "started": (*number, type(None)),
+        "finished": (*number, type(None)), "progress": number, "stage": (text,), "eta_s": (*number, type(None)),
+        "error": (text, type(None)), "results": (dict,), "info": (dict,),
+    }  # fmt: skip
+    wrong = [name for name, types in fields.items() if not isinstance(getattr(job, name), types) or isinstance(getattr(job, name), bool)]
+    if wrong or job.state not in (QUEUED, RUNNING, *FINISHED) or not all(isinstance(v, str) for v in (*job.results, *job.results.values())):
+        raise ValueError(f"fields of the wrong type: {wrong}")
+    return job
 
 
 class Worker:
@@ -200,11 +228,18 @@ class Worker:
             self._wake.notify()
         self.thread.join(timeout=30)
 
-    def submit(self, kind: str, request: dict) -> Job:
+    def submit(self, kind: str, request: dict, inputs: dict[str, bytes] | None = None) -> Job:
+        """Queue a job; `inputs` (name -> bytes, a picture) are kept in its folder until it ends."""
         with self._wake:
             if len(self.queue) >= self.max_queued:
                 raise QueueFull(f"{len(self.queue)} jobs are already waiting; wait for some to finish or cancel them.")
             job = self.store.new(kind, request)
+            try:
+                for name, data in (inputs or {}).items():
+                    write_private(private_folder(self.store.folder_of(job.id)) / f"{INPUT}{name}", data)
+            except OSError as error:
+                self.store.delete(job.id)
+                raise BridgeError(resource_problem(error, self.store.folder) or f"Cannot keep the job's {name} ({error}).") from None
             self.cancels[job.id] = threading.Event()
             self.queue.append(job.id)
             self._wake.notify()
@@ -228,6 +263,8 @@ class Worker:
         if state == DONE:
             job.progress = 1.0
         self.cancels.pop(job.id, None)
+        for path in self.store.folder_of(job.id).glob(f"{INPUT}*"):
+            path.unlink(missing_ok=True)
         self.store.save(job)
 
     def _loop(self) -> None:

@@ -122,9 +122,11 @@ def test_output_paths_that_cannot_be_written_are_refused_before_any_work(tmp_pat
             "--image-prompt is itself the edit prompt",
         ),
         (("train-edit", "--edit", "green eyes", "--mask", "eyes", "--out", str(tmp_path / "e.npz")), "is a file"),
+        (("render", "--analytic", "--res", "16", "--out", str(tmp_path / "e.npz" / "r.png")), "is a file, not a folder"),
+        (("render", "--analytic", "--res", "16", "--out", "/proc/text-edit-test.png"), "choose another path"),
     ):
         (tmp_path / "e.npz").unlink(missing_ok=True)
-        if args[0] in ("client", "train-edit"):
+        if args[0] in ("client", "train-edit") or "e.npz/r.png" in args[-1]:
             (tmp_path / "e.npz").write_bytes(b"a file where a folder is asked for")
         result = _bridge(*args)
         assert result.returncode == 2 and "Traceback" not in result.stderr and says in result.stderr, (args, result.stderr)

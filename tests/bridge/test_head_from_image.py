@@ -2,10 +2,9 @@
 of it; and pictures that are not pictures."""
 
 import json
-import struct
+import os
 import subprocess
 import sys
-import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import torch
 from PIL import Image
 from skimage import data
 
+from benchmarks.hostile_picture import png_header_only
 from bridge.errors import BridgeError
 from bridge.head_file import read_head, write_head
 from bridge.invert import head_from_picture
@@ -54,11 +54,7 @@ def test_a_photo_becomes_a_head_file_that_the_edit_command_takes(tmp_path):
 )
 def test_what_is_not_a_usable_picture_gets_one_sentence(tmp_path, name, content, says):
     path = tmp_path / name
-    if content is None:  # a PNG declaring 20000 x 20000 pixels and holding almost none
-        header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-        chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))  # noqa: E731
-        content = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-    path.write_bytes(content)
+    path.write_bytes(png_header_only(20000, 20000) if content is None else content)
     result = _bridge("head-from-image", str(path), "--out", str(tmp_path / "h.json"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
@@ -216,7 +212,19 @@ def test_pictures_read_as_a_viewer_shows_them():
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(buffer, "PNG", transparency=(0, 0, 0))  # tRNS: black is see-through
     assert torch.equal(decode_picture(buffer.getvalue()).pixels[:, 0, 0], torch.ones(3))
-    assert decode_picture(_png(np.zeros((8, 20000), np.uint8))).pixels.shape == (3, 8, 20000), "never shrunk below 8 pixels"
+    assert decode_picture(_png(np.zeros((8, 128), np.uint8)), max_side=64).pixels.shape == (3, 8, 128), "never shrunk below 8 pixels"
+
+
+def test_a_long_thin_strip_is_refused_before_it_is_decoded():
+    """An 8 x 4,990,000 PNG is 116 kB and within the pixel limit, but could never shrink (its short
+    side stays >= 8): 460 MB as floats. Refused from its header, in one sentence."""
+    from bridge.images import decode_picture
+
+    for strip in (png_header_only(4_990_000, 8), _png(np.zeros((8, 200), np.uint8))):
+        with pytest.raises(BridgeError, match=r"too long and thin for a head; crop it to at most 16:1") as refused:
+            decode_picture(strip)
+        assert "\n" not in str(refused.value)
+    assert decode_picture(_png(np.zeros((8, 128), np.uint8))).pixels.shape == (3, 8, 128)
 
 
 def test_damaged_exif_is_metadata_not_a_reason_to_fail(tmp_path):
@@ -260,3 +268,16 @@ def test_a_head_file_saved_with_a_byte_order_mark_is_read(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     ws, description = read_head(path, prior.generator.num_ws, prior.generator.config.w_dim, prior.sha256)
     assert ws.shape == (prior.generator.num_ws, prior.generator.config.w_dim) and description == {"source": "seed"}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_for_a_picture_or_head_file_is_refused_not_waited_on(tmp_path):
+    """`edit --head FIFO` and `head-from-image FIFO` blocked for ever in read()."""
+    from bridge.images import load_picture
+
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    with pytest.raises(BridgeError, match="not a regular file"):
+        load_picture(pipe)
+    with pytest.raises(BridgeError, match="is not a head file"):
+        read_head(pipe, 4, 8)

@@ -79,6 +79,35 @@ def test_weights_that_do_not_fit_the_config_are_named(saved, tmp_path):
         load_generator(path)
 
 
+@pytest.mark.parametrize(
+    "changes, says",
+    [
+        ({"plane_resolution": "256"}, "plane_resolution must be a whole number"),
+        ({"w_dim": -4}, "w_dim must be a whole number"),
+        ({"w_dim": True}, "w_dim must be a whole number"),
+        ({"mapping_layers": 2.5}, "mapping_layers must be a whole number"),
+        ({"w_dim": 30000}, "wrong shape"),
+        ({"render": {"depth_samples": 48, "fov": 12}}, "invalid"),
+        ({"superresolution": "yes"}, "invalid"),
+    ],
+)
+def test_a_config_of_the_wrong_type_or_size_is_one_sentence_and_allocates_nothing(saved, changes, says):
+    """Hand-edited or damaged metadata (the checksum covers the tensors only): a string where a
+    size goes was a TypeError traceback, a negative one a RuntimeError, and w_dim 2^20 would have
+    allocated w_dim^2 floats per mapping layer before the shapes were compared (30000: 7 GB)."""
+    import resource
+
+    _, path = saved
+    meta = json.loads(metadata_path(path).read_text())
+    meta["config"].update(changes)
+    metadata_path(path).write_text(json.dumps(meta))
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(WeightsError, match=says) as refused:
+        load_generator(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_kib < 512 * 1024, "the process grew by over 512 MB"
+    assert "\n" not in str(refused.value) and str(metadata_path(path).name) in str(refused.value) or "wrong shape" in says
+
+
 def test_a_failed_save_leaves_no_half_pair(tmp_path, monkeypatch):
     """The metadata cannot be written: neither file is left, and an earlier pair stays whole."""
     import pathlib

@@ -65,3 +65,25 @@ def test_a_training_step_and_a_prompt_edit_run_on_cuda(priors):
     assert all(torch.isfinite(torch.tensor(v)) for v in figures.values())
     edit = OpenEditModel.load(BUNDLED_OPEN_MODEL, gpu.sha256, "cuda").edit(clip, "teal hair", "hair")
     assert edit.spec.edit == "teal hair"
+
+
+def test_a_preview_where_every_ray_stops_early_renders_on_cuda():
+    """Every ray of a chunk opaque before its last coarse group: the samples left were marked
+    with a mask made on the CPU, which a skipping field then met with its CUDA occupancy."""
+    from bridge.field import cameras
+    from bridge.field.occupancy import Occupancy
+    from bridge.field.renderer import RenderConfig, VolumeRenderer
+
+    def opaque(points):
+        return {
+            "sigma": torch.full((*points.shape[:2], 1), 50.0, device=points.device),
+            "rgb": torch.ones(*points.shape[:2], 3, device=points.device),
+        }
+
+    pictures = []
+    for device in ("cpu", "cuda"):
+        skipping = Occupancy(torch.ones(4, 4, 4, dtype=torch.bool, device=device), outside_empty=False).skipping(opaque)
+        pose, intrinsics = cameras.orbit_pose(0.0, 0.0, pivot=(0.0, 0.0, 0.0)).to(device), cameras.intrinsics_matrix().to(device)
+        with torch.no_grad():
+            pictures.append(VolumeRenderer(RenderConfig()).render(skipping, pose, intrinsics, 16)["rgb"].cpu())
+    assert torch.allclose(pictures[0], pictures[1], atol=1e-4)

@@ -91,6 +91,70 @@ def test_a_job_killed_while_writing_results_comes_back_failed_without_them(tmp_p
     assert json.loads((folder / "job.json").read_text())["results"] == {}
 
 
+def test_a_jobs_inputs_are_kept_until_it_ends_however_it_ends(tmp_path):
+    """A head job's picture waits in its folder: the runner reads it, and it is gone once the job is
+    done, failed, or cancelled while still queued (a kept picture outlived such jobs before)."""
+    import threading
+
+    store = JobStore(tmp_path / "jobs", result_days=7)
+    release, seen = threading.Event(), []
+
+    def reads_its_picture(ctx):
+        seen.append(ctx.input("picture"))
+        release.wait(10)
+
+    worker = Worker(store, {"head": reads_its_picture}, max_queued=1)
+    worker.start()
+    try:
+        running = worker.submit("head", {}, inputs={"picture": b"first"})
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        queued = worker.submit("head", {}, inputs={"picture": b"second"})
+        assert (store.folder_of(queued.id) / "input-picture").read_bytes() == b"second"
+        with pytest.raises(BridgeError, match="already waiting"):
+            worker.submit("head", {}, inputs={"picture": b"third"})
+        assert len(list(store.folder.iterdir())) == 2, "a refused job keeps nothing"
+        assert worker.cancel(queued.id).state == CANCELLED
+        assert list(store.folder_of(queued.id).iterdir()) == [store.folder_of(queued.id) / "job.json"]
+        release.set()
+        while running.state not in FINISHED and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        release.set()
+        worker.stop()
+    assert seen == [b"first"] and running.state == DONE
+    assert [p.name for p in store.folder_of(running.id).iterdir()] == ["job.json"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"finished": "yesterday"},
+        {"created": "x"},
+        {"state": "exploded"},
+        {"results": {"field.npz": 3}},
+        {"request": "all of it"},
+        {"id": "fedcba9876543210"},
+        {"progress": True},
+    ],
+)
+def test_a_damaged_job_record_is_dropped_and_the_rest_are_served(tmp_path, damage):
+    """A record with a field of the wrong type used to stop `serve` at start (TypeError while
+    expiring) or make GET /v1/jobs answer 500; one naming another folder's job would have had
+    that folder deleted."""
+    store = JobStore(tmp_path / "jobs", result_days=7)
+    good, bad = (Job(job_id, "edit", {}, state=DONE, finished=time.time()) for job_id in ("0123456789abcdef", "00000000000000aa"))
+    for job, changes in ((good, {}), (bad, damage)):
+        store.folder_of(job.id).mkdir(parents=True)
+        (store.folder_of(job.id) / "job.json").write_text(json.dumps({**job.__dict__, **changes}))
+    (store.folder / "fedcba9876543210").mkdir()
+    again = JobStore(tmp_path / "jobs", result_days=7)
+    again.recover()
+    assert list(again.jobs) == [good.id] and [job.public() for job in again.jobs.values()]
+    assert not store.folder_of(bad.id).exists() and (store.folder / "fedcba9876543210").exists()
+
+
 @pytest.fixture
 def bridge_log(tmp_path):
     from bridge.service.logs import close_log, log_to_file
