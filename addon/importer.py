@@ -265,10 +265,11 @@ def import_steps(scene: bpy.types.Scene, outcome: EditOutcome, bridge_version: s
     obj["text_edit_bridge_version"] = provenance.get("bridge_version", bridge_version)
     obj["text_edit_generator"] = provenance.get("generator", "")
     obj[CAMERA] = json.dumps(provenance.get("camera") or {})
-    obj["text_edit_job"] = outcome.job.get("id", "")
+    if request.previews:  # a live slider's steps keep the picture of the last full edit, which may still be on its way
+        obj["text_edit_job"] = outcome.job.get("id", "")
     obj[MASK_SHOWN] = False
     yield
-    if request.previews:  # a live slider's steps keep the picture of the last full edit
+    if request.previews:
         preview = preview_image(f"Text Edit preview {key}", outcome.preview_png)
         obj[PREVIEW] = preview.name if preview is not None else ""
     return obj

@@ -201,12 +201,13 @@ def _importing(label: str, remote: RemoteJob, timeout_s: float, undo: bool = Tru
 def _follow_pictures(client: BridgeClient, outcome, timeout_s: float) -> None:
     """Show an edit's pictures on its head when the bridge has them, and CLIP's sentence in the panel."""
     key, field_job = outcome.request.head.key, outcome.job.get("id", "")
+    import_status = RUNNER.status
 
     def arrived(pictures: tuple[bytes, dict]) -> None:
         preview, said = pictures
         obj = importer.attach_pictures(bpy.context.scene, key, field_job, preview)
         message = said.get("message")
-        if obj is not None and message and not RUNNER.busy and not RUNNER.status.failed:
+        if obj is not None and message and RUNNER.status is import_status and not RUNNER.busy and not RUNNER.status.failed:
             RUNNER.status.message = f"{RUNNER.status.message} {message}".strip()
 
     RUNNER.follow_up("the edit's pictures", lambda: fetch_pictures(client, outcome.pictures_job, timeout_s), arrived)

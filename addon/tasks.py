@@ -135,12 +135,13 @@ class Runner:
             _follow_up(label, on_done, work)
             return
         self._pending_follow_ups += 1
+        delivered_to = self._follow_ups  # after a shutdown, a late result goes to the old queue, not the new runner's
 
         def run() -> None:
             try:
-                self._follow_ups.put((label, on_done, work()))
+                delivered_to.put((label, on_done, work()))
             except BaseException as error:  # noqa: BLE001 (delivered, and said, on the main thread)
-                self._follow_ups.put((label, None, error))
+                delivered_to.put((label, None, error))
 
         threading.Thread(target=run, name=f"text-edit: {label}", daemon=True).start()
         self._ensure_timer()
@@ -220,7 +221,7 @@ class Runner:
         deadline = None if wait_s is None else time.monotonic() + wait_s
         while True:
             try:
-                if wait_s == 0.0 or not self._pending_follow_ups:
+                if wait_s == 0.0 or self._pending_follow_ups <= 0:
                     label, on_done, result = self._follow_ups.get_nowait()
                 else:
                     label, on_done, result = self._follow_ups.get(

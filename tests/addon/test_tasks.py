@@ -208,3 +208,19 @@ def test_wait_delivers_the_follow_ups_too(tasks):
     runner.start(tasks.Task("edit", lambda progress: 1, done))
     runner.wait(5)
     assert seen == ["picture"] and runner.status.message == "imported" and not runner.following_up
+
+
+def test_a_follow_up_still_out_at_shutdown_is_never_delivered(tasks):
+    """Disabling the add-on while a head's pictures render: the late result must not reach the
+    runner's next life (bpy code of a disabled add-on), nor make its wait block."""
+    timers, seen = [], []
+    runner = tasks.Runner(register_timer=timers.append)
+    release = threading.Event()
+    runner.follow_up("pictures", lambda: release.wait(5) and "late picture", seen.append)
+    runner.shutdown()
+    release.set()
+    time.sleep(0.1)
+    started = time.monotonic()
+    runner.wait(2)
+    pump(runner, timers)
+    assert seen == [] and not runner.following_up and time.monotonic() - started < 1.0
