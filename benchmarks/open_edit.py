@@ -112,6 +112,20 @@ PAIRS = (
     ("large eyes", "eyes", "eyes", "big"),
     ("a square jaw", "jaw", "jaw", "square"),
 )
+COLOUR_WORDINGS = (
+    ("crimson hair", "hair", "hair_colour", "red"),
+    ("ginger hair", "hair", "hair_colour", "red"),
+    ("golden hair", "hair", "hair_colour", "blonde"),
+    ("platinum blonde hair", "hair", "hair_colour", "blonde"),
+    ("silver hair", "hair", "hair_colour", "grey"),
+    ("jet black hair", "hair", "hair_colour", "black"),
+    ("navy blue hair", "hair", "hair_colour", "blue"),
+    ("chocolate eyes", "eyes", "eye_colour", "brown"),
+    ("sapphire eyes", "eyes", "eye_colour", "blue"),
+    ("golden eyes", "eyes", "eye_colour", "amber"),
+)
+"""Colour words the bundled CLIP's captions do not use, each with the value its caption word names
+(`bridge.guidance.colours`): measured read as typed and read through the caption words."""
 SHIPPED = {
     "blue_eyes": ("blue eyes", "eyes", "eye_colour", "blue"),
     "red_hair": ("red hair", "hair", "hair_colour", "red"),
@@ -370,13 +384,49 @@ def subset(heads: int, edits: list[str], model_folder: Path | None = None, resol
     }
 
 
+def colour_wordings(heads: int, resolution: int = 48) -> dict:
+    """COLOUR_WORDINGS on the first `heads` held-out heads, read as typed (a CLIP that was not
+    trained on the captions reads them so) and through the caption words, same heads, same run."""
+    import copy
+
+    prior = HeadPrior.load()
+    clip = load_clip("bundled")
+    as_typed = copy.copy(clip)
+    as_typed.taught_by_captions = False
+    model = OpenEditModel.load(generator_sha256=prior.sha256)
+    cases = [HeadCase(prior, i, resolution) for i in range(heads)]
+    out = {}
+    for edit, mask, attribute, value in COLOUR_WORDINGS:
+        read = model.edit(clip, edit, mask)
+        out[f"{edit} | {mask}"] = {
+            "read_as": read.spec.edit,
+            "as_typed": evaluate_pair(prior, model.edit(as_typed, edit, mask), cases, attribute, value, resolution),
+            "read": evaluate_pair(prior, read, cases, attribute, value, resolution),
+        }
+        print(
+            edit,
+            {k: (v["edit_success"], v["psnr_out_db"]) if isinstance(v, dict) else v for k, v in out[f"{edit} | {mask}"].items()},
+            file=sys.stderr,
+            flush=True,
+        )
+    success = {way: [f[way]["edit_success"] for f in out.values() if f[way]["edit_success"] is not None] for way in ("as_typed", "read")}
+    summary = {f"success_frac_{way}": round(sum(s >= 0.8 for s in v) / max(len(v), 1), 3) for way, v in success.items()}
+    return {**summary, "heads": heads, "pairs": out}
+
+
 if __name__ == "__main__":
     import argparse
     import json
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.open_edit")
     parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--edit", action="append", required=True, help="an edit prompt of PAIRS; repeat")
+    parser.add_argument("--edit", action="append", help="an edit prompt of PAIRS; repeat")
+    parser.add_argument("--colour-wordings", action="store_true", help="COLOUR_WORDINGS as typed and read through the caption words")
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
-    print(json.dumps(subset(args.heads, args.edit, args.model)))
+    if args.colour_wordings:
+        print(json.dumps(colour_wordings(args.heads)))
+    elif args.edit:
+        print(json.dumps(subset(args.heads, args.edit, args.model)))
+    else:
+        parser.error("give --edit PROMPT (repeat) or --colour-wordings")

@@ -425,7 +425,14 @@ def cmd_train_edit(args: argparse.Namespace) -> int:
         image_sha = file_sha256(args.edit_image)
     prior = HeadPrior.load(args.weights)
     clip = load_clip(args.clip)
-    spec = EditSpec(args.edit.strip() or f"like {args.edit_image.name}", args.mask.strip(), args.geometry, image_sha)
+    edit = args.edit.strip()
+    if edit:
+        from bridge.guidance.colours import edit_prompt_for
+
+        edit, note = edit_prompt_for(clip, edit, args.mask.strip())
+        if note:
+            print(note, flush=True)
+    spec = EditSpec(edit or f"like {args.edit_image.name}", args.mask.strip(), args.geometry, image_sha)
     given = {
         "yaw_range": None if args.yaw_range is None else (-args.yaw_range, args.yaw_range),
         "resolution": args.resolution,

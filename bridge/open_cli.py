@@ -68,6 +68,8 @@ def prompt_step(args: argparse.Namespace, source, strength: float):
     if image is not None:
         edit = edit or f"like {args.image_prompt.name}"
     prompt_edit = model.edit(clip, edit, mask, geometry=False if args.texture_only else None, image=image, image_sha256=image_sha)
+    if prompt_edit.note:
+        print(prompt_edit.note, flush=True)
     return EditStep(prompt_edit, strength), clip
 
 

@@ -32,6 +32,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before huggingface_hub is import
 
 HEADCLIP_DIR = Path(__file__).parent / "assets" / "headclip"
 BUNDLED = "bundled"
+HEADCLIP_FORMAT = "text-edit/headclip"
+"""The `text_edit.format` of a CLIP folder written by `train-clip` (trained on ProcHead captions)."""
 GET_WEIGHTS_HINT = (
     "on a machine with internet run `python -m bridge fetch-clip ViT-B-32 laion2b_s34b_b79k --out DIR` "
     "(see the README, 'Your own CLIP weights') and pass --clip local-dir:DIR"
@@ -87,11 +89,14 @@ class ClipModel:
     `encode_image` takes images (B, 3, H, W) in [0, 1] at any size and is differentiable;
     both encoders return unit-length embeddings."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, source: str, weights_path: Path | None = None):
+    def __init__(self, model: torch.nn.Module, tokenizer, source: str, weights_path: Path | None = None, taught_by_captions: bool = False):
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.source = source
         self.weights_path = weights_path
+        self.taught_by_captions = taught_by_captions
+        """Trained on the ProcHead captions (`train-clip`, the bundled one): it knows their words
+        only, so prompts are read in them where they can be (`bridge.guidance.colours`)."""
         preprocess = getattr(model.visual, "preprocess_cfg", {})
         size = preprocess.get("size", model.visual.image_size)
         self.image_size = tuple(size) if isinstance(size, (list, tuple)) else (int(size), int(size))
@@ -167,9 +172,11 @@ def load_clip(source: str | ClipSource = BUNDLED, device: str | torch.device = "
             hint = "reinstall the add-on or re-run `python -m bridge train-clip`" if folder == HEADCLIP_DIR else GET_WEIGHTS_HINT
             raise ClipLoadError(f"No CLIP folder at {folder} (looked for {config}); {hint}.")
         try:
-            json.loads(config.read_text())
+            described = json.loads(config.read_text())
         except (OSError, ValueError) as error:
             raise ClipLoadError(f"{config} is not valid JSON ({error}); restore the file or fetch the weights again.") from None
+        made_here = described.get("text_edit") if isinstance(described, dict) else None
+        taught_by_captions = isinstance(made_here, dict) and made_here.get("format") == HEADCLIP_FORMAT
         candidates = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
         if not candidates:
             raise ClipLoadError(f"{folder} holds no CLIP weights (.safetensors or .bin); {GET_WEIGHTS_HINT}.")
@@ -186,7 +193,7 @@ def load_clip(source: str | ClipSource = BUNDLED, device: str | torch.device = "
                 raise ClipLoadError(f"No CLIP weights file at {weights}; {GET_WEIGHTS_HINT}.")
         else:
             weights = Path(_cached_tag_file(open_clip, source.architecture, source.location, cache_dir))
-        name, pretrained = source.architecture, str(weights)
+        name, pretrained, taught_by_captions = source.architecture, str(weights), False
     try:
         model = open_clip.create_model(name, pretrained=pretrained, device=device, cache_dir=cache_dir)
         tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
@@ -194,7 +201,7 @@ def load_clip(source: str | ClipSource = BUNDLED, device: str | torch.device = "
         raise
     except Exception as error:  # noqa: BLE001 -- open_clip raises many types for a bad file
         raise _checkpoint_error(weights, error) from None
-    return ClipModel(model, tokenizer, str(source), weights)
+    return ClipModel(model, tokenizer, str(source), weights, taught_by_captions)
 
 
 def save_clip_folder(model: torch.nn.Module, model_config: dict, preprocess_config: dict, folder: Path, metadata: dict) -> Path:

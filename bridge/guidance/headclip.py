@@ -28,7 +28,7 @@ from bridge.budget import Budget, cosine_factor
 from bridge.errors import BridgeError
 from bridge.field.renderer import render_orbit
 from bridge.guidance.captions import caption
-from bridge.guidance.clip import HEADCLIP_DIR, ClipModel, import_open_clip, save_clip_folder
+from bridge.guidance.clip import HEADCLIP_DIR, HEADCLIP_FORMAT, ClipModel, import_open_clip, save_clip_folder
 from bridge.prior.model import PRIOR_RENDER
 from bridge.prior.params import describe, sample_params
 from bridge.prior.views import analytic_field
@@ -252,7 +252,7 @@ def train_headclip(
 
     def write(finished: bool) -> dict:
         metadata = {
-            "format": "text-edit/headclip",
+            "format": HEADCLIP_FORMAT,
             "format_version": 1,
             "family": "ProcHead",
             "training": {

@@ -38,6 +38,7 @@ from bridge.errors import BridgeError
 from bridge.field.layers import normalize_2nd_moment, softplus
 from bridge.field.weights import file_sha256
 from bridge.guidance.captions import mask_prompt_ensemble
+from bridge.guidance.colours import edit_prompt_for
 from bridge.guidance.instructions import canonical_mask, changes_shape
 from bridge.guidance.losses import NEUTRAL_PROMPTS
 from bridge.guidance.relevance import logit_scale
@@ -179,6 +180,8 @@ class PromptEdit:
     spec: EditSpec
     modules: _PromptModules
     source: str = "open model"
+    note: str | None = None
+    """A sentence for the user when the prompt was read otherwise than typed (`read_colours`)."""
 
 
 def check_prompt(text: str, what: str, limit: int = MAX_PROMPT_CHARS) -> str:
@@ -255,6 +258,7 @@ class OpenEditModel(nn.Module):
         `geometry`: whether the part's shape may change; None decides from the prompt (a prompt of
         colours only does not change shape, `changes_shape`; a picture may)."""
         mask = check_prompt(mask, "mask", 100)
+        note = None
         if image is not None:
             with torch.no_grad():
                 embedding = clip.encode_image(image[None].float())[0].cpu()
@@ -262,6 +266,7 @@ class OpenEditModel(nn.Module):
             edit = " ".join(str(edit).split()) or "like the reference picture"
         else:
             edit = check_prompt(edit, "edit")
+            edit, note = edit_prompt_for(clip, edit, mask)
             direction = self.retrieved_direction(clip, edit) if len(self.image_embeddings) else text_direction(clip, edit)
         if geometry is None:
             geometry = image is not None or changes_shape(edit)
@@ -271,6 +276,7 @@ class OpenEditModel(nn.Module):
             _PromptModules(
                 _BoundMapper(self.mapper, direction.to(device)), _BoundAttention(self.mask, mask_embedding(clip, mask).to(device), geometry)
             ),
+            note=note,
         )
 
     @torch.no_grad()

@@ -430,7 +430,8 @@ class Engine:
 
             text = steps[prompted[-1]].module.spec.edit
             gain = clip_gain(self.clip(), before, after, text)
-            info = {"clip_gain": round(gain, 4), "message": describe_gain(gain, text)}
+            notes = [steps[i].module.note for i in prompted if steps[i].module.note]
+            info = {"clip_gain": round(gain, 4), "message": " ".join([*notes, describe_gain(gain, text)])}
         return info
 
     def clip(self):
@@ -457,15 +458,17 @@ class Engine:
         return any(entry.name == name and entry.folder.parent == BUNDLED_LIBRARY for entry in self.library.entries())
 
     def run_training(self, ctx: JobContext) -> None:
+        from bridge.guidance.colours import edit_prompt_for
         from bridge.guidance.losses import ClipLossConfig
         from bridge.lenerf.recipes import recipe_for
         from bridge.lenerf.trainer import EditTrainer, EditTrainingConfig
 
         request = ctx.job.request
-        name = request.get("name") or module_name_for(request["edit"], request["mask"])
-        out = self.modules_dir / name
         ctx.progress(0.0, "loading CLIP")
-        spec = EditSpec(request["edit"], request["mask"], request.get("geometry", False))
+        edit, note = edit_prompt_for(self.clip(), request["edit"], request["mask"])
+        name = request.get("name") or module_name_for(edit, request["mask"])
+        out = self.modules_dir / name
+        spec = EditSpec(edit, request["mask"], request.get("geometry", False))
         recipe = recipe_for(spec)
         config = EditTrainingConfig(
             seed=request.get("seed", 0), steps=request["steps"], time_limit_minutes=request.get("minutes"), **recipe.options
@@ -483,7 +486,7 @@ class Engine:
         if module is None:
             ctx.check()
         self._modules.pop(name, None)
-        ctx.job.info = {"module": name, "steps_done": trainer.step, "recipe": recipe.name}
+        ctx.job.info = {"module": name, "steps_done": trainer.step, "recipe": recipe.name, **({"message": note} if note else {})}
 
 
 def _forget_older_than(folder: Path, days: float) -> None:

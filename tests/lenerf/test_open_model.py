@@ -205,3 +205,19 @@ def test_a_prompt_of_colours_keeps_the_shape_unless_told_otherwise(setting):
         source = prior.generator.field(ws)(points)["sigma"]
         kept = apply_edits(prior.generator, ws, [EditStep(model.edit(clip, "red hair", "hair"))])[0](points)["sigma"]
     assert torch.allclose(source, kept, atol=1e-4), "a colour edit leaves the density as it was"
+
+
+def test_an_untaught_colour_word_edits_as_its_caption_word_and_says_so(setting):
+    """The bundled CLIP never saw "crimson": read as typed, its direction was nearer "blue eyes"
+    than "red hair". A CLIP not trained on the captions reads it as typed."""
+    _, clip, model, ws = setting
+    crimson = model.edit(clip, "crimson hair", "hair")
+    assert crimson.spec.edit == "red hair" and "'crimson' as 'red'" in crimson.note
+    with torch.no_grad():
+        assert torch.equal(crimson.modules.mapper.target(ws), model.edit(clip, "red hair", "hair").modules.mapper.target(ws))
+    assert model.edit(clip, "red hair", "hair").note is None
+    import copy
+
+    open_clip_model = copy.copy(clip)  # the same weights, as a CLIP not trained on the captions
+    open_clip_model.taught_by_captions = False
+    assert model.edit(open_clip_model, "crimson hair", "hair").spec.edit == "crimson hair"
