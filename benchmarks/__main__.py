@@ -21,6 +21,7 @@ BENCHMARKS = {
     "interactive": "benchmarks.interactive",
     "gpu": "benchmarks.gpu",
     "invert": "benchmarks.invert",
+    "refinement": "benchmarks.refinement",
 }
 
 
