@@ -227,7 +227,9 @@ def _demo_bridge(out: Path, seed: int, grid: int) -> list[Path]:
                 written.append(client.download(job["id"], result, out / f"edit_seed{seed}_{name}_{result}"))
         stacked_field = written[-2]
         # the newest ability: prompts no module was trained for, edited at once by the open model
-        for name, step in (("green_eyes", {"edit": "green eyes", "mask": "eyes"}), ("instruction", {"instruction": "give her pink hair"})):
+        # (a colour word the head CLIP was never taught is read as its caption word, and said so)
+        prompts = (("green_eyes", {"edit": "green eyes", "mask": "eyes"}), ("instruction", {"instruction": "give her golden hair"}))
+        for name, step in prompts:
             if "instruction" in step:
                 pair = client.parse_instruction(step["instruction"])
                 print(f"  '{step['instruction']}' reads as '{pair['edit']}' on '{pair['mask']}'", flush=True)
