@@ -180,6 +180,17 @@ report["preview"] = list(bpy.data.images[head[importer.PREVIEW]].size) if head[i
 report["message"] = runner.status.message
 report["stale"] = importer.attach_pictures(bpy.context.scene, "seed 4", "another job", b"not used") is None
 report["still"] = head[importer.PREVIEW]
+# a prompt edit's pictures bring CLIP's sentence: it joins that edit's status, not a later task's
+operators.start_edit(bpy.context, work.HeadSpec(4), [{"edit": "green eyes", "mask": "eyes", "strength": 1.0}], "by prompt")
+while runner.busy and time.monotonic() < deadline:
+    timers[-1]()
+    time.sleep(0.01)
+report["prompt_following_up"] = runner.following_up
+runner.status = text_edit.tasks.Status(message="another task: done.")
+while timers[-1]() is not None and time.monotonic() < deadline:
+    time.sleep(0.01)
+report["other_message"] = runner.status.message
+report["prompt_preview"] = head[importer.PREVIEW]
 result(report)
 """
 
@@ -191,3 +202,5 @@ def test_a_head_is_imported_before_its_pictures_which_then_attach_to_it(blender,
     assert report["preview"] and report["preview"][1] == 64 and report["preview"][0] > 3 * 64
     assert "imported" in report["message"]
     assert report["stale"] and report["still"], "pictures of an older edit do not replace the head's"
+    assert report["prompt_following_up"] and report["prompt_preview"], "the prompt edit's pictures came after its import, and attached"
+    assert report["other_message"] == "another task: done.", "CLIP's sentence stays with its own edit"
