@@ -191,6 +191,17 @@ while timers[-1]() is not None and time.monotonic() < deadline:
     time.sleep(0.01)
 report["other_message"] = runner.status.message
 report["prompt_preview"] = head[importer.PREVIEW]
+# a live slider step (no pictures of its own) keeps waiting for the last full edit's pictures
+full_job = head["text_edit_job"]
+operators.start_edit(bpy.context, work.HeadSpec(4), [{"edit": "green eyes", "mask": "eyes", "strength": 0.5}], "live", previews=False, undo=False)
+while runner.busy and time.monotonic() < deadline:
+    timers[-1]()
+    time.sleep(0.01)
+report["live_strength"] = list(head["text_edit_strength"])
+import struct, zlib
+chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\0" + b"\x80" * 6 + b"\0" + b"\x80" * 6)) + chunk(b"IEND", b"")
+report["full_pictures_attach"] = importer.attach_pictures(bpy.context.scene, "seed 4", full_job, png) is not None
 result(report)
 """
 
@@ -204,3 +215,4 @@ def test_a_head_is_imported_before_its_pictures_which_then_attach_to_it(blender,
     assert report["stale"] and report["still"], "pictures of an older edit do not replace the head's"
     assert report["prompt_following_up"] and report["prompt_preview"], "the prompt edit's pictures came after its import, and attached"
     assert report["other_message"] == "another task: done.", "CLIP's sentence stays with its own edit"
+    assert report["live_strength"] == [0.5] and report["full_pictures_attach"], "a slider step does not orphan the pictures on their way"
