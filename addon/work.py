@@ -128,7 +128,8 @@ def read_instructions(client: BridgeClient, steps: tuple[dict, ...], progress: P
     for step in steps:
         if "instruction" in step:
             pair = client.parse_instruction(step["instruction"])
-            progress(0.01, f"'{step['instruction']}' reads as '{pair['edit']}' on '{pair['mask']}'")
+            read_by_clip = f" (the head CLIP reads '{pair['clip_reads']}')" if pair.get("clip_reads") else ""
+            progress(0.01, f"'{step['instruction']}' reads as '{pair['edit']}' on '{pair['mask']}'{read_by_clip}")
             step = {
                 **{k: v for k, v in step.items() if k != "instruction"},
                 "edit": pair["edit"],

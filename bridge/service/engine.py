@@ -325,9 +325,14 @@ class Engine:
         return self._prompt_edits[key]
 
     def parse_instruction(self, sentence: str) -> dict:
+        """The sentence's (edit, mask) pair; with `clip_reads`, the edit as the bridge's CLIP will
+        read it, when that is not as parsed (a colour word its captions never used)."""
+        from bridge.guidance.colours import edit_prompt_for
         from bridge.guidance.instructions import parse_instruction
 
-        return parse_instruction(sentence, self.clip()).as_dict()
+        pair = parse_instruction(sentence, self.clip()).as_dict()
+        read, note = edit_prompt_for(self.clip(), pair["edit"], pair["mask"])
+        return {**pair, **({"clip_reads": read, "note": note} if note else {})}
 
     # --- jobs --------------------------------------------------------------------------------
 
@@ -466,7 +471,7 @@ class Engine:
         request = ctx.job.request
         ctx.progress(0.0, "loading CLIP")
         edit, note = edit_prompt_for(self.clip(), request["edit"], request["mask"])
-        name = request.get("name") or module_name_for(edit, request["mask"])
+        name = request.get("name") or module_name_for(request["edit"], request["mask"])  # as the API checked it
         out = self.modules_dir / name
         spec = EditSpec(edit, request["mask"], request.get("geometry", False))
         recipe = recipe_for(spec)

@@ -147,6 +147,7 @@ def test_any_prompt_and_a_sentence_edit_at_once_through_the_operators(blender, l
     done, report = blender.run(PROMPTS, live_bridge.url, env=bridge_env(live_bridge))
     assert done.returncode == 0 and report, done.stdout[-3000:] + done.stderr[-3000:]
     assert "purple hair" in report["prompt_message"] and "CLIP" in report["prompt_message"]
+    assert "not taught purple for the hair" in report["prompt_message"], "the panel says what the head CLIP does not know"
     first, second = report["stack"]
     assert (first["edit"], first["mask"]) == ("purple hair", "hair")
     assert (second["instruction"], second["edit"], second["mask"]) == ("make the eyes green", "green eyes", "eyes")

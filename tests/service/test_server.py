@@ -169,7 +169,9 @@ def test_any_prompt_edits_through_the_open_model(bridge, identity_module):
     bridge.start()
     head = _head(bridge)
     status, pair = bridge.call("POST", "/v1/instructions", {"instruction": "give her pink hair"})
-    assert status == 200 and (pair["edit"], pair["mask"]) == ("pink hair", "hair")
+    assert status == 200 and (pair["edit"], pair["mask"]) == ("pink hair", "hair") and "clip_reads" not in pair
+    status, pair = bridge.call("POST", "/v1/instructions", {"instruction": "give her golden hair"})
+    assert (pair["edit"], pair["clip_reads"]) == ("golden hair", "blonde hair") and "'golden' as 'blonde'" in pair["note"]
     steps = [{"module": identity_module}, {"instruction": "give her pink hair", "strength": 0.8}]
     status, job = bridge.call("POST", "/v1/jobs/edit", {"head": head, "steps": steps, "grid": 64})
     assert status == 202, job
