@@ -48,7 +48,7 @@ BASIC_TERM: dict[str, str] = {
     "magenta": "purple", "purplish": "purple", "grape": "purple", "orchid": "purple",
     # browns
     "chocolate": "brown", "chestnut": "brown", "hazel": "brown", "coffee": "brown", "mocha": "brown", "caramel": "brown",
-    "mahogany": "brown", "umber": "brown", "tawny": "brown", "bronze": "brown", "tan": "brown", "brunette": "brown",
+    "mahogany": "brown", "umber": "brown", "tawny": "brown", "bronze": "brown", "tan": "brown", "beige": "brown", "brunette": "brown",
     "brownish": "brown", "cocoa": "brown", "espresso": "brown", "walnut": "brown", "toffee": "brown", "sepia": "brown",
     # greys
     "silver": "grey", "silvery": "grey", "ash": "grey", "ashen": "grey", "slate": "grey", "pewter": "grey", "steely": "grey",

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from bridge.errors import BridgeError
+from bridge.guidance.colours import BASIC_TERM
 
 MAX_INSTRUCTION_CHARS = 300
 PARTS: dict[str, tuple[str, ...]] = {
@@ -163,13 +164,7 @@ PART_MARGIN = 0.01
 MIN_PART_SIMILARITY and PART_MARGIN above both the next part's and a neutral word's."""
 
 
-COLOUR_WORDS = set(
-    """red green blue yellow orange purple violet pink brown black white grey gray blonde blond ginger
-    auburn silver golden gold amber hazel teal turquoise cyan magenta lilac lavender platinum copper
-    chestnut crimson scarlet maroon navy beige tan tanned bronze emerald sapphire olive lime mint
-    coral peach rose ruby cherry charcoal ash ashen rosy reddish greenish bluish brownish greyish
-    grayish yellowish pinkish purplish""".split()
-)
+COLOUR_WORDS = frozenset(BASIC_TERM) | {"tanned"}
 """Colour names: an edit prompt that names one of these (with TONE_WORDS, a part and filler) changes
 how a part looks, not its shape."""
 TONE_WORDS = {"bright", "dark", "light", "pale", "deep", "vivid", "fair", "tinted", "dyed", "coloured", "colored"}
