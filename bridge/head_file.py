@@ -40,8 +40,8 @@ def read_head(path: Path, num_ws: int, w_dim: int, generator_sha256: str | None 
     """-> ws (num_ws, w_dim), description; anything else is one sentence."""
     path = Path(path)
     try:
-        if path.exists() and not path.is_file():  # a folder, or a pipe that would block
-            raise IsADirectoryError(path) if path.is_dir() else OSError(f"{path} is not a regular file")
+        if path.exists() and not path.is_file() and not path.is_dir():  # a pipe would block (a folder fails below)
+            raise OSError(f"{path} is not a regular file")
         if path.stat().st_size > MAX_BYTES:
             raise BridgeError(f"{path} is larger than any head file ({MAX_BYTES >> 20} MB); give the head file that head-from-image wrote.")
         document = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad writes a byte-order mark

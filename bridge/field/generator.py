@@ -50,12 +50,12 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "GeneratorConfig":
+        if not isinstance(data, dict):
+            raise ValueError("the generator config is not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
-        if not isinstance(data, dict):
-            raise ValueError("the generator config is not a JSON object")
         values = dict(data)
         for f in dataclasses.fields(cls):
             if f.type == "int" and f.name in values:

@@ -84,18 +84,17 @@ def _taught_colours() -> tuple[dict[str, dict[str, str]], dict[str, frozenset[st
 
 
 TAUGHT, TAUGHT_WORDS = _taught_colours()
-MASK_PARTS = {
-    **dict.fromkeys(("eyes", "eye", "irises", "iris", "pupils"), "eyes"),
-    **dict.fromkeys(("hair", "hairstyle", "haircut", "locks"), "hair"),
-    **dict.fromkeys(("lips", "lip", "mouth"), "lips"),
-}
-"""Mask prompt words whose part has caption colours (`TAUGHT`)."""
+COLOUR_PART = {"eyes": "eyes", "hair": "hair", "mouth": "lips"}
+"""Parts of the instruction grammar's part table (`instructions.PARTS`) -> the part whose caption
+colours (`TAUGHT`) their colour words are read in."""
 
 
 def read_colours(edit: str, mask: str) -> tuple[str, str | None]:
     """An edit prompt as a CLIP trained on the captions reads it best -> (prompt, a sentence saying
     what was read otherwise, or None). Only colour words change, only on a part with caption colours."""
-    part = next((MASK_PARTS[w] for w in re.findall(r"[a-z]+", mask.lower()) if w in MASK_PARTS), None)
+    from bridge.guidance.instructions import part_of_mask  # the part table; it imports this lexicon
+
+    part = COLOUR_PART.get(part_of_mask(mask))
     if part is None:
         return edit, None
     taught, known = TAUGHT[part], TAUGHT_WORDS[part]

@@ -252,6 +252,11 @@ def _without_subjects(words: list[str]) -> list[str]:
     return kept
 
 
+def part_of_mask(mask: str) -> str | None:
+    """The part the first word of a mask prompt the part table knows names ("the irises" -> "eyes")."""
+    return next((part for part in map(_part_of_word, re.findall(r"[^\W\d_]+", mask.lower())) if part), None)
+
+
 def _part_of_word(word: str) -> str | None:
     for part, names in PARTS.items():
         if word in names:

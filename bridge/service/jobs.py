@@ -10,6 +10,7 @@ that reason; finished jobs are kept until they are deleted or `result_days` afte
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -193,16 +194,20 @@ def _recorded_job(record, folder_name: str) -> Job:
     if not isinstance(record, dict) or record.get("id") != folder_name or not re.fullmatch(r"[0-9a-f]{16}", folder_name):
         raise ValueError("not this folder's job record")
     job = Job(**record)
-    number, text = (int, float), str
-    fields = {
-        "kind": (text,), "request": (dict,), "state": (text,), "created": number, "started": (*number, type(None)),
-        "finished": (*number, type(None)), "progress": number, "stage": (text,), "eta_s": (*number, type(None)),
-        "error": (text, type(None)), "results": (dict,), "info": (dict,),
-    }  # fmt: skip
-    wrong = [name for name, types in fields.items() if not isinstance(getattr(job, name), types) or isinstance(getattr(job, name), bool)]
+    wrong = [f.name for f in dataclasses.fields(Job) if not _of_declared_type(getattr(job, f.name), f.type)]
     if wrong or job.state not in (QUEUED, RUNNING, *FINISHED) or not all(isinstance(v, str) for v in (*job.results, *job.results.values())):
         raise ValueError(f"fields of the wrong type: {wrong}")
     return job
+
+
+_TYPES = {"str": (str,), "dict": (dict,), "float": (int, float), "None": (type(None),)}
+
+
+def _of_declared_type(value, declared: str) -> bool:
+    """Whether `value` is of a Job field's annotation ("float | None", "dict[str, str]"; JSON's
+    whole numbers count as floats, booleans as neither)."""
+    kinds = [_TYPES[part.strip().split("[")[0]] for part in declared.split("|")]
+    return not isinstance(value, bool) and any(isinstance(value, kind) for kind in kinds)
 
 
 class Worker:
