@@ -1,4 +1,4 @@
-"""Colour words, and how a CLIP taught only some of them reads the rest.
+"""Colour words and part nouns, and how a CLIP taught only some of them reads the rest.
 
 A CLIP trained on captions (the bundled head CLIP) learnt the colours its captions use for each
 part: six eye colours, eight hair colours, red and pale lips. Any other colour word is a token it
@@ -11,11 +11,13 @@ crimson and scarlet are red, emerald and jade green, chocolate brown, golden yel
 the captions use for that term on that part (a yellow on hair is "blonde", on eyes "amber"), and
 the user is told what was read. A word whose term the part was never captioned with ("violet
 eyes") is left as typed, with a sentence saying which colours the CLIP knows there. A CLIP that
-was not trained on these captions (any open_clip model) reads prompts as typed.
+was not trained on these captions (any open_clip model) reads prompts as typed. Part nouns its
+captions never use are read the same way, as their part's own word ("locks" -> "hair").
 """
 
 from __future__ import annotations
 
+import functools
 import re
 
 from bridge.guidance.captions import PHRASES
@@ -89,24 +91,34 @@ COLOUR_PART = {"eyes": "eyes", "hair": "hair", "mouth": "lips"}
 colours (`TAUGHT`) their colour words are read in."""
 
 
-def read_colours(edit: str, mask: str) -> tuple[str, str | None]:
+@functools.cache
+def _part_nouns() -> dict[str, str]:
+    """Words of the part table the captions never use -> their part's own word ("locks" -> "hair",
+    "pupils" -> "eyes", "brows" -> "eyebrows"). Not the mouth's: a smile or teeth are not a mouth."""
+    from bridge.guidance.instructions import PARTS  # the part table; it imports this lexicon
+
+    used = {w for values in PHRASES.values() for phrases in values.values() for phrase in phrases for w in phrase.split()}
+    return {word: names[0] for part, names in PARTS.items() if part != "mouth" for word in names if word not in used}
+
+
+def read_in_captions(edit: str, mask: str) -> tuple[str, str | None]:
     """An edit prompt as a CLIP trained on the captions reads it best -> (prompt, a sentence saying
-    what was read otherwise, or None). Only colour words change, only on a part with caption colours."""
-    from bridge.guidance.instructions import part_of_mask  # the part table; it imports this lexicon
+    what was read otherwise, or None). Colour words change on a part with caption colours, and part
+    nouns the captions never use become the part's own word; every other word stays."""
+    from bridge.guidance.instructions import part_of_mask
 
     part = COLOUR_PART.get(part_of_mask(mask))
-    if part is None:
-        return edit, None
-    taught, known = TAUGHT[part], TAUGHT_WORDS[part]
+    taught, known = (TAUGHT[part], TAUGHT_WORDS[part]) if part else ({}, frozenset())
+    nouns = _part_nouns()
     words = re.split(r"[\s-]+", edit.strip())  # "sapphire-blue" is two colour words
     keys = [re.sub(r"[^a-z]", "", w.lower()) for w in words]
-    colours = [k for k in keys if k in BASIC_TERM]
-    if not colours or all(k in known for k in colours):
-        return edit, None
-    has_taught = any(k in known for k in colours)
+    has_taught = any(k in known for k in keys)
     read, replaced, untaught = [], [], []
     for word, key in zip(words, keys):
-        if key not in BASIC_TERM or key in known:
+        if key in nouns:
+            replaced.append((key, nouns[key]))
+            read.append(nouns[key])
+        elif key not in BASIC_TERM or part is None or key in known:
             read.append(word)
         elif has_taught:  # a modifier of a colour it knows: "jet black", "strawberry blonde"
             replaced.append((key, None))
@@ -118,15 +130,17 @@ def read_colours(edit: str, mask: str) -> tuple[str, str | None]:
         else:
             untaught.append(key)
             read.append(word)
+    if not replaced and not untaught:
+        return edit, None
     text = " ".join(read)
     if untaught:
         names = ", ".join(sorted(known))
         return text, f"The head CLIP was not taught {' or '.join(untaught)} for the {part} (it knows {names}); the edit may do little."
     said = ", ".join(f"'{old}' as '{new}'" if new else f"'{old}' left out" for old, new in replaced)
-    return text, f"Read '{edit}' as '{text}' ({said}): the head CLIP knows colours of the {part} by the names its captions use."
+    return text, f"Read '{edit}' as '{text}' ({said}): the head CLIP knows only the words its captions use."
 
 
 def edit_prompt_for(clip, edit: str, mask: str) -> tuple[str, str | None]:
     """The edit prompt as `clip` reads it best, and a sentence when that is not as typed: read
-    through the caption words for a CLIP trained on them (`read_colours`), as typed for any other."""
-    return read_colours(edit, mask) if getattr(clip, "taught_by_captions", False) else (edit, None)
+    through the caption words for a CLIP trained on them (`read_in_captions`), as typed for any other."""
+    return read_in_captions(edit, mask) if getattr(clip, "taught_by_captions", False) else (edit, None)

@@ -181,7 +181,7 @@ class PromptEdit:
     modules: _PromptModules
     source: str = "open model"
     note: str | None = None
-    """A sentence for the user when the prompt was read otherwise than typed (`read_colours`)."""
+    """A sentence for the user when the prompt was read otherwise than typed (`read_in_captions`)."""
 
 
 def check_prompt(text: str, what: str, limit: int = MAX_PROMPT_CHARS) -> str:
